@@ -1,0 +1,103 @@
+"""The headless pipeline behind ``detect`` and ``eval``: load, detect, allow-list, render."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import polars as pl
+
+from detectors import output
+from detectors.config import Config, load_config
+from detectors.dataset import Dataset
+from detectors.engine import RunResult, run_all
+from detectors.errors import InputError
+from detectors.progress import NULL_PROGRESS, Progress
+from detectors.registry import get
+
+
+def load(
+    paths: Sequence[str], config: Config, source_format: str | None, progress: Progress
+) -> Dataset:
+    from detectors.load import load_paths
+
+    return load_paths(paths, source_format=source_format, mapping=config.mapping, progress=progress)
+
+
+def apply_allowlist(
+    candidates: pl.DataFrame, allowlist_path: str | Path, show_allowed: bool
+) -> pl.DataFrame:
+    """Hide (or flag) candidates matched by the allow-list file."""
+    from detectors.allowlist import AllowList
+
+    allow = AllowList.load(Path(allowlist_path))
+    flagged = allow.flag(candidates)
+    if show_allowed:
+        return flagged
+    return flagged.filter(~pl.col("allowed")).drop("allowed", "allowed_by")
+
+
+def detect(
+    paths: Sequence[str],
+    *,
+    detector_names: Sequence[str] = (),
+    config_path: str | None = None,
+    allowlist_path: str | None = None,
+    show_allowed: bool = False,
+    fmt: str = "table",
+    explain_rank: int | None = None,
+    top: int | None = None,
+    source_format: str | None = None,
+    progress: Progress = NULL_PROGRESS,
+    warn: Callable[[str], None] = lambda line: None,
+) -> str:
+    """Everything ``beacon-triage detect`` does, returning the text to print."""
+    config = load_config(config_path)
+    for name in detector_names:
+        get(name)  # unknown names fail before the (maybe long) load
+    dataset = load(paths, config, source_format, progress)
+    for line in dataset.warnings:
+        warn(line)
+    result: RunResult = run_all(dataset, config, detector_names or None, progress)
+    for line in result.notes():
+        warn(line)
+    candidates = result.candidates
+    if len(detector_names) == 1:
+        hits = result.per_detector().get(detector_names[0])
+        candidates = hits if hits is not None else candidates
+    if allowlist_path:
+        candidates = apply_allowlist(candidates, allowlist_path, show_allowed)
+    if top is not None:
+        candidates = candidates.head(top)
+    if explain_rank is not None:
+        return explain(candidates, explain_rank)
+    return output.render(candidates, fmt)
+
+
+def explain(candidates: pl.DataFrame, rank: int) -> str:
+    """The evidence of the candidate at 1-based ``rank`` in the list."""
+    if not 1 <= rank <= candidates.height:
+        raise InputError(f"--explain {rank}: there are {candidates.height} candidates")
+    from detectors import scoring
+
+    row = candidates.row(rank - 1, named=True)
+    if hasattr(scoring, "explain"):
+        return str(scoring.explain(row)) + "\n"
+    return "\n".join(f"{k}: {v}" for k, v in row.items()) + "\n"
+
+
+def evaluate_paths(
+    paths: Sequence[str], truth_path: str | None, config_path: str | None, progress: Progress
+) -> str:
+    """``beacon-triage eval``: defaults to the bundled sample data and its ground truth."""
+    from detectors import evaluate
+    from detectors.sample import SAMPLE_GROUND_TRUTH, sample_dir, sample_paths
+
+    config = load_config(config_path)
+    chosen = list(paths) or [str(p) for p in sample_paths()]
+    truth_file = Path(truth_path) if truth_path else sample_dir() / SAMPLE_GROUND_TRUTH
+    if not truth_file.exists():
+        raise InputError("ground truth file not found", file=str(truth_file))
+    dataset = load(chosen, config, None, progress)
+    truth = pl.read_csv(truth_file)
+    return str(evaluate.report(dataset, truth, config, progress))

@@ -1,0 +1,83 @@
+"""The per-pair index: one row per (device, account, process, remote IP, port).
+
+Built once from the canonical frame with plain sort/group-by/aggregate steps (so the
+same summary could be computed in Kusto or Spark), then shared by every detector and
+by the TUI's charts. Timestamps are the distinct, sorted connection times (the seed's
+``make_set``); deltas keep microsecond precision (the seed truncated to seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from detectors import schema as S
+from detectors.netclass import public_mask
+
+PAIR_KEY = [S.DEVICE_ID, S.DEVICE_NAME, S.ACCOUNT, S.PROCESS, S.REMOTE_IP, S.REMOTE_PORT]
+
+P_TS = "ts"  # list[datetime]: distinct connection times, ascending
+P_DELTAS = "deltas"  # list[f64]: seconds between consecutive distinct times
+P_COUNT = "count"  # number of distinct times
+P_EVENTS = "events"  # number of rows
+P_CONNECTIONS = "connections"  # sum of the connections column
+P_FIRST = "first_seen"
+P_LAST = "last_seen"
+P_BYTES_OUT = "bytes_out"
+P_BYTES_IN = "bytes_in"
+P_ACTIONS = "actions"  # list[str]: distinct action types seen
+
+
+def connection_events(
+    events: pl.DataFrame, actions: Sequence[str] | None, public_only: bool = True
+) -> pl.DataFrame:
+    """Outbound, non-aggregated events of the given action types to public addresses.
+
+    Rows without an action (Zeek, ECS) always count as connections. Aggregated-report
+    rows are excluded: they summarise an hour and have no per-connection time.
+    """
+    action = pl.col(S.ACTION)
+    keep = action.is_null() | ~action.str.ends_with(S.AGGREGATED_SUFFIX)
+    if actions is not None:
+        keep = keep & (action.is_null() | action.is_in(list(actions)))
+    frame = events.filter(keep & pl.col(S.REMOTE_IP).is_not_null())
+    if public_only and frame.height:
+        frame = frame.filter(public_mask(frame, S.REMOTE_IP, S.REMOTE_IP_TYPE))
+    return frame
+
+
+def _sum_or_null(column: str) -> pl.Expr:
+    """Sum, but null when the source never reported the field (not a misleading 0)."""
+    col = pl.col(column)
+    return pl.when(col.is_not_null().any()).then(col.sum()).otherwise(None)
+
+
+def build_pair_index(
+    events: pl.DataFrame, actions: Sequence[str] | None, public_only: bool = True
+) -> pl.DataFrame:
+    """Summarise connection events per pair; see the module docstring for the columns."""
+    frame = connection_events(events, actions, public_only)
+    ts = pl.col(S.TIMESTAMP)
+    grouped = (
+        frame.lazy()
+        .group_by(PAIR_KEY)
+        .agg(
+            ts.unique().sort().alias(P_TS),
+            pl.len().alias(P_EVENTS),
+            pl.col(S.CONNECTIONS).fill_null(1).sum().alias(P_CONNECTIONS),
+            ts.min().alias(P_FIRST),
+            ts.max().alias(P_LAST),
+            _sum_or_null(S.BYTES_OUT).alias(P_BYTES_OUT),
+            _sum_or_null(S.BYTES_IN).alias(P_BYTES_IN),
+            pl.col(S.ACTION).drop_nulls().unique().sort().alias(P_ACTIONS),
+        )
+        .with_columns(
+            pl.col(P_TS).list.len().alias(P_COUNT),
+            pl.col(P_TS)
+            .list.eval(pl.element().diff().drop_nulls().dt.total_microseconds() / 1e6)
+            .alias(P_DELTAS),
+        )
+        .sort(PAIR_KEY, nulls_last=True)
+    )
+    return grouped.collect()

@@ -122,6 +122,13 @@ def load_config(path: str | Path | None) -> Config:
         if not isinstance(value, dict):
             raise InputError(f"[{section}] must be a table", file=file)
         setattr(cfg, section, value)
+    if cfg.mapping:
+        from detectors.load.mapped_csv import check_mapping
+
+        try:
+            check_mapping(cfg.mapping)
+        except InputError as exc:
+            raise InputError(exc.message, file=file, field=exc.field) from None
     from detectors.registry import all_detectors
 
     known = all_detectors()

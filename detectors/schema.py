@@ -14,7 +14,7 @@ DEVICE_ID = "device_id"  # Defender DeviceId; Zeek: originating IP
 DEVICE_NAME = "device_name"  # Defender DeviceName; Zeek: originating IP; ECS host.name
 ACCOUNT = "account"  # InitiatingProcessAccountDomain\InitiatingProcessAccountName
 PROCESS = "process"  # InitiatingProcessFileName; ECS process.name
-ACTION = "action"  # Defender ActionType; Zeek conn_state mapped; ECS event.action
+ACTION = "action"  # Defender ActionType; raw Zeek conn_state (SF, S0, REJ, ...); ECS event.action
 LOCAL_IP = "local_ip"
 LOCAL_PORT = "local_port"
 REMOTE_IP = "remote_ip"
@@ -62,6 +62,17 @@ ACTION_DNS_RESPONSE = "DnsQueryResponse"
 ACTION_SUCCESS_AGG = "ConnectionSuccessAggregatedReport"
 ACTION_FAILED_AGG = "ConnectionFailedAggregatedReport"
 AGGREGATED_SUFFIX = "AggregatedReport"
+DEFENDER_ACTIONS = (
+    ACTION_SUCCESS,
+    ACTION_FAILED,
+    ACTION_REQUEST,
+    ACTION_INBOUND,
+    ACTION_LISTENING,
+    ACTION_DNS_INSPECTED,
+    ACTION_DNS_RESPONSE,
+    ACTION_SUCCESS_AGG,
+    ACTION_FAILED_AGG,
+)
 
 # --- names seen for remote IPs (Zeek dns/http/ssl, Defender RemoteUrl) -----------------
 NAME_IP = "ip"

@@ -1,0 +1,262 @@
+"""What every loader shares: the raw-table handle, column casts, and the final checks.
+
+A loader reads its file into a ``RawTable`` (source columns, lazily where the format
+allows), describes each canonical column as an expression over the source columns, and
+hands both to ``finish_events``. That one function collects, re-parses the few rows
+whose timestamp is in another form than the file's usual one, reports the first
+unparsable timestamp with its line, drops rows without a timestamp (with a warning),
+normalises IP text per distinct value and conforms to the canonical schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import polars as pl
+
+from detectors import schema as S
+from detectors.errors import InputError
+from detectors.load.timestamps import (
+    choose_text_parser,
+    present,
+    text_timestamp,
+    timestamp_for,
+)
+from detectors.netclass import normalize_ip
+
+_BAD_TS = "__bad_timestamp"
+_NO_TS = "__no_timestamp"
+_BLANK = "__blank_row"
+_ROW = "__row"
+SAMPLE_ROWS = 1000
+
+
+@dataclass
+class RawTable:
+    """A source file's columns before mapping, plus how to point at one of its records.
+
+    ``locate(i)`` turns a 0-based record index into InputError keywords (``line=`` or
+    ``row=``) and ``convention`` says in words how that number counts, for the message.
+    """
+
+    frame: pl.LazyFrame
+    schema: dict[str, pl.DataType]
+    locate: Callable[[int], dict[str, int]]
+    convention: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadedFile:
+    """One file's contribution to the Dataset; a loader fills the parts it has."""
+
+    events: pl.DataFrame | None = None
+    names: pl.DataFrame | None = None
+    app: pl.DataFrame | None = None
+    device_info: pl.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(
+            f.height for f in (self.events, self.names, self.app, self.device_info) if f is not None
+        )
+
+
+def csv_locator(index: int) -> dict[str, int]:
+    """CSV record i (0-based) sits on line i + 2: the header is line 1."""
+    return {"line": index + 2}
+
+
+def row_locator(index: int) -> dict[str, int]:
+    return {"row": index + 1}
+
+
+CSV_CONVENTION = "line 1 is the header"
+ROW_CONVENTION = "rows counted from 1"
+
+
+@contextmanager
+def reading(file: Path) -> Iterator[None]:
+    """Turn polars/OS errors while reading ``file`` into one-line InputErrors."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot read: {first}", file=str(file)) from None
+
+
+# --- column conversions: source column (of a known dtype) -> canonical type -----------------
+
+
+def text(column: str, schema: Mapping[str, pl.DataType]) -> pl.Expr:
+    """A string column, blank text as null (CSV already reads empty fields as null)."""
+    if column not in schema:
+        return pl.lit(None, pl.String())
+    value = pl.col(column).cast(pl.String)
+    return pl.when(value != "").then(value)
+
+
+def integer(column: str, schema: Mapping[str, pl.DataType], dtype: pl.DataType) -> pl.Expr:
+    """An integer column from text or numbers; text that is not a number becomes null."""
+    if column not in schema:
+        return pl.lit(None, dtype)
+    source = schema[column]
+    value = pl.col(column)
+    if source == pl.String:
+        value = value.str.strip_chars()
+    elif source.is_float():
+        value = value.round(0)
+    return value.cast(dtype, strict=False)
+
+
+def require(
+    schema: Mapping[str, pl.DataType], columns: list[str], file: Path, what: str = "column"
+) -> None:
+    """Raise naming the first required column the file lacks."""
+    for column in columns:
+        if column not in schema:
+            raise InputError(f"missing required {what} '{column}'", file=str(file), field=column)
+
+
+# --- IP text ----------------------------------------------------------------------------
+
+
+def normalize_ip_column(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """IPv4-mapped IPv6 to IPv4 (and canonical IPv6 text), computed per distinct value.
+
+    Only values with a colon (IPv6) or surrounding blanks can change, so plain IPv4
+    text never reaches Python.
+    """
+    distinct = frame.get_column(column).drop_nulls().unique()
+    candidates = distinct.filter(
+        distinct.str.contains(":", literal=True) | (distinct.str.strip_chars() != distinct)
+    )
+    mapping = {ip: fixed for ip in candidates.to_list() if (fixed := normalize_ip(ip)) != ip}
+    if not mapping:
+        return frame
+    return frame.with_columns(pl.col(column).replace(mapping))
+
+
+# --- the final step ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimestampSpec:
+    """How to parse a file's timestamp column.
+
+    ``fast`` is the one form that fits the file's first rows and runs on every row;
+    ``full`` tries every accepted form and runs only on the rows ``fast`` left null.
+    """
+
+    source: str
+    fast: pl.Expr
+    full: pl.Expr
+
+
+def timestamp_spec(
+    table: RawTable,
+    source: str,
+    file: Path,
+    *,
+    epoch: bool = False,
+    number_unit: str = "s",
+) -> TimestampSpec:
+    """The parse for raw column ``source``, chosen from its dtype and its first values."""
+    dtype = table.schema[source]
+    column = pl.col(source)
+    if dtype == pl.String:
+        with reading(file):
+            sample = table.frame.select(column).head(SAMPLE_ROWS).collect().to_series()
+        fast = choose_text_parser(sample, epoch=epoch)(column)
+        return TimestampSpec(source, fast, text_timestamp(column, epoch=epoch))
+    typed = timestamp_for(column, dtype, epoch=epoch, number_unit=number_unit)
+    return TimestampSpec(source, typed, typed)
+
+
+def collect_checked(
+    table: RawTable, columns: Mapping[str, pl.Expr], timestamp: TimestampSpec, file: Path
+) -> tuple[pl.DataFrame, list[str]]:
+    """Collect ``TIMESTAMP`` and ``columns`` (canonical name -> expression over raw columns).
+
+    Rows the fast timestamp parse missed are re-parsed with every accepted form; the
+    first still unparsable one raises, naming its line and column. Rows without a
+    timestamp are dropped (a warning says how many; blank lines silently).
+    """
+    raw_ts = pl.col(timestamp.source)
+    has_ts = present(raw_ts, table.schema[timestamp.source])
+    blank = pl.all_horizontal([pl.col(c).is_null() for c in table.schema])
+    query = table.frame.select(
+        timestamp.fast.alias(S.TIMESTAMP),
+        *[expr.alias(name) for name, expr in columns.items()],
+        (timestamp.fast.is_null() & has_ts).alias(_BAD_TS),
+        (~has_ts).alias(_NO_TS),
+        blank.alias(_BLANK),
+    )
+    with reading(file):
+        frame = query.collect()
+    bad_rows = frame.get_column(_BAD_TS).arg_true()
+    if bad_rows.len():
+        with reading(file):
+            retried = (
+                table.frame.with_row_index(_ROW)
+                .filter(pl.col(_ROW).is_in(bad_rows.to_list()))
+                .select(timestamp.full)
+                .collect()
+                .to_series()
+            )
+        parsed = frame.get_column(S.TIMESTAMP).clone().scatter(bad_rows, retried)
+        frame = frame.with_columns(parsed)
+        still_bad = bad_rows.filter(retried.is_null())
+        if still_bad.len():
+            _raise_bad_timestamp(table, timestamp.source, int(still_bad[0]), file)
+    warnings = list(table.warnings)
+    missing = int((frame.get_column(_NO_TS) & ~frame.get_column(_BLANK)).sum())
+    if missing:
+        warnings.append(f"{missing} rows without a {timestamp.source} skipped")
+    return frame.filter(~pl.col(_NO_TS)).drop(_BAD_TS, _NO_TS, _BLANK), warnings
+
+
+def _raise_bad_timestamp(table: RawTable, source: str, index: int, file: Path) -> NoReturn:
+    with reading(file):
+        value = (
+            table.frame.slice(index, 1)
+            .select(pl.col(source).cast(pl.String))
+            .collect()
+            .to_series()[0]
+        )
+    raise InputError(
+        f"cannot parse timestamp {value!r} ({table.convention})",
+        file=str(file),
+        field=source,
+        **table.locate(index),
+    )
+
+
+def finish_events(
+    table: RawTable, columns: Mapping[str, pl.Expr], timestamp: TimestampSpec, file: Path
+) -> tuple[pl.DataFrame, list[str]]:
+    """``collect_checked``, then IP text normalised and the canonical event schema applied."""
+    frame, warnings = collect_checked(table, columns, timestamp, file)
+    for column in (S.REMOTE_IP, S.LOCAL_IP):
+        if column in frame.columns:
+            frame = normalize_ip_column(frame, column)
+    return S.conform(frame, str(file)).collect(), warnings
+
+
+def conform_to(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Exactly ``schema``'s columns and types (missing ones null) for the side tables."""
+    return frame.select(
+        [
+            pl.col(name).cast(dtype, strict=False)
+            if name in frame.columns
+            else pl.lit(None, dtype).alias(name)
+            for name, dtype in schema.items()
+        ]
+    )

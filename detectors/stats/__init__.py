@@ -1,0 +1,1 @@
+"""Statistics defined by Kusto, Elastic and the periodicity literature, one module each."""

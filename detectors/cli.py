@@ -92,9 +92,27 @@ def open_command(
     )
 
 
+def _known_detectors(
+    ctx: click.Context, param: click.Parameter, names: tuple[str, ...]
+) -> tuple[str, ...]:
+    from detectors.registry import all_detectors
+
+    known = all_detectors()
+    for name in names:
+        if name not in known:
+            raise click.BadParameter(f"unknown detector '{name}' (known: {', '.join(known)})")
+    return names
+
+
 @cli.command("detect")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--detector", "detector_names", multiple=True, help="Run only this detector.")
+@click.option(
+    "--detector",
+    "detector_names",
+    multiple=True,
+    callback=_known_detectors,
+    help="Run only this detector (repeatable).",
+)
 @config_option
 @allowlist_option
 @click.option("--show-allowed", is_flag=True, help="Keep allow-listed candidates, flagged.")
@@ -167,9 +185,7 @@ def detectors_command() -> None:
 
 @cli.command("eval")
 @click.argument("paths", nargs=-1)
-@click.option(
-    "--truth", "truth_path", type=click.Path(dir_okay=False), help="Ground-truth CSV."
-)
+@click.option("--truth", "truth_path", type=click.Path(dir_okay=False), help="Ground-truth CSV.")
 @config_option
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def eval_command(

@@ -23,9 +23,9 @@ def with_detector_column(candidates: pl.DataFrame) -> pl.DataFrame:
     """Merged candidates name their detectors as one string (``intervals,periodicity``)."""
     if S.C_DETECTOR in candidates.columns or S.C_DETECTORS not in candidates.columns:
         return candidates
-    return candidates.with_columns(
-        pl.col(S.C_DETECTORS).list.join(",").alias(S.C_DETECTOR)
-    ).select(S.C_DETECTOR, pl.exclude(S.C_DETECTOR))
+    return candidates.with_columns(pl.col(S.C_DETECTORS).list.join(",").alias(S.C_DETECTOR)).select(
+        S.C_DETECTOR, pl.exclude(S.C_DETECTOR)
+    )
 
 
 def _json_value(value: Any) -> Any:

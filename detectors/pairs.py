@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from detectors import schema as S
 from detectors.netclass import public_mask
@@ -34,13 +36,16 @@ def connection_events(
 ) -> pl.DataFrame:
     """Outbound, non-aggregated events of the given action types to public addresses.
 
-    Rows without an action (Zeek, ECS) always count as connections. Aggregated-report
-    rows are excluded: they summarise an hour and have no per-connection time.
+    The action filter speaks Defender's ActionTypes: rows whose action is not one of
+    them (Zeek's conn_state, ECS's event.action, or none) always count as connections.
+    Aggregated-report rows are excluded: they summarise an hour and have no
+    per-connection time.
     """
     action = pl.col(S.ACTION)
-    keep = action.is_null() | ~action.str.ends_with(S.AGGREGATED_SUFFIX)
+    foreign = action.is_null() | ~action.is_in(list(S.DEFENDER_ACTIONS))
+    keep = foreign | ~action.str.ends_with(S.AGGREGATED_SUFFIX)
     if actions is not None:
-        keep = keep & (action.is_null() | action.is_in(list(actions)))
+        keep = keep & (foreign | action.is_in(list(actions)))
     frame = events.filter(keep & pl.col(S.REMOTE_IP).is_not_null())
     if public_only and frame.height:
         frame = frame.filter(public_mask(frame, S.REMOTE_IP, S.REMOTE_IP_TYPE))
@@ -53,6 +58,23 @@ def _sum_or_null(column: str) -> pl.Expr:
     return pl.when(col.is_not_null().any()).then(col.sum()).otherwise(None)
 
 
+def deltas_from_sorted_lists(ts: pl.Series) -> pl.Series:
+    """Consecutive differences (seconds) inside each list, for all lists in one numpy pass.
+
+    The lists are flattened, differenced once, each list's first element dropped, and
+    the result wrapped back into lists by offsets (Arrow), so no per-pair Python runs.
+    """
+    lengths = ts.list.len().fill_null(0).to_numpy().astype(np.int64)
+    flat = ts.explode().drop_nulls().dt.epoch("us").to_numpy()
+    starts = np.cumsum(lengths) - lengths
+    keep = np.ones(flat.shape[0], dtype=bool)
+    keep[starts[lengths > 0]] = False
+    values = np.diff(flat, prepend=flat[:1]).astype(np.float64)[keep] / 1e6
+    offsets = np.concatenate([[0], np.cumsum(np.maximum(lengths - 1, 0))]).astype(np.int64)
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, pa.float64()))
+    return pl.Series(P_DELTAS, lists, dtype=pl.List(pl.Float64))
+
+
 def build_pair_index(
     events: pl.DataFrame, actions: Sequence[str] | None, public_only: bool = True
 ) -> pl.DataFrame:
@@ -63,7 +85,7 @@ def build_pair_index(
         frame.lazy()
         .group_by(PAIR_KEY)
         .agg(
-            ts.unique().sort().alias(P_TS),
+            ts.alias(P_TS),
             pl.len().alias(P_EVENTS),
             pl.col(S.CONNECTIONS).fill_null(1).sum().alias(P_CONNECTIONS),
             ts.min().alias(P_FIRST),
@@ -72,12 +94,10 @@ def build_pair_index(
             _sum_or_null(S.BYTES_IN).alias(P_BYTES_IN),
             pl.col(S.ACTION).drop_nulls().unique().sort().alias(P_ACTIONS),
         )
-        .with_columns(
-            pl.col(P_TS).list.len().alias(P_COUNT),
-            pl.col(P_TS)
-            .list.eval(pl.element().diff().drop_nulls().dt.total_microseconds() / 1e6)
-            .alias(P_DELTAS),
-        )
-        .sort(PAIR_KEY, nulls_last=True)
+        .with_columns(pl.col(P_TS).list.unique().list.sort())
+        .with_columns(pl.col(P_TS).list.len().alias(P_COUNT))
+        .collect()
     )
-    return grouped.collect()
+    # A stable order (by first sighting, then key) keeps every run's output identical.
+    grouped = grouped.sort([P_FIRST, *PAIR_KEY], nulls_last=True)
+    return grouped.with_columns(deltas_from_sorted_lists(grouped.get_column(P_TS)))

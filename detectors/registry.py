@@ -64,7 +64,9 @@ def param_docs(params_type: type) -> list[tuple[str, Any, str]]:
     """(name, default, description) for each parameter, description from field metadata."""
     rows = []
     for f in dataclasses.fields(params_type):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default: Any = f.default
+        if default is dataclasses.MISSING and callable(f.default_factory):
+            default = f.default_factory()
         rows.append((f.name, default, str(f.metadata.get("doc", ""))))
     return rows
 

@@ -138,4 +138,7 @@ def load_config(path: str | Path | None) -> Config:
         if not isinstance(table, dict):
             raise InputError(f"[detectors.{name}] must be a table", file=file)
         cfg.detector_params(name)  # validate now, not halfway through a run
+    from detectors.scoring import weights_from_config
+
+    weights_from_config(cfg)
     return cfg

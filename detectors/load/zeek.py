@@ -265,6 +265,7 @@ def _ssl(path: Path, table: RawTable, schema: dict[str, pl.DataType]) -> LoadedF
             S.NAME_IP, pl.col(S.APP_SNI).alias(S.NAME), pl.lit("ssl_sni").alias(S.NAME_SOURCE)
         )
     )
-    with_sni = rows.filter(pl.col(S.APP_SNI).is_not_null())
-    app = conform_to(with_sni.with_columns(pl.lit("ssl").alias(S.APP_KIND)), S.APP_SCHEMA)
+    # Every TLS connection is an app row: one without SNI is itself evidence.
+    with_uid = rows.filter(pl.col(S.APP_UID).is_not_null())
+    app = conform_to(with_uid.with_columns(pl.lit("ssl").alias(S.APP_KIND)), S.APP_SCHEMA)
     return LoadedFile(names=names, app=app)

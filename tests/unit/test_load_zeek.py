@@ -113,7 +113,10 @@ def test_zeek_http_host_and_connect_target_names_and_app_rows() -> None:
 def test_zeek_ssl_server_name_names_and_app_rows() -> None:
     ds = load_paths([DATA / "ssl.log"])
     assert ds.names.rows() == [("203.0.113.5", "evil.example", "ssl_sni")]
-    assert ds.app.rows() == [("CAbc1", "ssl", None, None, None, "evil.example")]
+    assert ds.app.rows() == [
+        ("CAbc1", "ssl", None, None, None, "evil.example"),
+        ("CSsl2", "ssl", None, None, None, None),  # no SNI: kept, it is evidence itself
+    ]
 
 
 def test_zeek_unknown_log_is_a_warning_not_an_error() -> None:

@@ -1,0 +1,144 @@
+"""The periodicity detector on small canonical frames."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+
+from detectors import schema as S
+from detectors.dataset import Dataset
+from detectors.periodicity import (
+    JITTER_KIND,
+    MISSED,
+    PERIOD,
+    SCHEDULE,
+    SCHEDULE_CONTINUOUS,
+    SCHEDULE_WORKHOURS,
+    PeriodicityParams,
+    run,
+)
+from detectors.progress import Progress
+from detectors.registry import get, params_from_table
+
+START = datetime(2026, 11, 18, tzinfo=timezone.utc)  # a Wednesday, 00:00 UTC
+C2 = "185.141.27.66"
+
+
+def _rows(device, process, ip, port, seconds, action=S.ACTION_SUCCESS, url=None):
+    return [
+        {
+            S.TIMESTAMP: START + timedelta(seconds=float(t)),
+            S.DEVICE_NAME: device,
+            S.DEVICE_ID: device,
+            S.PROCESS: process,
+            S.ACTION: action,
+            S.REMOTE_IP: ip,
+            S.REMOTE_PORT: port,
+            S.REMOTE_URL: url,
+        }
+        for t in seconds
+    ]
+
+
+def _dataset(*groups, names=None) -> Dataset:
+    rows = [r for g in groups for r in g]
+    events = S.conform(pl.DataFrame(rows), "test").collect()
+    if names is None:
+        return Dataset(events=events)
+    return Dataset(events=events, names=pl.DataFrame(names, schema=S.NAMES_SCHEMA))
+
+
+def _run(dataset, **params):
+    return run(dataset, PeriodicityParams(**params), Progress())
+
+
+def test_reports_a_beacon_and_not_random_traffic():
+    rng = np.random.default_rng(1)
+    ds = _dataset(
+        _rows("ws-1", "rundll32.exe", C2, 443, np.arange(0, 6 * 3600, 60.0)),
+        _rows("ws-1", "chrome.exe", "142.250.1.7", 443, np.sort(rng.uniform(0, 21600, 300))),
+    )
+    out = _run(ds)
+    assert out.columns[:9] == list(S.CANDIDATE_BASE_SCHEMA)
+    assert out.height == 1
+    row = out.row(0, named=True)
+    assert (row[S.C_DETECTOR], row[S.C_PROCESS], row[S.C_REMOTE_IP]) == (
+        "periodicity",
+        "rundll32.exe",
+        C2,
+    )
+    assert row[PERIOD] == pytest.approx(60.0)
+    assert row[JITTER_KIND] == "none"
+    assert row[S.C_CONNECTIONS] == 360
+    assert row[SCHEDULE] == SCHEDULE_CONTINUOUS
+    # p <= 1e-10 gives full significance, zero jitter full regularity: score 1
+    assert row[S.C_SCORE] == pytest.approx(1.0)
+
+
+def test_failed_connections_are_beacons_too():
+    ds = _dataset(_rows("ws-1", "x.exe", C2, 443, np.arange(0, 7200, 120.0), S.ACTION_FAILED))
+    assert _run(ds).height == 1
+    assert _run(ds, actions=(S.ACTION_SUCCESS,)).height == 0
+
+
+def test_unlogged_connections_are_reported_as_missed():
+    kept = np.array([i for i in range(120) if i % 4 != 1]) * 600.0
+    out = _run(_dataset(_rows("ws-1", "msiexec.exe", C2, 443, kept)))
+    assert out.item(0, PERIOD) == pytest.approx(600.0)
+    # 90 kept of 120, 89 deltas; the 30 gaps at i = 1, 5, ..., 117 make 30 deltas of 2 sleeps
+    assert out.item(0, MISSED) == pytest.approx(30 / 89)
+
+
+def test_workhours_beacon_is_labelled():
+    days = [d * 86400 + 9 * 3600 + np.arange(32) * 900.0 for d in range(3)]
+    out = _run(_dataset(_rows("ws-1", "mshta.exe", C2, 80, np.concatenate(days))))
+    assert out.item(0, SCHEDULE) == SCHEDULE_WORKHOURS
+    assert out.item(0, PERIOD) == pytest.approx(900.0)
+
+
+def test_private_destinations_are_skipped_unless_asked():
+    ds = _dataset(_rows("ws-1", "x.exe", "10.1.2.3", 445, np.arange(0, 7200, 60.0)))
+    assert _run(ds).height == 0
+    assert _run(ds, public_only=False).height == 1
+
+
+def test_explicit_proxy_connections_are_tested():
+    times = np.arange(0, 4 * 3600, 600.0)
+    named = _dataset(_rows("ws-1", "msbuild.exe", "10.0.0.8", 3128, times, url="c2.example"))
+    unnamed = _dataset(_rows("ws-1", "msbuild.exe", "10.0.0.8", 3128, times))
+    assert _run(named).item(0, S.C_REMOTE_IP) == "10.0.0.8"
+    assert _run(unnamed).height == 0
+    assert _run(named, include_proxies=False).height == 0
+
+
+def test_zeek_rows_keyed_on_originating_address():
+    rows = _rows("10.0.2.5", None, C2, 443, np.arange(0, 7200, 60.0), action="SF")
+    out = _run(_dataset(rows))
+    assert out.height == 1
+    assert out.item(0, S.C_DEVICE) == "10.0.2.5"
+    assert out.item(0, S.C_PROCESS) is None
+
+
+def test_prevalence_filter_drops_widespread_schedules():
+    times = np.arange(0, 7200, 60.0)
+    groups = [_rows(f"ws-{i}", "updater.exe", C2, 443, times) for i in range(11)]
+    ds = _dataset(*groups)
+    assert _run(ds).height == 0
+    assert _run(ds, max_devices=11).height == 11
+
+
+def test_too_few_events_are_not_tested():
+    ds = _dataset(_rows("ws-1", "x.exe", C2, 443, np.arange(0, 300, 60.0)))  # 5 times
+    assert _run(ds).height == 0
+
+
+def test_parameters_load_from_config_table():
+    spec = get("periodicity")
+    params = params_from_table(
+        spec.params_type, {"max_jitter_pct": 40, "actions": ["ConnectionSuccess"]}
+    )
+    assert params.max_jitter_pct == 40.0
+    assert params.actions == ("ConnectionSuccess",)

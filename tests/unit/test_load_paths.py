@@ -80,7 +80,7 @@ def test_mixed_formats_concatenate_into_one_dataset() -> None:
     ]
     # 203.0.113.5 is named by dns and http and ssl: the same (ip, name, source) is kept once
     assert ds.names.height == 3 + 2 + 1
-    assert ds.app.height == 3 + 1
+    assert ds.app.height == 3 + 2  # http rows + every ssl row (with or without SNI)
     assert ds.device_info is not None and ds.device_info.height == 2
     assert ds.files == [
         str(DATA / "mde_network.csv"),

@@ -1,0 +1,1 @@
+"""The triage TUI (Textual): a thin app composing screens and widgets over the engine."""

@@ -1,0 +1,372 @@
+"""The beacon-triage app: composes the screens and holds what was loaded and found.
+
+Thin on purpose: the engine runs in ``tui.pipeline`` workers that report with
+messages; this class keeps the resulting state (dataset, outcomes, candidates,
+progress, log) and hands it down to the screens, which own the widgets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, ClassVar
+
+import polars as pl
+from textual import events
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.widgets import Input
+
+import themes
+from detectors.config import Config
+from detectors.errors import InputError
+from detectors.sample import sample_paths
+from tui import keymap
+from tui import stages as ST
+from tui.commands import TriageCommands
+from tui.messages import (
+    CandidatesMerged,
+    DatasetLoaded,
+    DetectorFailed,
+    DetectorFinished,
+    IndexReady,
+    LoadFailed,
+    Note,
+    StageChanged,
+)
+from tui.pipeline import LOAD, Loader, Pipeline, default_loader, detector_key
+from tui.screens.help import HelpScreen
+from tui.screens.log import LogEntry, LogScreen
+from tui.screens.main import DetailContext, MainScreen
+from tui.screens.params import Overrides, ParamsScreen
+from tui.settings import save_theme
+from tui.widgets.status_header import HeaderInfo
+
+if TYPE_CHECKING:
+    from detectors.dataset import Dataset
+    from detectors.engine import DetectorOutcome
+
+_EXIT_GRACE_S = 0.5
+
+
+class BeaconTriageApp(App[None]):
+    """Load files in the background, run every detector in parallel, triage the result."""
+
+    TITLE = "beacon-triage"
+    CSS_PATH: ClassVar[list[str | PurePath]] = [
+        Path(__file__).with_name("app.tcss"),
+        themes.CSS_PATH,
+    ]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *keymap.bindings("app"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+    COMMANDS = App.COMMANDS | {TriageCommands}
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        *,
+        config: Config | None = None,
+        allowlist_path: Path | None = None,
+        source_format: str | None = None,
+        detector_names: Sequence[str] | None = None,
+        loader: Loader | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.config = config or Config()
+        self.sample = not paths
+        self.paths = [str(p) for p in paths] or [str(p) for p in sample_paths()]
+        self.allowlist_path = allowlist_path
+        self.source_format = source_format
+        self.chosen_detectors = list(detector_names) if detector_names else None
+        self.loader = loader or default_loader
+        self.clock = clock
+        self.pipeline = Pipeline(self, clock)
+        self.dataset: Dataset | None = None
+        self.outcomes: dict[str, DetectorOutcome] = {}
+        self.candidates = pl.DataFrame()
+        self.stages: dict[str, ST.Stage] = {}
+        self.log_entries: list[LogEntry] = []
+        self._pending: set[str] = set()
+        self._run_id = 0
+        self._status = "loading"
+        self._theme_ready = False
+        for theme in themes.THEMES:
+            self.register_theme(theme)
+        self.theme = self._initial_theme()
+        self.main_screen = MainScreen(clock)
+
+    # --- composition -------------------------------------------------------------------
+
+    def _initial_theme(self) -> str:
+        wanted = self.config.theme
+        if wanted and wanted in self.available_themes:
+            return wanted
+        if self.console.color_system in ("standard", "windows"):
+            return themes.SIXTEEN_COLOUR_THEME  # a 16-colour terminal: ANSI colours only
+        return themes.DEFAULT_THEME
+
+    def get_default_screen(self) -> MainScreen:
+        return self.main_screen
+
+    def on_mount(self) -> None:
+        self._theme_ready = True
+        self._set_status("loading")
+        # First paint first, then fill: the loader's imports and parsing start after it.
+        self.call_after_refresh(self._start_loading)
+
+    def _start_loading(self) -> None:
+        if not self.paths:
+            self.add_log("error", "no files given and no bundled sample data found")
+            self._set_status("no data")
+            return
+        self.pipeline.load(self.paths, self.source_format, self.config, self.loader)
+
+    def theme_names(self) -> list[str]:
+        return list(themes.THEME_NAMES)
+
+    # --- state handed down --------------------------------------------------------------
+
+    def _source_text(self) -> str:
+        names = ", ".join(Path(p).name for p in self.paths)
+        return names
+
+    def _set_status(self, status: str) -> None:
+        self._status = status
+        self.main_screen.header = HeaderInfo(
+            source=self._source_text(),
+            sample=self.sample,
+            events=self.dataset.events.height if self.dataset is not None else None,
+            candidates=self.candidates.height if self.dataset is not None else None,
+            status=status,
+        )
+
+    def add_log(self, level: str, text: str) -> None:
+        self.log_entries.append(LogEntry(level, text, datetime.now().strftime("%H:%M:%S")))
+        if isinstance(self.screen, LogScreen):
+            self.screen.entries = tuple(self.log_entries)
+
+    def _running_status(self) -> str:
+        if self.dataset is None:
+            return "loading"
+        if self._pending:
+            total = len(self.outcomes) + len(self._pending)
+            return f"detecting {len(self.outcomes)}/{total}"
+        return "ready"
+
+    # --- messages from the pipeline ---------------------------------------------------------
+
+    def on_stage_changed(self, message: StageChanged) -> None:
+        now = self.clock()
+        stage = self.stages.get(message.key)
+        if stage is None or (not stage.active and message.status == ST.RUNNING):
+            label = message.key.removeprefix("detector:")
+            stage = ST.Stage(message.key, label, started=now)
+        stage = stage.with_(fraction=message.fraction, message=message.text, status=message.status)
+        if message.status != ST.RUNNING:
+            stage = stage.with_(finished=now)
+            level = {ST.FAILED: "error", ST.SKIPPED: "warning"}.get(message.status, "info")
+            took = f" ({stage.elapsed(now):.1f}s)" if message.status == ST.DONE else ""
+            self.add_log(level, f"{stage.label}: {message.status}: {message.text}{took}")
+        self.stages[message.key] = stage
+        self.main_screen.stages = tuple(self.stages.values())
+
+    def on_dataset_loaded(self, message: DatasetLoaded) -> None:
+        self.dataset = message.dataset
+        for line in message.dataset.warnings:
+            self.add_log("warning", line)
+        self.pipeline.build_indexes(message.dataset, self.config)
+        self._run_detectors()
+
+    def on_load_failed(self, message: LoadFailed) -> None:
+        self.add_log("error", message.error)
+        self.notify(message.error, title="Cannot load", severity="error", markup=False)
+        self._set_status("load failed (l: log, r: retry)")
+
+    def on_index_ready(self, message: IndexReady) -> None:
+        self.main_screen.context = DetailContext(message.pairs, message.index)
+
+    def on_detector_finished(self, message: DetectorFinished) -> None:
+        if message.run_id != self._run_id or self.dataset is None:
+            return  # a stale run, replaced by a newer one
+        outcome = message.outcome
+        self.outcomes[outcome.name] = outcome
+        self._pending.discard(outcome.name)
+        self.pipeline.merge(
+            self._run_id,
+            self.outcomes,
+            self.dataset,
+            self.config,
+            self.allowlist_path or self.config.allowlist_path(),
+            final=not self._pending,
+        )
+        self._set_status(self._running_status())
+
+    def on_detector_failed(self, message: DetectorFailed) -> None:
+        if message.run_id != self._run_id:
+            return
+        self._pending.discard(message.name)
+        self.add_log("error", f"{message.name}: {message.error}")
+        self.notify(message.error, title=message.name, severity="error", markup=False)
+        self._set_status(self._running_status())
+
+    def on_candidates_merged(self, message: CandidatesMerged) -> None:
+        if message.run_id != self._run_id:
+            return
+        self.candidates = message.candidates
+        self.main_screen.candidates = message.candidates
+        self._set_status(self._running_status())
+
+    def on_note(self, message: Note) -> None:
+        self.add_log(message.level, message.text)
+
+    # --- running -----------------------------------------------------------------------
+
+    def detector_names(self) -> list[str]:
+        from detectors.registry import all_detectors
+
+        return self.chosen_detectors or list(all_detectors())
+
+    def _run_detectors(self) -> None:
+        if self.dataset is None:
+            return
+        names = self.detector_names()
+        if not names:
+            self.add_log("warning", "no detectors are registered")
+        self.outcomes = {}
+        self._pending = set(names)
+        self._run_id = self.pipeline.detect(self.dataset, self.config, names)
+        self._set_status(self._running_status())
+
+    def action_rerun(self) -> None:
+        if self.dataset is None:
+            if not any(s.active for k, s in self.stages.items() if k == LOAD):
+                self.pipeline.load(self.paths, self.source_format, self.config, self.loader)
+                self._set_status("loading")
+            return
+        self._run_detectors()
+
+    def action_cancel_run(self) -> None:
+        count = self.pipeline.cancel(LOAD) + self.pipeline.cancel(detector_key(""))
+        self._pending.clear()
+        self._set_status("cancelled" if count else self._running_status())
+
+    # --- screens ----------------------------------------------------------------------------
+
+    def action_parameters(self) -> None:
+        from detectors.registry import all_detectors
+
+        if isinstance(self.screen, ParamsScreen):
+            return
+        specs = all_detectors()
+        chosen = {name: specs[name] for name in self.detector_names() if name in specs}
+        self.push_screen(ParamsScreen(self.config, chosen), self._apply_parameters)
+
+    def _apply_parameters(self, overrides: Overrides | None) -> None:
+        if overrides is None:
+            return
+        for name, values in overrides.items():
+            if values:
+                self.config.detectors[name] = dict(values)
+            else:
+                self.config.detectors.pop(name, None)
+        self._run_detectors()
+
+    def action_show_log(self) -> None:
+        if isinstance(self.screen, LogScreen):
+            return
+        screen = LogScreen()
+        screen.entries = tuple(self.log_entries)
+        self.push_screen(screen)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    # --- themes -------------------------------------------------------------------------
+
+    def set_theme(self, name: str) -> None:
+        self.theme = name
+
+    def action_next_theme(self) -> None:
+        names = self.theme_names()
+        at = names.index(self.theme) if self.theme in names else -1
+        self.set_theme(names[(at + 1) % len(names)])
+
+    def watch_theme(self, name: str) -> None:
+        if not self._theme_ready or name == self.config.theme:
+            return
+        try:
+            save_theme(self.config, name)
+        except InputError as exc:
+            self.add_log("error", str(exc))
+            self.notify(str(exc), title="Theme not saved", severity="warning", markup=False)
+
+    # --- keys ---------------------------------------------------------------------------
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key reaching the app while a text box has focus was typed in the
+        same burst as the key that focused the box (``/evil`` pasted, or typed fast over
+        SSH): it was queued for the previous widget. It belongs in the box."""
+        focused = self.focused
+        if isinstance(focused, Input) and event.is_printable and event.character:
+            event.stop()
+            focused.insert_text_at_cursor(event.character)
+
+    # --- leaving -------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        self.pipeline.cancel("")
+        self.exit()
+
+    def on_unmount(self) -> None:
+        self.pipeline.cancel("")
+
+
+def _exit_if_workers_linger(grace: float = _EXIT_GRACE_S) -> None:
+    """Leave now if a worker thread is stuck in a long native call after being cancelled.
+
+    Cancelled detectors stop at their next progress checkpoint; one inside a single
+    long polars call cannot, and the interpreter would wait for it before exiting.
+    The screen is already restored, so skipping that wait loses nothing.
+    """
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        alive = [
+            t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
+        ]
+        if not alive:
+            return
+        time.sleep(0.02)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def run_app(
+    paths: list[str],
+    *,
+    config: Config,
+    allowlist_path: Path | None,
+    source_format: str | None,
+) -> None:
+    """Open the TUI on ``paths`` (the bundled sample data when empty); returns on quit."""
+    app = BeaconTriageApp(
+        paths, config=config, allowlist_path=allowlist_path, source_format=source_format
+    )
+    loop = asyncio.new_event_loop()
+    try:
+        # Our own loop: asyncio.run() would block on exit until every worker thread ends.
+        app.run(loop=loop)
+    finally:
+        app.pipeline.cancel("")
+        loop.close()
+    _exit_if_workers_linger()

@@ -1,0 +1,82 @@
+"""What the background work tells the app (posted from worker threads; thread-safe)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+if TYPE_CHECKING:  # the engine's modules load after the first paint
+    import polars as pl
+
+    from detectors.dataset import Dataset
+    from detectors.engine import DetectorOutcome
+    from detectors.enrichment import DestinationIndex
+
+
+class StageChanged(Message):
+    """A step's progress, or its end (``status`` from tui.stages)."""
+
+    def __init__(self, key: str, fraction: float, text: str, status: str) -> None:
+        super().__init__()
+        self.key = key
+        self.fraction = fraction
+        self.text = text
+        self.status = status
+
+
+class DatasetLoaded(Message):
+    def __init__(self, dataset: Dataset) -> None:
+        super().__init__()
+        self.dataset = dataset
+
+
+class LoadFailed(Message):
+    """The files could not be loaded; ``error`` is one line."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class IndexReady(Message):
+    """The chart pair index and the destination index are built for the dataset."""
+
+    def __init__(self, pairs: pl.DataFrame, index: DestinationIndex) -> None:
+        super().__init__()
+        self.pairs = pairs
+        self.index = index
+
+
+class DetectorFinished(Message):
+    def __init__(self, run_id: int, outcome: DetectorOutcome) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.outcome = outcome
+
+
+class DetectorFailed(Message):
+    """A detector could not run (bad parameters): ``error`` is one line."""
+
+    def __init__(self, run_id: int, name: str, error: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.name = name
+        self.error = error
+
+
+class CandidatesMerged(Message):
+    def __init__(self, run_id: int, candidates: pl.DataFrame, final: bool) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.candidates = candidates
+        self.final = final
+
+
+class Note(Message):
+    """A line for the log screen (``level``: info, warning, error)."""
+
+    def __init__(self, level: str, text: str) -> None:
+        super().__init__()
+        self.level = level
+        self.text = text

@@ -1,0 +1,292 @@
+"""The engine, run in Textual thread workers: load → indexes → detectors → merges.
+
+Each detector runs in its own worker with its own ``Progress``, so one slow detector
+never holds back the others' results: every finished detector triggers a re-merge and
+the best candidates appear as soon as anything has found them. A new run cancels the
+stale one (its ``Progress`` raises ``Cancelled`` at the detector's next checkpoint) and
+stale results are recognised by their ``run_id`` and dropped. Workers only ever post
+messages (``post_message`` is thread-safe); they never touch widgets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from textual.app import App
+from textual.worker import get_current_worker
+
+from detectors import schema as S
+from detectors.config import Config
+from detectors.errors import Cancelled, InputError
+from detectors.progress import Progress
+from tui import stages as ST
+from tui.messages import (
+    CandidatesMerged,
+    DatasetLoaded,
+    DetectorFailed,
+    DetectorFinished,
+    IndexReady,
+    LoadFailed,
+    Note,
+    StageChanged,
+)
+from tui.view import prepare
+
+if TYPE_CHECKING:
+    from detectors.dataset import Dataset
+    from detectors.engine import DetectorOutcome
+
+Loader = Callable[..., "Dataset"]
+LOAD = "load"
+INDEX = "index"
+MERGE = "merge"
+DEFAULT_CHART_ACTIONS = (S.ACTION_SUCCESS, S.ACTION_REQUEST, S.ACTION_FAILED)
+_REPORT_EVERY = 0.1  # seconds between progress messages from one step
+
+
+def detector_key(name: str) -> str:
+    return f"detector:{name}"
+
+
+def default_loader(paths: Sequence[str], **kwargs: Any) -> Dataset:
+    from detectors.load import load_paths
+
+    return load_paths(paths, **kwargs)
+
+
+def chart_actions(config: Config) -> tuple[str, ...]:
+    """Action types the charts use: the intervals detector's, so the numbers agree."""
+    try:
+        actions = getattr(config.detector_params("intervals"), "actions", None)
+    except InputError:
+        actions = None
+    return tuple(actions) if actions else DEFAULT_CHART_ACTIONS
+
+
+def flag_allowlisted(candidates: pl.DataFrame, path: Path | None) -> pl.DataFrame:
+    """Add ``allowed``/``allowed_by`` when an allow-list file exists (the model is headless)."""
+    if path is None or not path.exists():
+        return candidates
+    from detectors.allowlist import AllowList
+
+    flagged: pl.DataFrame = AllowList.load(path).flag(candidates)
+    return flagged
+
+
+def apply_marks(candidates: pl.DataFrame, path: Path | None) -> pl.DataFrame:
+    """Add the analyst's triage ``mark`` and ``note`` when a triage file exists."""
+    if path is None or not path.exists():
+        return candidates
+    from detectors.triage import TriageStore
+
+    marked: pl.DataFrame = TriageStore.load(path).apply(candidates)
+    return marked
+
+
+class Pipeline:
+    """Starts and cancels the background steps of one app; reports with messages."""
+
+    def __init__(self, app: App[Any], clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.clock = clock
+        self.run_id = 0
+        self._progress: dict[str, Progress] = {}
+        self._lock = threading.Lock()
+
+    # --- plumbing ------------------------------------------------------------------
+
+    def _post(self, message: Any) -> None:
+        self.app.post_message(message)
+
+    def _stage(self, key: str, fraction: float, text: str, status: str = ST.RUNNING) -> None:
+        self._post(StageChanged(key, fraction, text, status))
+
+    def _new_progress(self, key: str) -> Progress:
+        """A fresh Progress for a step, cancelling the one it replaces."""
+        last = [0.0]
+
+        def report(stage: str, fraction: float, message: str) -> None:
+            now = self.clock()
+            if now - last[0] < _REPORT_EVERY and fraction < 1.0:
+                return
+            last[0] = now
+            self._stage(key, fraction, f"{stage}: {message}" if message else stage)
+
+        progress = Progress(report)
+        with self._lock:
+            stale = self._progress.get(key)
+            self._progress[key] = progress
+        if stale is not None:
+            stale.cancel()
+        return progress
+
+    def _is_current(self, key: str, progress: Progress) -> bool:
+        """False once a newer run of the same step replaced this one."""
+        with self._lock:
+            return self._progress.get(key) is progress
+
+    def _start(self, key: str, job: Callable[[], None]) -> None:
+        self.app.run_worker(
+            job, name=key, group=key, thread=True, exclusive=True, exit_on_error=False
+        )
+
+    def cancel(self, prefix: str = "") -> int:
+        """Cancel every running step whose key starts with ``prefix``; returns how many."""
+        with self._lock:
+            chosen = [p for k, p in self._progress.items() if k.startswith(prefix)]
+        for progress in chosen:
+            progress.cancel()
+        for worker in self.app.workers:
+            if worker.group.startswith(prefix):
+                worker.cancel()
+        return len(chosen)
+
+    # --- load --------------------------------------------------------------------------
+
+    def load(
+        self, paths: Sequence[str], source_format: str | None, config: Config, loader: Loader
+    ) -> None:
+        progress = self._new_progress(LOAD)
+        self._stage(LOAD, 0.0, "opening files")
+        self._start(LOAD, partial(self._load_job, paths, source_format, config, loader, progress))
+
+    def _load_job(
+        self,
+        paths: Sequence[str],
+        source_format: str | None,
+        config: Config,
+        loader: Loader,
+        progress: Progress,
+    ) -> None:
+        started = self.clock()
+        try:
+            dataset = loader(
+                list(paths), source_format=source_format, mapping=config.mapping, progress=progress
+            )
+        except Cancelled:
+            if self._is_current(LOAD, progress):
+                self._stage(LOAD, 0.0, "cancelled", ST.CANCELLED)
+            return
+        except InputError as exc:
+            self._stage(LOAD, 0.0, str(exc), ST.FAILED)
+            self._post(LoadFailed(str(exc)))
+            return
+        except Exception as exc:  # a loader bug: say so, keep the app alive
+            self._post(Note("error", "".join(traceback.format_exception(exc)).rstrip()))
+            self._stage(LOAD, 0.0, str(exc), ST.FAILED)
+            self._post(LoadFailed(f"internal error while loading: {type(exc).__name__}: {exc}"))
+            return
+        seconds = self.clock() - started
+        self._stage(LOAD, 1.0, f"{dataset.events.height:,} events in {seconds:.1f}s", ST.DONE)
+        self._post(DatasetLoaded(dataset))
+
+    # --- indexes for the detail pane ------------------------------------------------------
+
+    def build_indexes(self, dataset: Dataset, config: Config) -> None:
+        self._stage(INDEX, 0.0, "indexing destinations")
+        self._start(INDEX, partial(self._index_job, dataset, config))
+
+    def _index_job(self, dataset: Dataset, config: Config) -> None:
+        from detectors.enrichment import DestinationIndex
+
+        try:
+            pairs = dataset.pairs(chart_actions(config))
+            index = DestinationIndex(dataset, config.mmdb)
+        except Exception as exc:
+            self._post(Note("error", f"cannot build the detail indexes: {exc}"))
+            self._stage(INDEX, 0.0, str(exc), ST.FAILED)
+            return
+        self._stage(INDEX, 1.0, "ready", ST.DONE)
+        self._post(IndexReady(pairs, index))
+
+    # --- detectors -------------------------------------------------------------------------
+
+    def detect(self, dataset: Dataset, config: Config, names: Sequence[str]) -> int:
+        """Start one worker per detector; returns the run id their results carry."""
+        self.run_id += 1
+        run_id = self.run_id
+        self.cancel("detector:")
+        for name in names:
+            key = detector_key(name)
+            progress = self._new_progress(key)
+            self._stage(key, 0.0, "starting")
+            self._start(key, partial(self._detector_job, run_id, name, dataset, config, progress))
+        return run_id
+
+    def _detector_job(
+        self, run_id: int, name: str, dataset: Dataset, config: Config, progress: Progress
+    ) -> None:
+        from detectors.engine import run_detector
+
+        key = detector_key(name)
+        try:
+            outcome = run_detector(dataset, config, name, progress)
+        except Cancelled:
+            if self._is_current(key, progress):
+                self._stage(key, 0.0, "cancelled", ST.CANCELLED)
+            return
+        except InputError as exc:
+            self._stage(key, 0.0, str(exc), ST.FAILED)
+            self._post(DetectorFailed(run_id, name, str(exc)))
+            return
+        if outcome.skipped:
+            status, text = ST.SKIPPED, f"skipped: {outcome.skipped}"
+        elif outcome.error:
+            status, text = ST.FAILED, f"failed: {outcome.error}"
+        else:
+            hits = outcome.hits.height if outcome.hits is not None else 0
+            status, text = ST.DONE, f"{hits:,} hits in {outcome.seconds:.1f}s"
+        if self._is_current(key, progress):
+            self._stage(key, 1.0, text, status)
+        self._post(DetectorFinished(run_id, outcome))
+
+    # --- merge ---------------------------------------------------------------------------
+
+    def merge(
+        self,
+        run_id: int,
+        outcomes: dict[str, DetectorOutcome],
+        dataset: Dataset,
+        config: Config,
+        allowlist: Path | None,
+        final: bool,
+    ) -> None:
+        job = partial(self._merge_job, run_id, dict(outcomes), dataset, config, allowlist, final)
+        self._start(MERGE, job)
+
+    def _merge_job(
+        self,
+        run_id: int,
+        outcomes: dict[str, DetectorOutcome],
+        dataset: Dataset,
+        config: Config,
+        allowlist: Path | None,
+        final: bool,
+    ) -> None:
+        from detectors.engine import merge
+
+        worker = get_current_worker()
+        try:
+            candidates = merge(outcomes, dataset, config)
+            try:
+                candidates = flag_allowlisted(candidates, allowlist)
+            except InputError as exc:
+                self._post(Note("warning", f"allow-list not applied: {exc}"))
+            try:
+                candidates = apply_marks(candidates, config.triage_path())
+            except InputError as exc:
+                self._post(Note("warning", f"triage marks not applied: {exc}"))
+            candidates = prepare(candidates)
+        except Exception as exc:
+            self._post(Note("error", "".join(traceback.format_exception(exc)).rstrip()))
+            self._post(Note("error", f"merging candidates failed: {type(exc).__name__}: {exc}"))
+            return
+        if not worker.is_cancelled:
+            self._post(CandidatesMerged(run_id, candidates, final))

@@ -1,0 +1,297 @@
+"""The triage screen: which candidates, how periodic, to what, and why suspicious.
+
+The app sets the data (``candidates``, ``context``, ``stages``, ``header``); this screen
+owns the view of it: filters and sort (polars, in a worker), the cursor and the
+detail of the highlighted candidate (computed in a worker, then handed to the pane).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from textual import on, work
+from textual.app import ComposeResult
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import get_current_worker
+
+from tui import keymap
+from tui.stages import Stage
+from tui.view import (
+    MARK_FILTERS,
+    SCORE_STEP,
+    ViewSpec,
+    apply_view,
+    cycle,
+    detectors_in,
+    next_sort,
+    sort_by,
+)
+from tui.widgets.candidate_facts import CandidateFacts
+from tui.widgets.candidate_table import CandidateTable
+from tui.widgets.detail_pane import DetailPane
+from tui.widgets.filter_bar import FilterBar
+from tui.widgets.run_progress import RunProgress
+from tui.widgets.status_header import HeaderInfo, StatusHeader
+
+if TYPE_CHECKING:
+    from detectors.enrichment import CandidateDetail, DestinationIndex
+
+
+def _unless_closing(method: Callable[..., None]) -> Callable[..., None]:
+    """Skip an update that arrives while the screen's widgets are being torn down
+    (quitting while a worker's last message is still in flight)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except NoMatches:
+            if self.is_attached and self.children:  # not a teardown: a real bug
+                raise
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class DetailContext:
+    """What the detail needs besides the row: the chart pair index and destinations."""
+
+    pairs: pl.DataFrame
+    index: DestinationIndex
+
+
+class ViewReady(Message):
+    """The filtered, sorted candidates (from the view worker)."""
+
+    def __init__(self, view: pl.DataFrame) -> None:
+        super().__init__()
+        self.view = view
+
+
+class DetailReady(Message):
+    """The highlighted candidate's detail (from the detail worker)."""
+
+    def __init__(self, detail: CandidateDetail) -> None:
+        super().__init__()
+        self.detail = detail
+
+
+class MainScreen(Screen[None]):
+    """Header, progress, filter line, candidate table, detail pane, footer."""
+
+    BINDINGS = keymap.bindings("main")
+
+    DEFAULT_CSS = """
+    MainScreen {
+        layout: vertical;
+    }
+    MainScreen > CandidateTable {
+        height: 2fr;
+        min-height: 6;
+    }
+    MainScreen > DetailPane {
+        height: 3fr;
+    }
+    """
+
+    candidates: reactive[pl.DataFrame] = reactive(pl.DataFrame, always_update=True, init=False)
+    context: reactive[DetailContext | None] = reactive(None, always_update=True, init=False)
+    stages: reactive[tuple[Stage, ...]] = reactive((), always_update=True, init=False)
+    header: reactive[HeaderInfo] = reactive(HeaderInfo, always_update=True, init=False)
+    spec: reactive[ViewSpec] = reactive(ViewSpec, init=False)
+
+    def __init__(self, clock: Any = None) -> None:
+        super().__init__()
+        self._clock = clock
+        self.view: pl.DataFrame = pl.DataFrame()
+        self.detail: CandidateDetail | None = None
+        self._row: dict[str, Any] | None = None
+        self._ready = False  # the app may hand data over before the widgets exist
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="header")
+        if self._clock is not None:
+            yield RunProgress(self._clock, id="progress")
+        else:
+            yield RunProgress(id="progress")
+        yield FilterBar(id="filter")
+        yield CandidateTable(id="candidates")
+        yield DetailPane(id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self.query_one(CandidateTable).focus()
+        self.watch_spec(self.spec)
+        self.watch_stages(self.stages)
+        self._show_header()
+
+    # --- data from the app -------------------------------------------------------------
+
+    @_unless_closing
+    def watch_candidates(self) -> None:
+        if self._ready:
+            self._refresh_view()
+
+    @_unless_closing
+    def watch_spec(self, spec: ViewSpec) -> None:
+        if not self._ready:
+            return
+        self.query_one(FilterBar).summary = spec.describe()
+        self.query_one(CandidateTable).sort = (spec.sort, spec.descending)
+        self._refresh_view()
+
+    @_unless_closing
+    def watch_stages(self, stages: tuple[Stage, ...]) -> None:
+        if self._ready:
+            self.query_one(RunProgress).stages = stages
+
+    @_unless_closing
+    def watch_header(self, header: HeaderInfo) -> None:
+        if self._ready:
+            self._show_header()
+
+    @_unless_closing
+    def watch_context(self) -> None:
+        if self._ready:
+            self._describe(self._row)
+
+    @_unless_closing
+    def _show_header(self) -> None:
+        shown = self.view.height if self.candidates.height else None
+        self.query_one(StatusHeader).info = replace(self.header, shown=shown)
+
+    # --- the view: filter + sort off the UI thread --------------------------------------
+
+    def _refresh_view(self) -> None:
+        self._compute_view(self.candidates, self.spec)
+
+    @work(thread=True, exclusive=True, group="view", exit_on_error=False)
+    def _compute_view(self, candidates: pl.DataFrame, spec: ViewSpec) -> None:
+        view = apply_view(candidates, spec)
+        if not get_current_worker().is_cancelled:
+            self.post_message(ViewReady(view))
+
+    @_unless_closing
+    @on(ViewReady)
+    def _show_view(self, event: ViewReady) -> None:
+        view = self.view = event.view
+        table = self.query_one(CandidateTable)
+        if self.candidates.height and not view.height:
+            table.empty_text = "No candidate matches the filters (x clears them)."
+        elif not self.candidates.height:
+            table.empty_text = "No candidates yet."
+        table.frame = view
+        self._show_header()
+
+    # --- the detail -----------------------------------------------------------------------
+
+    @on(CandidateTable.Highlighted)
+    def _highlighted(self, event: CandidateTable.Highlighted) -> None:
+        self._row = event.row
+        self._describe(event.row)
+
+    @_unless_closing
+    def _describe(self, row: dict[str, Any] | None) -> None:
+        context = self.context
+        if row is None or context is None:
+            self.detail = None
+            self.query_one(DetailPane).detail = None
+            return
+        self._compute_detail(row, context, self.candidates)
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    def _compute_detail(
+        self, row: dict[str, Any], context: DetailContext, candidates: pl.DataFrame
+    ) -> None:
+        from detectors.enrichment import describe_candidate
+
+        detail = describe_candidate(row, context.pairs, context.index, candidates)
+        if not get_current_worker().is_cancelled:
+            self.post_message(DetailReady(detail))
+
+    @_unless_closing
+    @on(DetailReady)
+    def _show_detail(self, event: DetailReady) -> None:
+        self.detail = event.detail
+        self.query_one(DetailPane).detail = event.detail
+
+    @on(CandidateTable.Selected)
+    def _selected(self, event: CandidateTable.Selected) -> None:
+        self.action_zoom_detail()
+
+    @on(CandidateTable.SortRequested)
+    def _sort_requested(self, event: CandidateTable.SortRequested) -> None:
+        self.spec = sort_by(self.spec, event.column)
+
+    @on(FilterBar.QueryChanged)
+    def _query_changed(self, event: FilterBar.QueryChanged) -> None:
+        self.spec = self.spec.with_(text=event.text)
+
+    @on(FilterBar.Done)
+    def _filter_done(self, event: FilterBar.Done) -> None:
+        self.query_one(CandidateTable).focus()
+
+    # --- actions (keys in tui/keymap.py) ---------------------------------------------------
+
+    def action_focus_filter(self) -> None:
+        self.query_one(FilterBar).focus_input()
+
+    def action_clear_filter(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+            self.query_one(CandidateTable).focus()
+            return
+        if self.spec.text:
+            self.query_one(FilterBar).action_clear()
+
+    def action_next_sort(self) -> None:
+        self.spec = next_sort(self.spec)
+
+    def action_reverse_sort(self) -> None:
+        self.spec = self.spec.with_(descending=not self.spec.descending)
+
+    def action_next_detector(self) -> None:
+        options: list[str | None] = [None, *detectors_in(self.candidates)]
+        self.spec = self.spec.with_(detector=cycle(options, self.spec.detector))
+
+    def action_score_up(self) -> None:
+        self.spec = self.spec.with_(min_score=min(1.0, round(self.spec.min_score + SCORE_STEP, 1)))
+
+    def action_score_down(self) -> None:
+        self.spec = self.spec.with_(min_score=max(0.0, round(self.spec.min_score - SCORE_STEP, 1)))
+
+    def action_toggle_allowed(self) -> None:
+        self.spec = self.spec.with_(show_allowed=not self.spec.show_allowed)
+
+    def action_next_mark(self) -> None:
+        self.spec = self.spec.with_(mark=cycle(list(MARK_FILTERS), self.spec.mark))
+
+    def action_reset_filters(self) -> None:
+        if self.spec.text:
+            self.query_one(FilterBar).action_clear()
+        self.spec = ViewSpec(sort=self.spec.sort, descending=self.spec.descending)
+
+    def action_zoom_detail(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+            self.query_one(CandidateTable).focus()
+        else:
+            self.maximize(self.query_one(DetailPane), container=False)
+
+    def action_focus_facts(self) -> None:
+        self.query_one(CandidateFacts).focus()
+
+    def detector_names(self) -> list[str]:
+        return detectors_in(self.candidates)
+
+    def set_detector_filter(self, name: str | None) -> None:
+        self.spec = self.spec.with_(detector=name)

@@ -1,0 +1,1 @@
+"""One module per widget; each owns its CSS and the messages it posts."""

@@ -9,9 +9,10 @@ per benign periodic program) and reports, for each ranking:
   as if it were the only telemetry;
 * recall@k and precision@k over *findings*: a program seen on two devices is one
   finding, ranked where its best candidate is (an analyst opens the incident once).
-  Precision divides by the findings actually in the top k (a detector that returns
-  three hits, all beacons, has precision 1), so with k = the number of beacons the
-  two differ only for short lists;
+  Precision@k is the standard one, beacons in the top k divided by k: a detector
+  that returns only three hits, all beacons, leaves k − 3 slots without a beacon.
+  With k = the number of beacons it equals recall@k; both are printed because that
+  is what analysts compare tools on;
 * recall over the whole list, and whether every planted beacon ranks above every
   benign periodic program.
 
@@ -153,7 +154,7 @@ def score_ranking(candidates: pl.DataFrame, truth: pl.DataFrame) -> Score:
     return Score(
         k=k,
         recall_at_k=beacons_in_top / k if k else 1.0,
-        precision_at_k=beacons_in_top / top.height if top.height else 0.0,
+        precision_at_k=beacons_in_top / k if k else 1.0,
         recall=hits.height / k if k else 1.0,
         findings=found.height,
         worst_beacon_rank=worst,

@@ -14,6 +14,7 @@ from detectors.engine import RunResult, run_all
 from detectors.errors import InputError
 from detectors.progress import NULL_PROGRESS, Progress
 from detectors.registry import get
+from detectors.sanitize import visible
 
 
 def load(
@@ -53,6 +54,8 @@ def detect(
 ) -> str:
     """Everything ``beacon-triage detect`` does, returning the text to print."""
     config = load_config(config_path)
+    if config_path is None and config.path is not None:
+        warn(f"using the config {config.path}")  # read without being named: say so
     for name in detector_names:
         get(name)  # unknown names fail before the (maybe long) load
     dataset = load(paths, config, source_format, progress)
@@ -82,8 +85,11 @@ def explain(candidates: pl.DataFrame, rank: int) -> str:
 
     row = candidates.row(rank - 1, named=True)
     if hasattr(scoring, "explain"):
-        return str(scoring.explain(row)) + "\n"
-    return "\n".join(f"{k}: {v}" for k, v in row.items()) + "\n"
+        text = str(scoring.explain(row))
+    else:
+        text = "\n".join(f"{k}: {v}" for k, v in row.items())
+    # the explanation quotes telemetry: each line is made inert for the terminal
+    return "".join(visible(line, limit=None) + "\n" for line in text.splitlines())
 
 
 def evaluate_paths(
@@ -91,10 +97,10 @@ def evaluate_paths(
 ) -> str:
     """``beacon-triage eval``: defaults to the bundled sample data and its ground truth."""
     from detectors import evaluate
-    from detectors.sample import SAMPLE_GROUND_TRUTH, sample_dir, sample_paths
+    from detectors.sample import SAMPLE_GROUND_TRUTH, sample_dir, sample_paths, sample_zeek_dir
 
     config = load_config(config_path)
-    chosen = list(paths) or [str(p) for p in sample_paths()]
+    chosen = list(paths) or [*map(str, sample_paths()), str(sample_zeek_dir())]
     truth_file = Path(truth_path) if truth_path else sample_dir() / SAMPLE_GROUND_TRUTH
     if not truth_file.exists():
         raise InputError("ground truth file not found", file=str(truth_file))

@@ -103,8 +103,13 @@ class RareDestinationParams:
         ),
     )
     exclude_actions: tuple[str, ...] = field(
-        default=(S.ACTION_LISTENING,),
-        metadata=_doc("ActionTypes ignored for the server baseline (listening sockets)."),
+        default=(S.ACTION_LISTENING, S.ACTION_INBOUND),
+        metadata=_doc(
+            "ActionTypes ignored for the server baseline. The seed drops only listening "
+            "sockets; we also drop inbound connections, or every internet scanner that "
+            "touches a web server becomes a 'new rare destination'. Set to "
+            '["ListeningConnectionCreated"] for the seed\'s behaviour.'
+        ),
     )
     workstation_type: str = field(
         default="Workstation",

@@ -21,3 +21,8 @@ def sample_paths() -> list[Path]:
     """The files opened when the user names none: Defender events plus DeviceInfo."""
     base = sample_dir()
     return [p for p in (base / SAMPLE_EVENTS, base / SAMPLE_DEVICE_INFO) if p.exists()]
+
+
+def sample_zeek_dir() -> Path:
+    """The same scenario as Zeek logs (conn, dns, http, ssl)."""
+    return sample_dir() / "zeek"

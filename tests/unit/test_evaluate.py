@@ -77,9 +77,10 @@ def test_recall_and_precision_at_k_count_each_program_once():
     assert s.findings == 4
 
 
-def test_short_list_of_correct_hits_has_full_precision():
+def test_short_list_counts_empty_slots_against_precision_at_k():
+    # k = 2 beacons; one correct hit and no second candidate: 1/2 for both.
     s = score_ranking(_candidates([("ws-2", "2.2.2.2", 8443)]), TRUTH)
-    assert (s.recall_at_k, s.precision_at_k, s.missed) == (0.5, 1.0, ["a"])
+    assert (s.recall_at_k, s.precision_at_k, s.missed) == (0.5, 0.5, ["a"])
     assert not s.beacons_above_benign  # a is missing
 
 
@@ -137,7 +138,7 @@ def test_sample_defender_every_beacon_ranks_above_every_benign_program(sample_re
     best_recall = max(s["recall_at_k"] for s in singles)
     best_precision = max(s["precision_at_k"] for s in singles)
     assert merged["recall_at_k"] > best_recall
-    assert merged["precision_at_k"] >= best_precision
+    assert merged["precision_at_k"] > best_precision
 
 
 def test_sample_zeek_merged_list_finds_every_beacon(sample_results):

@@ -8,6 +8,8 @@ Exit codes: 0 ok, 1 bad input (one line on stderr, no traceback), 2 usage error,
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ import click
 
 from detectors.errors import InputError
 from detectors.progress import Progress
+from detectors.sanitize import visible
 
 SUBCOMMANDS = {"detect", "detectors", "eval", "allowlist", "open"}
 
@@ -33,11 +36,16 @@ class StderrProgress:
         key = (stage, message)
         if key != self.last:
             self.last = key
-            click.echo(f"[{stage} {fraction:4.0%}] {message}", err=True)
+            click.echo(f"[{stage} {fraction:4.0%}] {visible(message)}", err=True)
+
+
+def _say(level: str, text: object) -> None:
+    """One line on stderr; file names and messages may quote telemetry, so made inert."""
+    click.echo(f"beacon-triage: {level}: {visible(text)}", err=True)
 
 
 def _fail(exc: InputError) -> None:
-    click.echo(f"beacon-triage: error: {exc}", err=True)
+    _say("error", exc)
     sys.exit(1)
 
 
@@ -52,6 +60,11 @@ config_option = click.option(
 )
 allowlist_option = click.option(
     "--allowlist", "allowlist_path", type=click.Path(dir_okay=False), help="Allow-list TOML."
+)
+no_cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Parse CSV/JSON inputs afresh: neither read nor write the parsed-copy cache.",
 )
 
 
@@ -69,19 +82,23 @@ def cli() -> None:
 @config_option
 @allowlist_option
 @source_format_option
+@no_cache_option
 def open_command(
     paths: tuple[str, ...],
     config_path: str | None,
     allowlist_path: str | None,
     source_format: str | None,
+    no_cache: bool,
 ) -> None:
     """Open the triage TUI on PATHS (default: the bundled sample data)."""
+    from detectors import cache
     from detectors.config import load_config
 
     try:
         config = load_config(config_path)
     except InputError as exc:
         _fail(exc)
+    cache.configure(None if no_cache else config.cache_settings())  # the TUI's loads use it
     from tui.app import run_app  # Textual is imported only when a screen is wanted
 
     run_app(
@@ -128,6 +145,7 @@ def _known_detectors(
 @click.option("--top", type=int, help="Only the N best candidates.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @source_format_option
+@no_cache_option
 def detect_command(
     paths: tuple[str, ...],
     detector_names: tuple[str, ...],
@@ -140,6 +158,7 @@ def detect_command(
     top: int | None,
     quiet: bool,
     source_format: str | None,
+    no_cache: bool,
 ) -> None:
     """Run detectors on PATHS and print the ranked candidates."""
     from detectors.headless import detect
@@ -157,7 +176,8 @@ def detect_command(
             top=top,
             source_format=source_format,
             progress=progress,
-            warn=lambda line: click.echo(f"beacon-triage: warning: {line}", err=True),
+            warn=lambda line: _say("warning", line),
+            use_cache=not no_cache,
         )
     except InputError as exc:
         _fail(exc)
@@ -198,7 +218,8 @@ def eval_command(
         text = evaluate_paths(paths, truth_path, config_path, Progress(StderrProgress(quiet)))
     except InputError as exc:
         _fail(exc)
-    click.echo(text, nl=False)
+    # the report names files and programs: inert for the terminal, line by line
+    click.echo("".join(visible(line, limit=None) + "\n" for line in text.splitlines()), nl=False)
 
 
 def _register_optional_groups() -> None:
@@ -226,6 +247,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
+    except BrokenPipeError:  # `detect ... | head`: the reader left; not an input error
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("beacon-triage: interrupted", err=True)
         code = 130

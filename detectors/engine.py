@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -13,6 +15,8 @@ from detectors.dataset import Dataset
 from detectors.errors import Cancelled, DetectorSkipped, InputError
 from detectors.progress import NULL_PROGRESS, Progress
 from detectors.registry import all_detectors, get
+
+DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
 
 
 @dataclass
@@ -62,7 +66,9 @@ def run_detector(
         raise
     except DetectorSkipped as exc:
         outcome.skipped = str(exc)
-    except Exception as exc:  # a bug in one detector must not lose the others' results
+    # A bug in one detector must not lose the others' results; polars' PanicException
+    # derives from BaseException, so it is named too.
+    except (Exception, pl.exceptions.PanicException) as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"
     outcome.seconds = time.perf_counter() - start
     return outcome
@@ -81,13 +87,36 @@ def run_all(
     config: Config,
     names: Sequence[str] | None = None,
     progress: Progress = NULL_PROGRESS,
+    workers: int | None = None,
 ) -> RunResult:
-    """Run the named detectors (default: all) one after another, then merge."""
+    """Run the named detectors (default: all), ``workers`` at a time, then merge.
+
+    Detectors share the dataset's indexes (built once, under its lock) and spend most
+    of their time in polars and numpy, which release the GIL: two at a time keep both
+    cores of a laptop busy while one of them waits on a sort. ``workers=1`` runs them
+    one after another. Results are kept in the order the detectors were named.
+    """
     chosen = list(names) if names else list(all_detectors())
+    count = max(1, len(chosen))
+    workers = max(1, min(workers or DEFAULT_WORKERS, count))
     result = RunResult()
-    for index, name in enumerate(chosen):
-        progress.report("detect", index / max(1, len(chosen)), f"running {name}")
-        result.outcomes[name] = run_detector(dataset, config, name, progress)
+    progress.report("detect", 0.0, f"running {', '.join(chosen)}")
+    if workers == 1:
+        for index, name in enumerate(chosen):
+            progress.report("detect", index / count, f"running {name}")
+            result.outcomes[name] = run_detector(dataset, config, name, progress)
+    else:
+        done: dict[str, DetectorOutcome] = {}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detector") as pool:
+            futures = {pool.submit(run_detector, dataset, config, n, progress): n for n in chosen}
+            try:
+                for future in as_completed(futures):
+                    done[futures[future]] = future.result()
+                    progress.report("detect", len(done) / count, f"{futures[future]} done")
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        result.outcomes = {name: done[name] for name in chosen}
     progress.report("merge", 0.0, "merging candidates")
     result.candidates = merge(result.outcomes, dataset, config)
     progress.report("merge", 1.0, f"{result.candidates.height} candidates")

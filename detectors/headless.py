@@ -18,11 +18,19 @@ from detectors.sanitize import visible
 
 
 def load(
-    paths: Sequence[str], config: Config, source_format: str | None, progress: Progress
+    paths: Sequence[str],
+    config: Config,
+    source_format: str | None,
+    progress: Progress,
+    use_cache: bool = True,
 ) -> Dataset:
+    from detectors.cache import LoadCache
     from detectors.load import load_paths
 
-    return load_paths(paths, source_format=source_format, mapping=config.mapping, progress=progress)
+    cache = LoadCache(config.cache_settings()) if use_cache else None
+    return load_paths(
+        paths, source_format=source_format, mapping=config.mapping, progress=progress, cache=cache
+    )
 
 
 def apply_allowlist(
@@ -51,6 +59,7 @@ def detect(
     source_format: str | None = None,
     progress: Progress = NULL_PROGRESS,
     warn: Callable[[str], None] = lambda line: None,
+    use_cache: bool = True,
 ) -> str:
     """Everything ``beacon-triage detect`` does, returning the text to print."""
     config = load_config(config_path)
@@ -58,7 +67,7 @@ def detect(
         warn(f"using the config {config.path}")  # read without being named: say so
     for name in detector_names:
         get(name)  # unknown names fail before the (maybe long) load
-    dataset = load(paths, config, source_format, progress)
+    dataset = load(paths, config, source_format, progress, use_cache)
     for line in dataset.warnings:
         warn(line)
     result: RunResult = run_all(dataset, config, detector_names or None, progress)

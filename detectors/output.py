@@ -2,6 +2,12 @@
 
 The JSON shape is a contract for scripts: every object has at least ``detector``,
 ``device``, ``process``, ``remote_ip``, ``remote_port``, ``score`` and ``connections``.
+
+Telemetry text is attacker-written, and every format is safe to print on a terminal:
+JSON and JSON Lines escape control, bidi and zero-width characters as ``\\uXXXX`` (so
+they decode to the exact original strings), the table and CSV show them as visible
+``\\xNN`` escapes, and CSV cells never start a spreadsheet formula
+(``detectors.sanitize``).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from detectors import schema as S
-from detectors.sanitize import visible
+from detectors.sanitize import csv_cell, json_safe, visible
 
 FORMATS = ("table", "csv", "json", "jsonl")
 
@@ -46,12 +52,19 @@ def to_records(candidates: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def to_json(candidates: pl.DataFrame) -> str:
-    return json.dumps(to_records(candidates), indent=2, ensure_ascii=False) + "\n"
+    return json_safe(json.dumps(to_records(candidates), indent=2, ensure_ascii=False)) + "\n"
 
 
 def to_jsonl(candidates: pl.DataFrame) -> str:
-    lines = [json.dumps(r, ensure_ascii=False) for r in to_records(candidates)]
+    lines = [json_safe(json.dumps(r, ensure_ascii=False)) for r in to_records(candidates)]
     return "".join(line + "\n" for line in lines)
+
+
+def _csv_safe(column: pl.Series) -> pl.Series:
+    """``sanitize.csv_cell`` over a text column, computed once per distinct value."""
+    distinct = column.drop_nulls().unique().to_list()
+    mapping = {v: safe for v in distinct if (safe := csv_cell(v)) != v}
+    return column.replace(mapping) if mapping else column
 
 
 def to_csv(candidates: pl.DataFrame) -> str:
@@ -71,8 +84,14 @@ def to_csv(candidates: pl.DataFrame) -> str:
             )
         else:
             flat.append(col)
+    flat_frame = frame.select(flat)
+    flat_frame = flat_frame.with_columns(
+        _csv_safe(flat_frame.get_column(name))
+        for name, dtype in flat_frame.schema.items()
+        if dtype == pl.String
+    )
     buffer = io.StringIO()
-    frame.select(flat).write_csv(buffer)
+    flat_frame.write_csv(buffer)
     return buffer.getvalue()
 
 

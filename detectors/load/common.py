@@ -10,13 +10,17 @@ normalises IP text per distinct value and conforms to the canonical schema.
 
 from __future__ import annotations
 
+import csv
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
 
 import polars as pl
+import pyarrow as pa
 
 from detectors import schema as S
 from detectors.errors import InputError
@@ -27,6 +31,12 @@ from detectors.load.timestamps import (
     timestamp_for,
 )
 from detectors.netclass import normalize_ip
+
+# polars holds any year, Python's datetime (the TUI, JSON output) only 1..9999: a corrupt
+# or hostile timestamp outside that range would crash every later stage.
+EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+OUT_OF_RANGE = "timestamp outside the years 1-9999:"
 
 _BAD_TS = "__bad_timestamp"
 _NO_TS = "__no_timestamp"
@@ -80,16 +90,37 @@ CSV_CONVENTION = "line 1 is the header"
 ROW_CONVENTION = "rows counted from 1"
 
 
+# What a broken or hostile file can make the readers raise. polars' PanicException
+# derives from BaseException (it is a Rust panic on corrupt Parquet), so a plain
+# ``except Exception`` in a caller would not stop it.
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    pl.exceptions.PolarsError,
+    pl.exceptions.PanicException,
+    pa.ArrowException,
+    OSError,
+    EOFError,
+    UnicodeError,
+    zlib.error,
+    csv.Error,
+    RecursionError,
+)
+
+
+def first_line_of(exc: BaseException) -> str:
+    """An exception's message cut to its first line (polars adds hints on later lines)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 @contextmanager
 def reading(file: Path) -> Iterator[None]:
-    """Turn polars/OS errors while reading ``file`` into one-line InputErrors."""
+    """Turn polars/OS/decoder errors while reading ``file`` into one-line InputErrors."""
     try:
         yield
     except InputError:
         raise
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot read: {first}", file=str(file)) from None
+    except READ_ERRORS as exc:
+        raise InputError(f"cannot read: {first_line_of(exc)}", file=str(file)) from None
 
 
 # --- column conversions: source column (of a known dtype) -> canonical type -----------------
@@ -200,7 +231,7 @@ def collect_checked(
         blank.alias(_BLANK),
     )
     with reading(file):
-        frame = query.collect()
+        frame = query.collect(engine="streaming")
     bad_rows = frame.get_column(_BAD_TS).arg_true()
     if bad_rows.len():
         with reading(file):
@@ -216,14 +247,22 @@ def collect_checked(
         still_bad = bad_rows.filter(retried.is_null())
         if still_bad.len():
             _raise_bad_timestamp(table, timestamp.source, int(still_bad[0]), file)
+    parsed_ts = frame.get_column(S.TIMESTAMP)
+    outside = ((parsed_ts < EARLIEST) | (parsed_ts > LATEST)).fill_null(False).arg_true()
+    if outside.len():
+        _raise_bad_timestamp(table, timestamp.source, int(outside[0]), file, OUT_OF_RANGE)
     warnings = list(table.warnings)
     missing = int((frame.get_column(_NO_TS) & ~frame.get_column(_BLANK)).sum())
     if missing:
         warnings.append(f"{missing} rows without a {timestamp.source} skipped")
-    return frame.filter(~pl.col(_NO_TS)).drop(_BAD_TS, _NO_TS, _BLANK), warnings
+    if frame.get_column(_NO_TS).any():  # filtering copies every column: only when needed
+        frame = frame.filter(~pl.col(_NO_TS))
+    return frame.drop(_BAD_TS, _NO_TS, _BLANK), warnings
 
 
-def _raise_bad_timestamp(table: RawTable, source: str, index: int, file: Path) -> NoReturn:
+def _raise_bad_timestamp(
+    table: RawTable, source: str, index: int, file: Path, problem: str = "cannot parse timestamp"
+) -> NoReturn:
     with reading(file):
         value = (
             table.frame.slice(index, 1)
@@ -232,7 +271,7 @@ def _raise_bad_timestamp(table: RawTable, source: str, index: int, file: Path) -
             .to_series()[0]
         )
     raise InputError(
-        f"cannot parse timestamp {value!r} ({table.convention})",
+        f"{problem} {value!r} ({table.convention})",
         file=str(file),
         field=source,
         **table.locate(index),

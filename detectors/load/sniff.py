@@ -15,18 +15,20 @@ Reads the first 256 KiB (gunzipped if the file is gzip):
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
-import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from detectors.errors import InputError
 from detectors.load import mde
-from detectors.load.tables import GZIP_MAGIC, looks_like_api_json, sniff_delimiter
+from detectors.load.common import first_line_of
+from detectors.load.tables import GZIP_MAGIC, looks_like_api_json, sniff_delimiter, split_fields
 
 MDE_CSV = "mde-csv"
 MDE_JSON = "mde-json"
@@ -68,15 +70,25 @@ def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
         try:
             with gzip.open(path, "rb") as handle:
                 return handle.read(size)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"broken gzip file: {exc}", file=str(path)) from None
     return head
+
+
+def _binary(head: bytes) -> bool:
+    """NULs in the header line, or more than a few in the head: not a text export.
+
+    A stray NUL inside one field (an attacker can put one in a URL) must not make a
+    whole export unreadable, so one or two NULs past the first line are tolerated.
+    """
+    nuls = head.count(b"\x00")
+    return nuls > 0 and (b"\x00" in head.split(b"\n", 1)[0] or nuls * 256 > len(head))
 
 
 def _text(head: bytes, path: Path) -> str:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError("UTF-16 text is not supported: save the file as UTF-8", file=str(path))
-    if b"\x00" in head:
+    if _binary(head):
         raise InputError(f"binary data, not a supported format: {_EXPECTED}", file=str(path))
     try:
         # a multi-byte character may be cut at the end of the head: ignore only that
@@ -96,13 +108,19 @@ def _columns_kind(columns: set[str]) -> str | None:
     return None
 
 
-def _flat_keys(obj: dict[str, Any], prefix: str = "") -> set[str]:
-    """Keys of a JSON object with nested objects spelled as dotted paths (both kept)."""
+def _flat_keys(obj: dict[str, Any]) -> set[str]:
+    """Keys of a JSON object with nested objects spelled as dotted paths (both kept).
+
+    Iterative, so a hostile document nested a thousand levels deep cannot exhaust the stack.
+    """
     keys = set()
-    for key, value in obj.items():
-        keys.add(prefix + key)
-        if isinstance(value, dict):
-            keys |= _flat_keys(value, prefix + key + ".")
+    pending: list[tuple[str, dict[str, Any]]] = [("", obj)]
+    while pending:
+        prefix, current = pending.pop()
+        for key, value in current.items():
+            keys.add(prefix + key)
+            if isinstance(value, dict):
+                pending.append((prefix + key + ".", value))
     return keys
 
 
@@ -138,11 +156,9 @@ def sniff_format(path: Path) -> str:
 
 def _sniff_parquet(path: Path) -> str:
     try:
-        columns = set(pl.read_parquet_schema(path))
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(
-            f"broken Parquet file: {str(exc).splitlines()[0]}", file=str(path)
-        ) from None
+        columns = set(pq.read_schema(path).names)  # pyarrow: see tables.parquet_table
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputError(f"broken Parquet file: {first_line_of(exc)}", file=str(path)) from None
     kind = _columns_kind(columns)
     if kind == DEVICEINFO:
         return DEVICEINFO
@@ -158,7 +174,7 @@ def _sniff_json(body: str, path: Path) -> str:
     line = body.split("\n", 1)[0]
     try:
         first = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InputError(
             f"the first line is not a JSON object; {_UNKNOWN}", file=str(path)
         ) from None
@@ -179,7 +195,7 @@ def _sniff_json(body: str, path: Path) -> str:
 
 def _sniff_csv(text: str, path: Path) -> str:
     header = text.split("\n", 1)[0].rstrip("\r")
-    fields = next(csv.reader([header], delimiter=sniff_delimiter(header)), [])
+    fields = split_fields(header, sniff_delimiter(header))
     columns = {f.strip() for f in fields}
     kind = _columns_kind(columns)
     if kind == DEVICEINFO:

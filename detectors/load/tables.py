@@ -18,6 +18,8 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from detectors.errors import InputError
 from detectors.load.common import (
@@ -25,6 +27,7 @@ from detectors.load.common import (
     ROW_CONVENTION,
     RawTable,
     csv_locator,
+    first_line_of,
     reading,
     row_locator,
 )
@@ -50,6 +53,14 @@ def open_text(path: Path) -> io.TextIOBase:
 def first_line(path: Path) -> str:
     with open_text(path) as handle:
         return handle.readline().lstrip("\ufeff").rstrip("\r\n")
+
+
+def split_fields(line: str, delimiter: str) -> list[str]:
+    """The fields of one CSV line; a stray CR or NUL inside it never raises."""
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return line.split(delimiter)
 
 
 def sniff_delimiter(header: str) -> str:
@@ -112,8 +123,7 @@ def _csv_row_incomplete(header_fields: int, delimiter: str) -> Callable[[str], b
     def incomplete(line: str) -> bool:
         if line.count('"') % 2:
             return True  # an unterminated quote
-        fields = next(csv.reader([line], delimiter=delimiter), [])
-        return len(fields) < header_fields
+        return len(split_fields(line, delimiter)) < header_fields
 
     return incomplete
 
@@ -121,7 +131,7 @@ def _csv_row_incomplete(header_fields: int, delimiter: str) -> Callable[[str], b
 def _json_incomplete(line: str) -> bool:
     try:
         json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return True
     return False
 
@@ -145,7 +155,7 @@ def csv_table(path: Path, wanted: Collection[str] | None = None) -> RawTable:
     """A CSV (optionally gzipped) as text columns; the delimiter is sniffed from the header."""
     header = first_line(path)
     delimiter = sniff_delimiter(header)
-    header_fields = len(next(csv.reader([header], delimiter=delimiter), []))
+    header_fields = len(split_fields(header, delimiter))
     cut = _cut_last_line(path, _csv_row_incomplete(header_fields, delimiter))
     source: Path | io.BytesIO = path if cut is None else _whole_records(path, cut)
     warnings = [] if cut is None else [_dropped_warning(1)]
@@ -176,9 +186,30 @@ def jsonl_table(path: Path, wanted: Collection[str] | None = None) -> RawTable:
     return RawTable(frame, schema, locate, "lines counted from 1", warnings)
 
 
+def _is_text(dtype: pa.DataType) -> bool:
+    return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype))
+
+
 def parquet_table(path: Path, wanted: Collection[str] | None = None) -> RawTable:
+    """Parquet validated through pyarrow first, then scanned lazily by polars.
+
+    pyarrow reads every page before polars does: polars' reader, on a corrupt page
+    header, tries to allocate exabytes and aborts the whole process (no exception to
+    catch), where pyarrow raises. Full validation turns invalid UTF-8 into an error too.
+    """
     with reading(path):
-        frame, schema = _project(pl.scan_parquet(path), wanted)
+        file_schema = pq.read_schema(path)
+        keep = [c for c in file_schema.names if wanted is None or c in wanted]
+        # Validate batch by batch (memory stays one batch), then let polars scan lazily:
+        # projection and the loader's expressions run in polars' own fast reader. Text
+        # is decoded as dictionaries: every page is still read, but each distinct string
+        # is checked once instead of once per row.
+        text = [c for c in keep if _is_text(file_schema.field(c).type)]
+        source = pq.ParquetFile(path, read_dictionary=text)
+        for batch in source.iter_batches(columns=keep, batch_size=1 << 18):
+            batch.validate(full=True)
+        frame = pl.scan_parquet(path).select(keep)
+        schema = dict(frame.collect_schema())
     return RawTable(frame, schema, row_locator, ROW_CONVENTION)
 
 
@@ -263,10 +294,9 @@ def _json_syntax_error(path: Path, polars_error: Exception) -> InputError:
             return InputError(
                 f"invalid JSON: {exc.msg} (column {exc.colno})", file=str(path), line=exc.lineno
             )
-        except (UnicodeDecodeError, ValueError) as exc:
-            return InputError(f"invalid JSON: {exc}", file=str(path))
-    first = str(polars_error).strip().splitlines()[0]
-    return InputError(f"invalid JSON: {first}", file=str(path))
+        except (ValueError, RecursionError) as exc:
+            return InputError(f"invalid JSON: {first_line_of(exc)}", file=str(path))
+    return InputError(f"invalid JSON: {first_line_of(polars_error)}", file=str(path))
 
 
 def looks_like_api_json(head: str) -> bool:

@@ -27,8 +27,10 @@ import themes
 from detectors.config import Config
 from detectors.errors import InputError
 from detectors.sample import sample_paths
+from detectors.sanitize import visible
 from tui import keymap
 from tui import stages as ST
+from tui.app_curation import CurationApp
 from tui.commands import TriageCommands
 from tui.messages import (
     CandidatesMerged,
@@ -55,8 +57,11 @@ if TYPE_CHECKING:
 _EXIT_GRACE_S = 0.5
 
 
-class BeaconTriageApp(App[None]):
-    """Load files in the background, run every detector in parallel, triage the result."""
+class BeaconTriageApp(CurationApp):
+    """Load files in the background, run every detector in parallel, triage the result.
+
+    The allow-list, triage marks and export flows live in ``CurationApp``.
+    """
 
     TITLE = "beacon-triage"
     CSS_PATH: ClassVar[list[str | PurePath]] = [
@@ -99,6 +104,7 @@ class BeaconTriageApp(App[None]):
         self._run_id = 0
         self._status = "loading"
         self._theme_ready = False
+        self._init_curation()
         for theme in themes.THEMES:
             self.register_theme(theme)
         self.theme = self._initial_theme()
@@ -124,6 +130,7 @@ class BeaconTriageApp(App[None]):
         self.call_after_refresh(self._start_loading)
 
     def _start_loading(self) -> None:
+        self.open_curation()
         if not self.paths:
             self.add_log("error", "no files given and no bundled sample data found")
             self._set_status("no data")
@@ -141,12 +148,17 @@ class BeaconTriageApp(App[None]):
 
     def _set_status(self, status: str) -> None:
         self._status = status
+        self.refresh_header()
+
+    def refresh_header(self) -> None:
         self.main_screen.header = HeaderInfo(
             source=self._source_text(),
             sample=self.sample,
             events=self.dataset.events.height if self.dataset is not None else None,
             candidates=self.candidates.height if self.dataset is not None else None,
-            status=status,
+            status=self._status,
+            marks=self.header_marks(),
+            unsaved=self.unsaved(),
         )
 
     def add_log(self, level: str, text: str) -> None:
@@ -188,7 +200,7 @@ class BeaconTriageApp(App[None]):
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.add_log("error", message.error)
-        self.notify(message.error, title="Cannot load", severity="error", markup=False)
+        self.notify(visible(message.error), title="Cannot load", severity="error", markup=False)
         self._set_status("load failed (l: log, r: retry)")
 
     def on_index_ready(self, message: IndexReady) -> None:
@@ -201,12 +213,7 @@ class BeaconTriageApp(App[None]):
         self.outcomes[outcome.name] = outcome
         self._pending.discard(outcome.name)
         self.pipeline.merge(
-            self._run_id,
-            self.outcomes,
-            self.dataset,
-            self.config,
-            self.allowlist_path or self.config.allowlist_path(),
-            final=not self._pending,
+            self._run_id, self.outcomes, self.dataset, self.config, final=not self._pending
         )
         self._set_status(self._running_status())
 
@@ -215,15 +222,15 @@ class BeaconTriageApp(App[None]):
             return
         self._pending.discard(message.name)
         self.add_log("error", f"{message.name}: {message.error}")
-        self.notify(message.error, title=message.name, severity="error", markup=False)
+        self.notify(
+            visible(message.error), title=visible(message.name), severity="error", markup=False
+        )
         self._set_status(self._running_status())
 
     def on_candidates_merged(self, message: CandidatesMerged) -> None:
         if message.run_id != self._run_id:
             return
-        self.candidates = message.candidates
-        self.main_screen.candidates = message.candidates
-        self._set_status(self._running_status())
+        self.set_merged(message.candidates)  # flags and marks come next, then the table
 
     def on_note(self, message: Note) -> None:
         self.add_log(message.level, message.text)
@@ -247,6 +254,7 @@ class BeaconTriageApp(App[None]):
         self._set_status(self._running_status())
 
     def action_rerun(self) -> None:
+        self.adopt_outside_changes()
         if self.dataset is None:
             if not any(s.active for k, s in self.stages.items() if k == LOAD):
                 self.pipeline.load(self.paths, self.source_format, self.config, self.loader)
@@ -308,7 +316,7 @@ class BeaconTriageApp(App[None]):
             save_theme(self.config, name)
         except InputError as exc:
             self.add_log("error", str(exc))
-            self.notify(str(exc), title="Theme not saved", severity="warning", markup=False)
+            self.notify(visible(exc), title="Theme not saved", severity="warning", markup=False)
 
     # --- keys ---------------------------------------------------------------------------
 
@@ -324,6 +332,8 @@ class BeaconTriageApp(App[None]):
     # --- leaving -------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
+        if not self.may_quit():
+            return  # unsaved edits: the user is asked first (Ctrl+Q again quits anyway)
         self.pipeline.cancel("")
         self.exit()
 

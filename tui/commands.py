@@ -28,10 +28,8 @@ class TriageCommands(Provider):
                 continue
             if key.where == "app":
                 target: Any = app
-            elif key.where == "main" and main is not None and screen is main:
-                target = main
-            elif key.where == "params" and type(screen).__name__ == "ParamsScreen":
-                target = screen
+            elif key.where == getattr(screen, "KEYMAP_WHERE", None):
+                target = screen  # the screen under the palette owns these keys
             else:
                 continue
             title = f"{key.short}: {key.description} ({key.label})"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
+from detectors.sanitize import visible
+
 DASH = "–"
 
 
@@ -73,3 +75,9 @@ def when_exact(value: datetime | None) -> str:
     if value is None:
         return DASH
     return _utc(value).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def inert_lines(text: str) -> str:
+    """Text for a notification or a message box: line breaks kept, every other control or
+    bidi character shown as a visible escape (error messages may quote telemetry)."""
+    return "\n".join(visible(line, limit=None) for line in str(text).split("\n"))

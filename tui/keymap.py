@@ -19,7 +19,7 @@ class Key:
     action: str
     short: str  # footer text
     description: str
-    where: str  # app | main | params | log
+    where: str  # app | main | params | log | allowlist | entry | note | export | confirm
     footer: bool = False
     palette: bool = True  # offered in the command palette
 
@@ -69,6 +69,43 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("f", "f", "focus_facts", "Facts", "Move focus to the facts, to scroll them", "main"),
     Key("x", "x", "reset_filters", "Reset", "Clear every filter", "main"),
+    # main screen: triage the highlighted candidate (saved at once to the triage file)
+    Key(
+        "exclamation_mark",
+        "!",
+        "mark('suspicious')",
+        "Suspicious",
+        "Mark the candidate suspicious",
+        "main",
+    ),
+    Key("e", "e", "mark('escalate')", "Escalate", "Mark the candidate for escalation", "main"),
+    Key("b", "b", "mark('benign')", "Benign", "Mark the candidate benign", "main"),
+    Key(
+        "u",
+        "u",
+        "mark('unreviewed')",
+        "Unreviewed",
+        "Set the candidate back to unreviewed (its note stays)",
+        "main",
+    ),
+    Key("n", "n", "edit_note", "Note", "Edit the candidate's mark and note", "main", True),
+    Key(
+        "A",
+        "A",
+        "allow_candidate",
+        "Allow",
+        "Allow-list the candidate: by pair, IP, /24, domain, process or device",
+        "main",
+        True,
+    ),
+    Key(
+        "E",
+        "E",
+        "export",
+        "Export",
+        "Export the view to CSV/JSON, or a Markdown report of escalated candidates",
+        "main",
+    ),
     # anywhere
     Key("r", "r", "rerun", "Rerun", "Run the detectors again", "app", True),
     Key("c", "c", "cancel_run", "Cancel", "Cancel loading or the running detectors", "app"),
@@ -76,6 +113,22 @@ KEYS: tuple[Key, ...] = (
     Key("l", "l", "show_log", "Log", "Log of errors, warnings and skips", "app", True),
     Key("t", "t", "next_theme", "Theme", "Next theme (remembered in the config)", "app", True),
     Key("question_mark,f1", "? / F1", "help", "Help", "List every key", "app", True),
+    Key(
+        "L",
+        "L",
+        "show_allowlist",
+        "Allow-list",
+        "Allow-list entries: hits, edit, disable, delete",
+        "app",
+    ),
+    Key(
+        "ctrl+s",
+        "Ctrl+S",
+        "save_now",
+        "Save",
+        "Save unsaved allow-list and triage edits again",
+        "app",
+    ),
     # parameters screen
     Key(
         "ctrl+r",
@@ -101,12 +154,68 @@ KEYS: tuple[Key, ...] = (
     Key("escape", "Esc", "close", "Close", "Close without applying", "params", True, False),
     # log and help screens
     Key("escape,q", "Esc / q", "close", "Close", "Close this screen", "log", True, False),
+    # allow-list screen
+    Key(
+        "e",
+        "Enter / e",
+        "edit_entry",
+        "Edit",
+        "Edit the entry: reason, expiry, match keys",
+        "allowlist",
+        True,
+    ),
+    Key(
+        "space", "Space", "toggle_entry", "On/off", "Disable or enable the entry", "allowlist", True
+    ),
+    Key(
+        "delete,d",
+        "Del / d",
+        "delete_entry",
+        "Delete",
+        "Delete the entry (asks first)",
+        "allowlist",
+        True,
+    ),
+    Key(
+        "ctrl+r",
+        "Ctrl+R",
+        "reload",
+        "Reload",
+        "Read the allow-list file again (after fixing it by hand)",
+        "allowlist",
+        True,
+    ),
+    Key(
+        "escape,q", "Esc / q", "close", "Close", "Back to the candidates", "allowlist", True, False
+    ),
+    # allow-list entry editor (from a candidate, or editing an entry)
+    Key("ctrl+s", "Ctrl+S / Enter", "save", "Save", "Save the entry", "entry", True),
+    Key("escape", "Esc", "cancel", "Cancel", "Close without saving", "entry", True, False),
+    # mark and note editor
+    Key("ctrl+s", "Ctrl+S", "save", "Save", "Save the mark and note", "note", True),
+    Key("escape", "Esc", "cancel", "Cancel", "Close without saving", "note", True, False),
+    # export
+    Key("ctrl+s", "Ctrl+S / Enter", "save", "Write", "Write the file", "export", True),
+    Key("escape", "Esc", "cancel", "Cancel", "Close without writing", "export", True, False),
+    # questions (delete?, conflicts)
+    Key("left", "←", "focus_previous", "Previous", "Previous answer", "confirm", False, False),
+    Key("right", "→", "focus_next", "Next", "Next answer", "confirm", False, False),
+    Key(
+        "escape",
+        "Esc",
+        "cancel",
+        "Cancel",
+        "Cancel (Enter picks the answer)",
+        "confirm",
+        True,
+        False,
+    ),
 )
 
 # Textual's own keys, listed so the help screen is complete.
 BUILTIN_KEYS: tuple[tuple[str, str], ...] = (
     ("Ctrl+P", "Command palette: every action, theme and filter by name"),
-    ("Ctrl+Q", "Quit (running work is cancelled)"),
+    ("Ctrl+Q", "Quit (running work is cancelled; unsaved edits are asked about)"),
     ("Tab / Shift+Tab", "Move focus between the table, the filter and the facts"),
     ("↑ ↓ j k", "Move in the table"),
     ("PgUp PgDn Home End g G", "Page / jump in the table"),

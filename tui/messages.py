@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # the engine's modules load after the first paint
     from detectors.dataset import Dataset
     from detectors.engine import DetectorOutcome
     from detectors.enrichment import DestinationIndex
+    from tui.curation import Decorated
 
 
 class StageChanged(Message):
@@ -80,3 +81,23 @@ class Note(Message):
         super().__init__()
         self.level = level
         self.text = text
+
+
+class CandidatesDecorated(Message):
+    """The merged candidates with the allow-list flags and triage marks (``seq`` orders them)."""
+
+    def __init__(self, seq: int, decorated: Decorated) -> None:
+        super().__init__()
+        self.seq = seq
+        self.decorated = decorated
+
+
+class Exported(Message):
+    """An export finished: ``error`` is one line, or None when ``rows`` were written."""
+
+    def __init__(self, path: str, fmt: str, rows: int, error: str | None) -> None:
+        super().__init__()
+        self.path = path
+        self.fmt = fmt
+        self.rows = rows
+        self.error = error

@@ -4,7 +4,9 @@ Each detector runs in its own worker with its own ``Progress``, so one slow dete
 never holds back the others' results: every finished detector triggers a re-merge and
 the best candidates appear as soon as anything has found them. A new run cancels the
 stale one (its ``Progress`` raises ``Cancelled`` at the detector's next checkpoint) and
-stale results are recognised by their ``run_id`` and dropped. Workers only ever post
+stale results are recognised by their ``run_id`` and dropped. A merge's result is then
+decorated with the allow-list and the triage marks, the same step an analyst's edit
+re-runs on its own. Workers only ever post
 messages (``post_message`` is thread-safe); they never touch widgets.
 """
 
@@ -15,7 +17,6 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -27,11 +28,14 @@ from detectors.config import Config
 from detectors.errors import Cancelled, InputError
 from detectors.progress import Progress
 from tui import stages as ST
+from tui.curation import Decorated, Parts, decorate
 from tui.messages import (
+    CandidatesDecorated,
     CandidatesMerged,
     DatasetLoaded,
     DetectorFailed,
     DetectorFinished,
+    Exported,
     IndexReady,
     LoadFailed,
     Note,
@@ -40,13 +44,17 @@ from tui.messages import (
 from tui.view import prepare
 
 if TYPE_CHECKING:
+    from detectors.allowlist import AllowList
     from detectors.dataset import Dataset
     from detectors.engine import DetectorOutcome
+    from detectors.triage import TriageStore
 
 Loader = Callable[..., "Dataset"]
 LOAD = "load"
 INDEX = "index"
 MERGE = "merge"
+DECORATE = "decorate"
+EXPORT = "export"
 DEFAULT_CHART_ACTIONS = (S.ACTION_SUCCESS, S.ACTION_REQUEST, S.ACTION_FAILED)
 _REPORT_EVERY = 0.1  # seconds between progress messages from one step
 
@@ -68,26 +76,6 @@ def chart_actions(config: Config) -> tuple[str, ...]:
     except InputError:
         actions = None
     return tuple(actions) if actions else DEFAULT_CHART_ACTIONS
-
-
-def flag_allowlisted(candidates: pl.DataFrame, path: Path | None) -> pl.DataFrame:
-    """Add ``allowed``/``allowed_by`` when an allow-list file exists (the model is headless)."""
-    if path is None or not path.exists():
-        return candidates
-    from detectors.allowlist import AllowList
-
-    flagged: pl.DataFrame = AllowList.load(path).flag(candidates)
-    return flagged
-
-
-def apply_marks(candidates: pl.DataFrame, path: Path | None) -> pl.DataFrame:
-    """Add the analyst's triage ``mark`` and ``note`` when a triage file exists."""
-    if path is None or not path.exists():
-        return candidates
-    from detectors.triage import TriageStore
-
-    marked: pl.DataFrame = TriageStore.load(path).apply(candidates)
-    return marked
 
 
 class Pipeline:
@@ -255,10 +243,9 @@ class Pipeline:
         outcomes: dict[str, DetectorOutcome],
         dataset: Dataset,
         config: Config,
-        allowlist: Path | None,
         final: bool,
     ) -> None:
-        job = partial(self._merge_job, run_id, dict(outcomes), dataset, config, allowlist, final)
+        job = partial(self._merge_job, run_id, dict(outcomes), dataset, config, final)
         self._start(MERGE, job)
 
     def _merge_job(
@@ -267,26 +254,79 @@ class Pipeline:
         outcomes: dict[str, DetectorOutcome],
         dataset: Dataset,
         config: Config,
-        allowlist: Path | None,
         final: bool,
     ) -> None:
+        """Merge and score; the allow-list and marks are added by ``decorate`` after it."""
         from detectors.engine import merge
 
         worker = get_current_worker()
         try:
-            candidates = merge(outcomes, dataset, config)
-            try:
-                candidates = flag_allowlisted(candidates, allowlist)
-            except InputError as exc:
-                self._post(Note("warning", f"allow-list not applied: {exc}"))
-            try:
-                candidates = apply_marks(candidates, config.triage_path())
-            except InputError as exc:
-                self._post(Note("warning", f"triage marks not applied: {exc}"))
-            candidates = prepare(candidates)
+            candidates = prepare(merge(outcomes, dataset, config))
         except Exception as exc:
             self._post(Note("error", "".join(traceback.format_exception(exc)).rstrip()))
             self._post(Note("error", f"merging candidates failed: {type(exc).__name__}: {exc}"))
             return
         if not worker.is_cancelled:
             self._post(CandidatesMerged(run_id, candidates, final))
+
+    # --- allow-list and triage marks ----------------------------------------------------
+
+    def decorate(
+        self,
+        seq: int,
+        merged: pl.DataFrame,
+        allowlist: AllowList | None,
+        triage: TriageStore | None,
+        parts: Parts,
+        want_hits: bool,
+    ) -> None:
+        """Re-flag the merged candidates after an edit (or a merge): no detector runs.
+
+        ``allowlist`` and ``triage`` are snapshots (``Curation.snapshot``): the UI thread
+        may edit the originals while this runs. ``parts`` still valid are reused.
+        """
+        job = partial(self._decorate_job, seq, merged, allowlist, triage, parts, want_hits)
+        self._start(DECORATE, job)
+
+    def _decorate_job(
+        self,
+        seq: int,
+        merged: pl.DataFrame,
+        allowlist: AllowList | None,
+        triage: TriageStore | None,
+        parts: Parts,
+        want_hits: bool,
+    ) -> None:
+        worker = get_current_worker()
+        try:
+            result = decorate(merged, allowlist, triage, parts, want_hits=want_hits)
+        except Exception as exc:  # a bug: keep the undecorated list, say why
+            self._post(Note("error", "".join(traceback.format_exception(exc)).rstrip()))
+            self._post(Note("error", f"applying the allow-list and marks failed: {exc}"))
+            result = Decorated(merged)
+        if not worker.is_cancelled:
+            self._post(CandidatesDecorated(seq, result))
+
+    # --- export --------------------------------------------------------------------------
+
+    def export(self, frame: pl.DataFrame, path: str, fmt: str) -> None:
+        """Write ``frame`` with ``detectors.export`` (atomic) off the UI thread."""
+        self._start(EXPORT, partial(self._export_job, frame, path, fmt))
+
+    def _export_job(self, frame: pl.DataFrame, path: str, fmt: str) -> None:
+        from detectors.export import export
+        from detectors.triage import C_MARK, ESCALATE
+
+        try:
+            export(frame, path, fmt)
+        except InputError as exc:
+            self._post(Exported(path, fmt, 0, str(exc)))
+            return
+        except Exception as exc:  # a bug: say so, keep the app alive
+            self._post(Note("error", "".join(traceback.format_exception(exc)).rstrip()))
+            self._post(Exported(path, fmt, 0, f"internal error: {type(exc).__name__}: {exc}"))
+            return
+        rows = frame.height
+        if fmt == "markdown" and C_MARK in frame.columns:
+            rows = frame.filter(pl.col(C_MARK) == ESCALATE).height  # what the report lists
+        self._post(Exported(path, fmt, rows, None))

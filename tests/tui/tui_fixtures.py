@@ -129,6 +129,7 @@ def make_app(tmp_path: Any, *, detectors: tuple[str, ...] = ("fake_periodic",), 
         path=Path(tmp_path) / "config.toml", theme="beacon-dark"
     )
     kwargs.setdefault("loader", loader_for())
+    kwargs.setdefault("allowlist_path", Path(tmp_path) / "allowlist.toml")
     return BeaconTriageApp(
         ["synthetic.csv"], config=config, detector_names=list(detectors), **kwargs
     )

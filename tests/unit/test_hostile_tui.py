@@ -138,13 +138,6 @@ async def test_a_load_error_naming_a_hostile_file_is_inert_in_the_log(tmp_path):
         assert app.is_running
 
 
-@pytest.mark.xfail(
-    reason="tui/app.py on_load_failed (and on_detector_failed, watch_theme) pass the error "
-    "text to notify(markup=False) without sanitize.visible; Textual draws such text as is "
-    "(seen: the toast shows the file name's raw ESC and U+202E). Fix: "
-    "notify(visible(message.error), ...)",
-    strict=True,
-)
 async def test_a_load_error_naming_a_hostile_file_is_inert_in_the_notification(
     tmp_path, monkeypatch
 ):

@@ -13,7 +13,17 @@ from textual.widgets import DataTable, Label
 
 from tui import keymap
 
-WHERE = {"main": "candidate list", "app": "anywhere", "params": "parameters", "log": "log, help"}
+WHERE = {
+    "main": "candidate list",
+    "app": "anywhere",
+    "params": "parameters",
+    "log": "log, help",
+    "allowlist": "allow-list",
+    "entry": "allow-list entry editor",
+    "note": "mark and note editor",
+    "export": "export",
+    "confirm": "questions",
+}
 
 
 def help_rows() -> list[tuple[str, str, str]]:

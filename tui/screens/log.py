@@ -26,6 +26,7 @@ class LogEntry:
 class LogScreen(Screen[None]):
     """Errors, warnings, skips and timings; telemetry in them is shown inert."""
 
+    KEYMAP_WHERE = "log"
     BINDINGS = keymap.bindings("log")
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {

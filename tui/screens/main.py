@@ -87,7 +87,37 @@ class DetailReady(Message):
 class MainScreen(Screen[None]):
     """Header, progress, filter line, candidate table, detail pane, footer."""
 
+    KEYMAP_WHERE = "main"
     BINDINGS = keymap.bindings("main")
+
+    class MarkRequested(Message):
+        """``!`` ``e`` ``b`` ``u``: mark the highlighted candidate (the app saves it)."""
+
+        def __init__(self, row: dict[str, Any], mark: str) -> None:
+            super().__init__()
+            self.row = row
+            self.mark = mark
+
+    class NoteRequested(Message):
+        """``n``: open the mark and note editor for the highlighted candidate."""
+
+        def __init__(self, row: dict[str, Any]) -> None:
+            super().__init__()
+            self.row = row
+
+    class AllowRequested(Message):
+        """``A``: allow-list the highlighted candidate."""
+
+        def __init__(self, row: dict[str, Any]) -> None:
+            super().__init__()
+            self.row = row
+
+    class ExportRequested(Message):
+        """``E``: export; ``view`` is the list as shown (filtered and sorted)."""
+
+        def __init__(self, view: pl.DataFrame) -> None:
+            super().__init__()
+            self.view = view
 
     DEFAULT_CSS = """
     MainScreen {
@@ -289,6 +319,30 @@ class MainScreen(Screen[None]):
 
     def action_focus_facts(self) -> None:
         self.query_one(CandidateFacts).focus()
+
+    def _current(self) -> dict[str, Any] | None:
+        row = self.query_one(CandidateTable).current_row
+        if row is None:
+            self.notify("No candidate is selected.", severity="warning", markup=False)
+        return row
+
+    def action_mark(self, mark: str) -> None:
+        row = self._current()
+        if row is not None:
+            self.post_message(self.MarkRequested(row, mark))
+
+    def action_edit_note(self) -> None:
+        row = self._current()
+        if row is not None:
+            self.post_message(self.NoteRequested(row))
+
+    def action_allow_candidate(self) -> None:
+        row = self._current()
+        if row is not None:
+            self.post_message(self.AllowRequested(row))
+
+    def action_export(self) -> None:
+        self.post_message(self.ExportRequested(self.view))
 
     def detector_names(self) -> list[str]:
         return detectors_in(self.candidates)

@@ -89,6 +89,7 @@ class ParamRow(Horizontal):
 class ParamsScreen(Screen[Overrides | None]):
     """Dismisses with the new overrides (apply) or None (close)."""
 
+    KEYMAP_WHERE = "params"
     BINDINGS = keymap.bindings("params")
 
     DEFAULT_CSS = """

@@ -18,6 +18,10 @@ from textual.widgets import Static
 from detectors import schema as S
 from detectors.sanitize import visible
 from tui import format as F
+from tui.view import C_ALLOWED, C_MARK, UNREVIEWED
+
+C_NOTE = "note"  # detectors.triage.C_NOTE
+C_ALLOWED_BY = "allowed_by"  # detectors.allowlist.C_ALLOWED_BY
 
 if TYPE_CHECKING:
     from detectors.enrichment import CandidateDetail
@@ -42,6 +46,21 @@ def _line(text: Text, styles: FactStyles, pairs: list[tuple[str, str]]) -> None:
     text.append("\n")
 
 
+def _triage_lines(text: Text, styles: FactStyles, row: dict[str, Any]) -> None:
+    """The analyst's decision: mark, note, and the allow-list entry that hides it."""
+    mark = row.get(C_MARK)
+    note = row.get(C_NOTE)
+    if (mark and mark != UNREVIEWED) or note:
+        _line(text, styles, [("mark", visible(mark or UNREVIEWED))])
+    if note:
+        lines = str(note).splitlines() or [""]
+        text.append("note ", styles.label)
+        text.append("\n     ".join(visible(line) for line in lines) + "\n", styles.value)
+    if row.get(C_ALLOWED) and row.get(C_ALLOWED_BY) is not None:
+        by = f"entry #{int(row[C_ALLOWED_BY]) + 1} (L lists them)"
+        _line(text, styles, [("allow-listed by", by)])
+
+
 def facts_text(detail: CandidateDetail, styles: FactStyles) -> Text:
     """Everything the pane says about one candidate, as plain styled text."""
     row: dict[str, Any] = detail.row
@@ -62,6 +81,7 @@ def facts_text(detail: CandidateDetail, styles: FactStyles) -> Text:
     )
     if row.get(S.C_ACCOUNT):
         _line(text, styles, [("account", visible(row.get(S.C_ACCOUNT)))])
+    _triage_lines(text, styles, row)
 
     stats = detail.stats
     text.append("\nIntervals\n", styles.heading)

@@ -24,7 +24,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from detectors import schema as S
-from tui.view import COLUMNS, Column, find_row, key_of, score_band
+from tui.view import C_MARK, COLUMNS, Column, find_row, key_of, score_band
+
+MARKED = ("suspicious", "escalate", "benign")
 
 _GAP = 1  # cells between columns
 
@@ -58,6 +60,9 @@ class CandidateTable(ScrollView, can_focus=True):
         "candidate-table--score-low",
         "candidate-table--allowed",
         "candidate-table--empty",
+        "candidate-table--mark-suspicious",
+        "candidate-table--mark-escalate",
+        "candidate-table--mark-benign",
     }
 
     DEFAULT_CSS = """
@@ -101,6 +106,17 @@ class CandidateTable(ScrollView, can_focus=True):
     CandidateTable > .candidate-table--allowed {
         color: $text-disabled;
         text-style: italic;
+    }
+    CandidateTable > .candidate-table--mark-escalate {
+        color: $error;
+        text-style: bold reverse;
+    }
+    CandidateTable > .candidate-table--mark-suspicious {
+        color: $warning;
+        text-style: bold;
+    }
+    CandidateTable > .candidate-table--mark-benign {
+        color: $success;
     }
     CandidateTable > .candidate-table--empty {
         color: $text-muted;
@@ -147,11 +163,13 @@ class CandidateTable(ScrollView, can_focus=True):
     # --- data in -------------------------------------------------------------------
 
     def watch_frame(self, frame: pl.DataFrame) -> None:
+        """Keep the cursor on its candidate; if that one left (allow-listed, filtered
+        out), stay at the same height, on the candidate that took its place."""
         self._row_cache.clear()
         row = None
         if self._cursor_key is not None:
             row = find_row(frame, self._cursor_key)
-        target = row if row is not None else 0
+        target = row if row is not None else self.cursor_row
         self._layout_columns()
         self.set_reactive(CandidateTable.cursor_row, self._clamp(target))
         self._scroll_to_cursor()
@@ -282,6 +300,8 @@ class CandidateTable(ScrollView, can_focus=True):
             style = None
             if column.key == "score":
                 style = self._style(f"score-{score_band(row.get(S.C_SCORE))}")
+            elif column.key == "mark" and row.get(C_MARK) in MARKED:
+                style = self._style(f"mark-{row.get(C_MARK)}")
             cells.append((text, style))
         line = self._line(cells, base)
         if index == self.cursor_row:

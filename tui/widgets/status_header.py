@@ -23,15 +23,22 @@ class HeaderInfo:
     candidates: int | None = None
     shown: int | None = None
     status: str = "starting"
+    marks: tuple[tuple[str, int], ...] = ()  # (mark, count) for the marks in use
+    unsaved: tuple[str, ...] = ()  # files with edits not on disk yet (allow-list, triage)
+
+
+MARK_LETTERS = {"suspicious": "S", "escalate": "E", "benign": "B"}
 
 
 class StatusHeader(Widget):
-    """Title, file names or the SAMPLE DATA marker, counts and the run status."""
+    """Title, file names or the SAMPLE DATA marker, counts, triage marks and the run status."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "status-header--title",
         "status-header--sample",
         "status-header--status",
+        "status-header--marks",
+        "status-header--unsaved",
     }
 
     DEFAULT_CSS = """
@@ -51,6 +58,15 @@ class StatusHeader(Widget):
     }
     StatusHeader > .status-header--status {
         color: $accent;
+    }
+    StatusHeader > .status-header--marks {
+        color: $secondary;
+        text-style: bold;
+    }
+    StatusHeader > .status-header--unsaved {
+        background: $error;
+        color: $background;
+        text-style: bold;
     }
     """
 
@@ -77,6 +93,14 @@ class StatusHeader(Widget):
         right.append(" · ".join(parts))
         if parts:
             right.append(" · ")
+        marks = " ".join(f"{MARK_LETTERS.get(m, m[:1].upper())}{n}" for m, n in info.marks)
+        if marks:
+            right.append(marks, self.get_component_rich_style("status-header--marks"))
+            right.append(" · ")
+        if info.unsaved:
+            unsaved = f" UNSAVED {'+'.join(info.unsaved)} "
+            right.append(unsaved, self.get_component_rich_style("status-header--unsaved"))
+            right.append(" ")
         right.append(info.status, self.get_component_rich_style("status-header--status"))
         right.append(" ")
         width = self.size.width

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 from test_hostile_output import HOSTILE, hostile_csv, unsafe_characters
 from textual.geometry import Region
 from textual.widgets import Input, RichLog

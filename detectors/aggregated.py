@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 import polars as pl
@@ -37,7 +38,7 @@ from detectors.dataset import Dataset
 from detectors.errors import InputError
 from detectors.netclass import public_mask
 from detectors.progress import Progress
-from detectors.registry import register
+from detectors.registry import register, register_stages
 from detectors.stats.kusto import series_decompose_anomalies
 
 NAME = "aggregated"
@@ -133,7 +134,7 @@ class AggregatedParams:
 def run(dataset: Dataset, params: AggregatedParams, progress: Progress) -> pl.DataFrame:
     """Candidates ordered by mean hourly count, descending (as the seed sorts)."""
     progress.report(NAME, 0.0, "selecting aggregated reports")
-    rows, days = _reports_in_window(dataset.events, params)
+    rows, days = _reports_in_window(dataset, params)
     min_inliers = params.min_inliers_per_day * days
     series = hourly_series(rows, params.bin)
     # Inliers can't outnumber the hours, so cut hopeless series before decomposing.
@@ -157,23 +158,32 @@ def empty_output() -> pl.DataFrame:
     return pl.DataFrame(schema=OUTPUT_SCHEMA)
 
 
-def _reports_in_window(
-    events: pl.DataFrame, params: AggregatedParams
-) -> tuple[pl.DataFrame, float]:
-    """Aggregated-report rows with a count, to public IPs, in the window; and its days."""
-    ts = pl.col(S.TIMESTAMP)
+def _reports_in_window(dataset: Dataset, params: AggregatedParams) -> tuple[pl.DataFrame, float]:
+    """Aggregated-report rows with a count, to public IPs, in the window; and its days.
+
+    The window is measured on the whole input (``Dataset.everyone``), so a partition of
+    a bigger input gets the same window as the input.
+    """
+    events = dataset.events
+    population = dataset.everyone()
     if params.lookback_days is None:
-        span = events.select((ts.max() - ts.min()).dt.total_microseconds() / 1e6).item()
-        days = float(max(1, math.ceil((span or 0.0) / SECONDS_PER_DAY)))
+        days = float(max(1, math.ceil(population.span_seconds() / SECONDS_PER_DAY)))
         recent = events
     else:
         days = params.lookback_days
-        lookback = pl.duration(microseconds=round(days * SECONDS_PER_DAY * 1e6))
-        recent = events.filter(ts >= ts.max() - lookback)
-    rows = recent.filter(
-        pl.col(S.ACTION).str.ends_with(S.AGGREGATED_SUFFIX).fill_null(False)
-        & pl.col(S.REMOTE_IP).is_not_null()
-        & pl.col(S.CONNECTIONS).is_not_null()
+        last = population.time_bounds()[1]
+        lookback = timedelta(microseconds=round(days * SECONDS_PER_DAY * 1e6))
+        recent = events if last is None else events.filter(pl.col(S.TIMESTAMP) >= last - lookback)
+    used = [S.TIMESTAMP, S.DEVICE_NAME, S.DEVICE_ID, S.PROCESS, S.REMOTE_IP, S.REMOTE_IP_TYPE]
+    rows = (
+        recent.lazy()
+        .filter(
+            pl.col(S.ACTION).str.ends_with(S.AGGREGATED_SUFFIX).fill_null(False)
+            & pl.col(S.REMOTE_IP).is_not_null()
+            & pl.col(S.CONNECTIONS).is_not_null()
+        )
+        .select(*used, S.CONNECTIONS)  # the columns the series need, not every column
+        .collect()
     )
     if params.public_only and rows.height:
         rows = rows.filter(public_mask(rows, S.REMOTE_IP, S.REMOTE_IP_TYPE))
@@ -193,19 +203,22 @@ def hourly_series(rows: pl.DataFrame, bin_every: str = "1h") -> pl.DataFrame:
             pl.col(S.TIMESTAMP).min().alias(S.C_FIRST_SEEN),
             pl.col(S.TIMESTAMP).max().alias(S.C_LAST_SEEN),
         )
-        .sort([*key, _BIN], nulls_last=True)
     )
+    # Each series is put in bin order inside its group: sorting every (key, bin) row
+    # first would cost a multi-column string sort of all reports. The counts are whole
+    # numbers, so their sum and mean do not depend on the order they are added in.
     return (
-        per_bin.group_by(key, maintain_order=True)
+        per_bin.group_by(key)
         .agg(
-            pl.col(_BIN).alias(_BINS),
-            pl.col(_COUNT).alias(_COUNTS),
+            pl.col(_BIN).sort().alias(_BINS),
+            pl.col(_COUNT).sort_by(_BIN).alias(_COUNTS),
             pl.col(_COUNT).sum().alias(S.C_CONNECTIONS),
             pl.col(S.C_FIRST_SEEN).min(),
             pl.col(S.C_LAST_SEEN).max(),
             pl.len().cast(pl.Int64).alias(E_HOURS),
             pl.col(_COUNT).mean().alias(E_AVG_COUNT),
         )
+        .sort(key, nulls_last=True)
         .collect()
     )
 
@@ -247,3 +260,16 @@ def _to_output(series: pl.DataFrame, params: AggregatedParams) -> pl.DataFrame:
         pl.col(E_AVG_COUNT),
     )
     return out.cast(OUTPUT_SCHEMA)  # type: ignore[arg-type]
+
+
+def combine(
+    parts: list[pl.DataFrame], dataset: Dataset, params: AggregatedParams, progress: Progress
+) -> pl.DataFrame:
+    """Partitions hold whole devices, so their candidates only need the common order."""
+    order = [E_AVG_COUNT, S.C_DEVICE, S.C_PROCESS, S.C_REMOTE_IP]
+    return pl.concat(parts, how="vertical").sort(
+        order, descending=[True, False, False, False], nulls_last=True
+    )
+
+
+register_stages(NAME, run, combine)

@@ -43,7 +43,7 @@ import ipaddress
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ from detectors.domains import hosts
 from detectors.errors import InputError
 from detectors.pairs import connection_events
 from detectors.progress import Progress
-from detectors.registry import register
+from detectors.registry import register, register_stages
 from detectors.stats import elastic
 
 if sys.version_info >= (3, 11):
@@ -421,11 +421,23 @@ def _as_utc(value: datetime | str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def _window_end(events: pl.DataFrame, params: BucketParams) -> datetime | None:
+def _window_end(dataset: Dataset, params: BucketParams) -> datetime | None:
+    """The configured end, else the last event of the whole input."""
     if params.window_end is not None:
         return _as_utc(params.window_end)
-    last = events.get_column(S.TIMESTAMP).max()
-    return last if isinstance(last, datetime) else None
+    return dataset.everyone().time_bounds()[1]
+
+
+def _recent(events: pl.DataFrame, end: datetime, params: BucketParams) -> pl.DataFrame:
+    """The events inside the window, cut before anything else copies columns.
+
+    ``bucket_events`` keeps ages 0 .. buckets x length - 1 µs; this keeps exactly those
+    times, so selecting connections afterwards handles a window's rows, not the input's.
+    """
+    span_us = round(params.time_bucket_length * 1_000_000) * params.number_buckets_in_range
+    start = end - timedelta(microseconds=span_us)
+    ts = pl.col(S.TIMESTAMP)
+    return events.filter((ts <= end) & (ts > start))
 
 
 def bucket_events(frame: pl.DataFrame, end: datetime, params: BucketParams) -> pl.DataFrame:
@@ -682,10 +694,11 @@ def run(dataset: Dataset, params: BucketParams, progress: Progress) -> pl.DataFr
     _validate(params)
     benign = load_known_benign(params.known_benign_file)
     progress.report(NAME, 0.0, "selecting connection events")
-    end = _window_end(dataset.events, params)
+    end = _window_end(dataset, params)
     if end is None:
         return empty_output()
-    frame = connection_rows(dataset.events, params.actions, params.public_only)
+    recent = _recent(dataset.events, end, params)
+    frame = connection_rows(recent, params.actions, params.public_only)
     window = bucket_events(frame, end, params)
     if window.height and (benign.processes or benign.networks or benign.domains):
         names = pl.DataFrame(schema={S.NAME_IP: pl.String(), S.NAME: pl.String()})
@@ -737,3 +750,17 @@ def run(dataset: Dataset, params: BucketParams, progress: Progress) -> pl.DataFr
         descending=[True, False, False, False, False],
         nulls_last=True,
     )
+
+
+def combine(
+    parts: list[pl.DataFrame], dataset: Dataset, params: BucketParams, progress: Progress
+) -> pl.DataFrame:
+    """Partitions hold whole hosts (every group is one host), so only the order is shared."""
+    return pl.concat(parts, how="vertical").sort(
+        [S.C_SCORE, S.C_DEVICE, S.C_PROCESS, S.C_REMOTE_IP, S.C_REMOTE_PORT],
+        descending=[True, False, False, False, False],
+        nulls_last=True,
+    )
+
+
+register_stages(NAME, run, combine)

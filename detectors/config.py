@@ -17,6 +17,15 @@ w_periodic = 0.35
 [mapping]                          # any CSV: canonical column = CSV header
 timestamp = "EventTime"
 remote_ip = "dst"
+
+[cache]                            # parsed copies of big CSV/JSON inputs (detectors.cache)
+max_mb = 2048                      # least recently used entries go beyond this
+min_file_mb = 8                    # smaller files are parsed every time
+enabled = true
+
+[engine]                           # input bigger than this is split by device on disk
+max_events_in_memory = 12000000    # (detectors.partitioned); memory then stays about
+partition_events = 3000000         # one partition's worth
 ```
 """
 
@@ -25,11 +34,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
 from detectors.errors import InputError
+
+if TYPE_CHECKING:
+    from detectors.cache import CacheSettings
+    from detectors.partitioned import EngineSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +50,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 APP_NAME = "beacon-triage"
-TOP_LEVEL_KEYS = {"allowlist", "triage", "theme", "mmdb", "detectors", "scoring", "mapping"}
+TOP_LEVEL_KEYS = {
+    "allowlist", "triage", "theme", "mmdb", "detectors", "scoring", "mapping", "cache", "engine",
+}  # fmt: skip
 
 
 def config_dir() -> Path:
@@ -65,6 +80,8 @@ class Config:
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     scoring: dict[str, Any] = field(default_factory=dict)
     mapping: dict[str, str] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=dict)
 
     def detector_params(self, name: str) -> Any:
         """The parameters dataclass for one detector, defaults overridden by the config."""
@@ -74,6 +91,18 @@ class Config:
         table = self.detectors.get(name, {})
         file = str(self.path) if self.path else None
         return params_from_table(spec.params_type, table, file=file, section=f"detectors.{name}")
+
+    def cache_settings(self) -> CacheSettings:
+        """The ``[cache]`` table as settings (defaults when absent)."""
+        from detectors.cache import settings_from_table
+
+        return settings_from_table(self.cache, str(self.path) if self.path else None)
+
+    def engine_settings(self) -> EngineSettings:
+        """The ``[engine]`` table: when input is too big for memory (defaults when absent)."""
+        from detectors.partitioned import settings_from_table
+
+        return settings_from_table(self.engine, str(self.path) if self.path else None)
 
     def allowlist_path(self) -> Path:
         return self.allowlist or config_dir() / "allowlist.toml"
@@ -117,7 +146,7 @@ def load_config(path: str | Path | None) -> Config:
         cfg.mmdb = _path(data["mmdb"], "mmdb", file)
     if "theme" in data:
         cfg.theme = str(data["theme"])
-    for section in ("detectors", "scoring", "mapping"):
+    for section in ("detectors", "scoring", "mapping", "cache", "engine"):
         value = data.get(section, {})
         if not isinstance(value, dict):
             raise InputError(f"[{section}] must be a table", file=file)
@@ -141,4 +170,6 @@ def load_config(path: str | Path | None) -> Config:
     from detectors.scoring import weights_from_config
 
     weights_from_config(cfg)
+    cfg.cache_settings()  # validate now
+    cfg.engine_settings()
     return cfg

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from detectors import schema as S
+
+if TYPE_CHECKING:
+    from detectors.pairtable import ConnectionTable
+    from detectors.population import Population
 
 
 @dataclass
@@ -18,6 +24,8 @@ class Dataset:
     remote IPs to names seen for them (RemoteUrl, Zeek dns/http/ssl). ``app`` holds
     per-connection HTTP/TLS details keyed by Zeek uid. ``device_info`` is Defender's
     DeviceInfo when the user supplied it. ``warnings`` are one-line notes for the user.
+    ``population`` answers questions about every event (``everyone()``): this dataset's
+    own, unless it is one device partition of a bigger input (``detectors.partitioned``).
     """
 
     events: pl.DataFrame = field(default_factory=S.empty_events)
@@ -26,8 +34,18 @@ class Dataset:
     device_info: pl.DataFrame | None = None
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    _pair_cache: dict[tuple[str, ...] | None, pl.DataFrame] = field(
+    _pair_cache: dict[tuple[tuple[str, ...] | None, int], pl.DataFrame] = field(
         default_factory=dict, repr=False
+    )
+    population: Population | None = field(default=None, repr=False)
+    _connections: ConnectionTable | None = field(default=None, repr=False)
+    # Detectors run in parallel threads (TUI workers, the engine): each shared index is
+    # built once, under its own lock, so a detector that needs only the names is not held
+    # up while another sorts the connections.
+    _locks: dict[str, threading.Lock] = field(
+        default_factory=lambda: {k: threading.Lock() for k in ("table", "pairs", "population")},
+        repr=False,
+        compare=False,
     )
 
     @property
@@ -37,26 +55,50 @@ class Dataset:
             self.events.height
         )
 
-    def pairs(self, actions: Sequence[str] | None = None) -> pl.DataFrame:
-        """The per-pair index for a set of action types, built once and shared."""
-        from detectors.pairs import build_pair_index
+    def connection_table(self) -> ConnectionTable:
+        """Connection rows sorted once by pair and time: the source of every pair index."""
+        with self._locks["table"]:
+            if self._connections is None:
+                from detectors.pairtable import ConnectionTable
 
-        key = tuple(sorted(actions)) if actions is not None else None
-        if key not in self._pair_cache:
-            self._pair_cache[key] = build_pair_index(self.events, actions)
-        return self._pair_cache[key]
+                self._connections = ConnectionTable.from_events(self.events)
+            return self._connections
+
+    def pairs(self, actions: Sequence[str] | None = None, min_count: int = 1) -> pl.DataFrame:
+        """The per-pair index (public addresses) for a set of action types, shared.
+
+        Every action set is cut from the one sorted connection table, so asking for
+        another set costs a mask and segment sums, not another sort of the events.
+        ``min_count`` keeps pairs with at least that many distinct times (cheaper to
+        build when most pairs are seen a few times).
+        """
+        from detectors.pairs import P_COUNT
+
+        actions_key = tuple(sorted(actions)) if actions is not None else None
+        key = (actions_key, min_count)
+        table = self.connection_table()
+        with self._locks["pairs"]:  # one lock per index: two indexes may build at once
+            building = self._locks.setdefault(f"pairs:{key}", threading.Lock())
+        with building:
+            if key not in self._pair_cache:
+                full = self._pair_cache.get((actions_key, 1))
+                if full is not None:  # same rows, same order: filter what is there
+                    index = full.filter(pl.col(P_COUNT) >= min_count)
+                else:
+                    index = table.index(actions, min_count=min_count)
+                self._pair_cache[key] = index
+            return self._pair_cache[key]
+
+    def everyone(self) -> Population:
+        """Questions about all events: this dataset's own, or the whole input's when the
+        dataset is one partition of a bigger one (``detectors.partitioned`` sets it)."""
+        with self._locks["population"]:
+            if self.population is None:
+                from detectors.population import Population
+
+                self.population = Population(self.events.lazy(), self.names)
+            return self.population
 
     def names_by_ip(self) -> pl.DataFrame:
-        """One row per remote IP: distinct names seen for it, sorted."""
-        names = self.names
-        from_events = (
-            self.events.filter(pl.col(S.REMOTE_URL).is_not_null() & (pl.col(S.REMOTE_URL) != ""))
-            .select(
-                pl.col(S.REMOTE_IP).alias(S.NAME_IP),
-                pl.col(S.REMOTE_URL).alias(S.NAME),
-                pl.lit("remote_url").alias(S.NAME_SOURCE),
-            )
-            .unique()
-        )
-        both = pl.concat([names, from_events], how="vertical_relaxed")
-        return both.group_by(S.NAME_IP).agg(pl.col(S.NAME).unique().sort().alias("names"))
+        """One row per remote IP: distinct names seen for it, sorted (computed once)."""
+        return self.everyone().names_by_ip()

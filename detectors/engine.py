@@ -108,7 +108,8 @@ def run_all(
     else:
         done: dict[str, DetectorOutcome] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detector") as pool:
-            futures = {pool.submit(run_detector, dataset, config, n, progress): n for n in chosen}
+            by_cost = sorted(chosen, key=lambda n: -get(n).cost)  # stable: ties keep order
+            futures = {pool.submit(run_detector, dataset, config, n, progress): n for n in by_cost}
             try:
                 for future in as_completed(futures):
                     done[futures[future]] = future.result()

@@ -27,6 +27,7 @@ from detectors import schema as S
 from detectors.dataset import Dataset
 from detectors.domains import host_of, registered_domain, registered_domains
 from detectors.netclass import PUBLIC, classify_ip
+from detectors.population import INPUT_ROW, Population
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -98,19 +99,46 @@ _EVENT_COLUMNS = [
 ]  # fmt: skip
 
 
-def outbound_events(events: pl.DataFrame) -> pl.DataFrame:
-    """Events that go out to a remote address, with a device column for counting.
+def _outbound() -> pl.Expr:
+    return pl.col(S.REMOTE_IP).is_not_null() & ~pl.col(S.ACTION).is_in(
+        list(_NOT_OUTBOUND)
+    ).fill_null(False)
 
-    Only the columns the facts need are kept (a filter copies every column it keeps).
+
+def outbound_events(population: Population) -> pl.LazyFrame:
+    """Events that go out to a remote address, with a device column and a public flag.
+
+    Lazy on purpose: each fact's query reads only the columns it needs (from memory, or
+    from every partition on disk), where collecting the outbound rows once would copy a
+    dozen columns of every event.
     """
+    public = population.public_addresses()
     return (
-        events.lazy()
-        .filter(
-            pl.col(S.REMOTE_IP).is_not_null()
-            & ~pl.col(S.ACTION).is_in(list(_NOT_OUTBOUND)).fill_null(False)
-        )
+        population.events.filter(_outbound())
         .select(pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV), *_EVENT_COLUMNS)
-        .collect()
+        .with_columns(pl.col(S.REMOTE_IP).is_in(public).alias("_public"))
+    )
+
+
+def candidate_events(population: Population, pairs: pl.DataFrame) -> pl.DataFrame:
+    """The outbound events of the given (device, address) pairs, in input order.
+
+    Exact repeats are dropped: a loaded dataset has none, but the population of a
+    partitioned input is scanned as written (each partition was deduplicated alone).
+    """
+    public = population.public_addresses()
+    device = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV)
+    rows = population.collect(
+        population.events.filter(_outbound())
+        .with_columns(device)
+        .join(pairs.unique().lazy(), on=[_DEV, S.REMOTE_IP], how="semi", nulls_equal=True)
+    )
+    if INPUT_ROW in rows.columns:  # partitions on disk: back to the input's row order
+        rows = rows.sort(INPUT_ROW).drop(INPUT_ROW)
+    fields = [c for c in rows.columns if c not in (S.SOURCE_FILE, _DEV)]
+    rows = rows.unique(subset=fields, keep="first", maintain_order=True)
+    return rows.select(_DEV, *_EVENT_COLUMNS).with_columns(
+        pl.col(S.REMOTE_IP).is_in(public).alias("_public")
     )
 
 
@@ -174,7 +202,11 @@ def _candidate_names(keys: pl.DataFrame, ev: pl.DataFrame, app: pl.DataFrame) ->
 
 
 def _domain_devices(
-    ev: pl.DataFrame, app: pl.DataFrame, ip_names: pl.DataFrame, wanted: list[str]
+    population: Population,
+    ev: pl.LazyFrame,
+    app: pl.DataFrame,
+    ip_names: pl.DataFrame,
+    wanted: list[str],
 ) -> pl.DataFrame:
     """Devices per registered domain (of ``wanted``), from RemoteUrl, Zeek names, names by IP."""
     if not wanted:
@@ -184,30 +216,38 @@ def _domain_devices(
         frame = frame.filter(pl.col(_NAME).is_not_null()).unique()
         return frame.with_columns(registered_domains(frame.get_column(_NAME)).alias(_DOMAIN))
 
+    # Only URLs of a wanted domain matter: find them among the distinct URLs first, so
+    # the (device, URL) pairs are collected for those rows alone.
+    urls = population.collect(ev.select(pl.col(S.REMOTE_URL).drop_nulls().unique())).to_series()
+    urls = urls.filter(registered_domains(urls).is_in(wanted))
     from_url = with_domain(
-        ev.filter(pl.col(S.REMOTE_URL).is_not_null()).select(
-            _DEV, pl.col(S.REMOTE_URL).alias(_NAME)
+        population.collect(
+            ev.filter(pl.col(S.REMOTE_URL).is_in(urls.implode()))
+            .select(_DEV, pl.col(S.REMOTE_URL).alias(_NAME))
+            .unique()
         )
     )
     app_names = with_domain(
         app.select(S.APP_UID, pl.coalesce(S.APP_SNI, S.APP_HOST).alias(_NAME))
     ).filter(pl.col(_DOMAIN).is_in(wanted))
-    from_app = (
+    from_app = population.collect(
         ev.filter(pl.col(S.UID).is_not_null())
         .select(_DEV, S.UID)
-        .join(app_names, left_on=S.UID, right_on=S.APP_UID)
+        .join(app_names.lazy(), left_on=S.UID, right_on=S.APP_UID)
         .select(_DEV, _NAME, _DOMAIN)
     )
     ip_domains = with_domain(ip_names.explode("names").rename({"names": _NAME})).filter(
         pl.col(_DOMAIN).is_in(wanted)
     )
     from_ip = (
-        ev.filter(
-            pl.col("_public")
-            & pl.col(S.REMOTE_IP).is_in(ip_domains.get_column(S.NAME_IP).implode())
+        population.collect(
+            ev.filter(
+                pl.col("_public")
+                & pl.col(S.REMOTE_IP).is_in(ip_domains.get_column(S.NAME_IP).implode())
+            )
+            .select(_DEV, S.REMOTE_IP)
+            .unique()
         )
-        .select(_DEV, S.REMOTE_IP)
-        .unique()
         .join(ip_domains, left_on=S.REMOTE_IP, right_on=S.NAME_IP)
         .select(_DEV, _NAME, _DOMAIN)
     )
@@ -253,16 +293,17 @@ def context_facts(
     """One row of facts per candidate key (``schema.CANDIDATE_KEY``, port may be null)."""
     lists = lists or default_process_lists()
     keys = keys.select(S.CANDIDATE_KEY).unique(maintain_order=True)
-    ev = outbound_events(dataset.events)
-    ev = ev.with_columns((_ip_classes(ev.get_column(S.REMOTE_IP)) == PUBLIC).alias("_public"))
-    hosts = max(1, ev.filter(pl.col("_public")).get_column(_DEV).n_unique())
+    population = dataset.everyone()  # counts over every event, even for one partition
+    ev = outbound_events(population)
+    hosts_query = ev.filter(pl.col("_public")).select(pl.col(_DEV).n_unique())
+    hosts = max(1, population.collect(hosts_query).item())
     rare_devices = max(float(rare_floor_devices), rare_share * hosts)
 
     # Counts over everyone, but only for the candidates' addresses, processes and
     # ports; per-candidate facts from the candidates' own (device, address) events.
     pairs = keys.select(pl.col(S.C_DEVICE).alias(_DEV), pl.col(S.C_REMOTE_IP).alias(S.REMOTE_IP))
-    own_ev = ev.join(pairs.unique(), on=[_DEV, S.REMOTE_IP], how="semi", nulls_equal=True)
-    ip_stats = (
+    own_ev = candidate_events(population, pairs)
+    ip_stats = population.collect(
         ev.filter(pl.col(S.REMOTE_IP).is_in(keys.get_column(S.C_REMOTE_IP).unique().to_list()))
         .group_by(S.REMOTE_IP)
         .agg(
@@ -307,15 +348,20 @@ def context_facts(
     wanted = facts.get_column(F_DOMAIN).drop_nulls().unique().to_list()
     facts = _join(
         facts,
-        _domain_devices(ev, dataset.app, ip_names, wanted).rename({_DOMAIN: F_DOMAIN}),
+        _domain_devices(population, ev, dataset.app, ip_names, wanted).rename({_DOMAIN: F_DOMAIN}),
         [F_DOMAIN],
     )
 
     # The process: how many devices run it, and the lists.
     processes = keys.get_column(S.C_PROCESS).drop_nulls().unique().to_list()
     process_ev = ev.filter(pl.col(S.PROCESS).is_in(processes))
-    process_devices = process_ev.group_by(S.PROCESS).agg(
-        pl.col(_DEV).n_unique().alias(F_PROCESS_DEVICES)
+    process_devices = population.collect(
+        process_ev.group_by(S.PROCESS).agg(pl.col(_DEV).n_unique().alias(F_PROCESS_DEVICES))
+    )
+    process_port = population.collect(
+        process_ev.group_by(S.PROCESS, S.REMOTE_PORT)
+        .agg(pl.col(_DEV).n_unique().alias("_pp"))
+        .rename({S.PROCESS: S.C_PROCESS, S.REMOTE_PORT: S.C_REMOTE_PORT})
     )
     facts = _join(facts, process_devices.rename({S.PROCESS: S.C_PROCESS}), [S.C_PROCESS])
     lower = pl.col(S.C_PROCESS).str.to_lowercase()
@@ -326,23 +372,20 @@ def context_facts(
 
     # The port: devices using it anywhere, and the share of the process's devices.
     ports = keys.get_column(S.C_REMOTE_PORT).drop_nulls().unique().to_list()
-    port_devices = (
+    port_devices = population.collect(
         ev.filter(pl.col("_public") & pl.col(S.REMOTE_PORT).is_in(ports))
         .group_by(S.REMOTE_PORT)
         .agg(pl.col(_DEV).n_unique().alias(F_PORT_DEVICES))
     )
     facts = _join(facts, port_devices.rename({S.REMOTE_PORT: S.C_REMOTE_PORT}), [S.C_REMOTE_PORT])
-    process_port = (
-        process_ev.group_by(S.PROCESS, S.REMOTE_PORT)
-        .agg(pl.col(_DEV).n_unique().alias("_pp"))
-        .rename({S.PROCESS: S.C_PROCESS, S.REMOTE_PORT: S.C_REMOTE_PORT})
-    )
     facts = _join(facts, process_port, [S.C_PROCESS, S.C_REMOTE_PORT]).with_columns(
         (pl.col("_pp") / pl.col(F_PROCESS_DEVICES)).alias(F_PROCESS_PORT_SHARE)
     )
 
     # The candidate's own events: company, bytes, failures.
-    has_company = dataset.events.get_column(S.COMPANY).null_count() < dataset.events.height
+    has_company = bool(
+        population.collect(population.events.select(pl.col(S.COMPANY).is_not_null().any())).item()
+    )
     bytes_out = pl.col(S.BYTES_OUT).cast(pl.Float64)
     q10, q90 = bytes_out.quantile(0.1), bytes_out.quantile(0.9)
     trimmed = bytes_out.filter((bytes_out >= q10) & (bytes_out <= q90))
@@ -368,15 +411,20 @@ def context_facts(
     facts = facts.with_columns(
         _vendor_domain(facts.get_column("_company"), facts.get_column(F_DOMAIN))
     )
-    facts = _app_facts(facts, keys, ev, own_ev, dataset.app, rare_devices)
+    facts = _app_facts(facts, keys, population, ev, own_ev, dataset.app, rare_devices)
     facts = _scanning(facts, own_ev, scan_min_ports)
 
     # New: the address was first seen well after the data starts (RITA's first seen).
-    bounds = ev.select(
-        pl.col(S.TIMESTAMP).min().alias("start"),
-        (pl.col(S.TIMESTAMP).max() - pl.col(S.TIMESTAMP).min()).dt.total_microseconds().alias("us"),
+    bounds = population.collect(
+        ev.select(
+            pl.col(S.TIMESTAMP).min().alias("start"),
+            (pl.col(S.TIMESTAMP).max() - pl.col(S.TIMESTAMP).min())
+            .dt.total_microseconds()
+            .alias("us"),
+            pl.len().alias("rows"),
+        )
     )
-    span_us = bounds.item(0, "us") if ev.height else None
+    span_us = bounds.item(0, "us") if bounds.item(0, "rows") else None
     if span_us is not None and span_us / 1e6 >= new_min_span_s:
         cutoff = pl.lit(bounds.item(0, "start")) + pl.duration(
             microseconds=int(span_us * new_after_share)
@@ -392,7 +440,8 @@ def context_facts(
 def _app_facts(
     facts: pl.DataFrame,
     keys: pl.DataFrame,
-    ev: pl.DataFrame,
+    population: Population,
+    ev: pl.LazyFrame,
     own_ev: pl.DataFrame,
     app: pl.DataFrame,
     rare: float,
@@ -404,11 +453,13 @@ def _app_facts(
         .join(app, left_on=S.UID, right_on=S.APP_UID, how="inner")
     )
     agents = joined.get_column(S.APP_USER_AGENT).drop_nulls().unique().to_list()
-    ua_devices = (
+    ua_devices = population.collect(
         ev.filter(pl.col(S.UID).is_not_null())
         .select(_DEV, S.UID)
         .join(
-            app.filter(pl.col(S.APP_USER_AGENT).is_in(agents)).select(S.APP_UID, S.APP_USER_AGENT),
+            app.filter(pl.col(S.APP_USER_AGENT).is_in(agents))
+            .select(S.APP_UID, S.APP_USER_AGENT)
+            .lazy(),
             left_on=S.UID,
             right_on=S.APP_UID,
         )

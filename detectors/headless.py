@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors import output
+from detectors import output, partitioned
 from detectors.config import Config, load_config
 from detectors.dataset import Dataset
 from detectors.engine import RunResult, run_all
@@ -67,10 +67,18 @@ def detect(
         warn(f"using the config {config.path}")  # read without being named: say so
     for name in detector_names:
         get(name)  # unknown names fail before the (maybe long) load
-    dataset = load(paths, config, source_format, progress, use_cache)
-    for line in dataset.warnings:
-        warn(line)
-    result: RunResult = run_all(dataset, config, detector_names or None, progress)
+    result: RunResult
+    if partitioned.wanted(paths, config):  # bigger than memory: device partitions on disk
+        result, dataset = partitioned.detect_partitioned(
+            paths, config, detector_names or None, source_format, progress
+        )
+        for line in dataset.warnings:
+            warn(line)
+    else:
+        dataset = load(paths, config, source_format, progress, use_cache)
+        for line in dataset.warnings:
+            warn(line)
+        result = run_all(dataset, config, detector_names or None, progress)
     for line in result.notes():
         warn(line)
     candidates = result.candidates

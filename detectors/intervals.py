@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 import polars as pl
@@ -41,21 +42,24 @@ from detectors.dataset import Dataset
 from detectors.domains import registered_domains
 from detectors.errors import InputError
 from detectors.pairs import (
+    P_ACTIONS,
     P_CONNECTIONS,
     P_COUNT,
     P_DELTAS,
     P_FIRST,
     P_LAST,
+    P_TS,
     build_pair_index,
 )
+from detectors.pairtable import empty_index
 from detectors.progress import Progress
-from detectors.registry import register
+from detectors.registry import register, register_stages
 from detectors.stats.kusto import (
     flatten_lists,
     percentiles_ragged,
     segment_ids,
+    series_moments_ragged,
     series_outliers_ragged,
-    series_stats_ragged,
 )
 
 NAME = "intervals"
@@ -209,21 +213,36 @@ def sleep_window(target_sleep_s: float, jitter_pct: float) -> tuple[float, float
     return target_sleep_s - spread, target_sleep_s + spread
 
 
-@register(NAME, SUMMARY, IntervalParams)
+@register(NAME, SUMMARY, IntervalParams, cost=2)
 def run(dataset: Dataset, params: IntervalParams, progress: Progress) -> pl.DataFrame:
     """Candidates ordered as the seed orders them: jitter, then mean delta, ascending."""
+    return finish([regular_pairs(dataset, params, progress)], dataset, params, progress)
+
+
+def regular_pairs(dataset: Dataset, params: IntervalParams, progress: Progress) -> pl.DataFrame:
+    """Stage one, on one device partition: pairs with enough times and low jitter.
+
+    Everything per pair happens here; what needs every device (the prevalence of a
+    destination among these pairs) waits for ``finish``.
+    """
     progress.report(NAME, 0.0, "indexing pairs")
     pairs, window_s = _pairs_in_window(dataset, params)
     max_events = _max_events(window_s, params.time_delta_min_s)
     count = pl.col(P_COUNT)
     pairs = pairs.filter((count > params.total_events_min) & (count < max_events))
-    if pairs.height == 0:
-        return empty_output()
-
     progress.report(NAME, 0.3, f"delta statistics for {pairs.height} pairs")
     pairs = with_delta_stats(pairs)
-    pairs = pairs.filter(pl.col(S.C_JITTER) < params.jitter_threshold)
+    # the times themselves are not needed again (deltas are): less to keep per partition
+    return pairs.filter(pl.col(S.C_JITTER) < params.jitter_threshold).drop(P_TS, P_ACTIONS)
 
+
+def finish(
+    parts: list[pl.DataFrame], dataset: Dataset, params: IntervalParams, progress: Progress
+) -> pl.DataFrame:
+    """Stage two, over every partition's regular pairs: prevalence, sleep, outliers."""
+    pairs = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
+    if pairs.height == 0:
+        return empty_output()
     progress.report(NAME, 0.5, "prevalence across devices")
     pairs = _within_prevalence(pairs, params.compromised_device_count_max)
     pairs = _within_sleep_window(pairs, params)
@@ -250,19 +269,22 @@ def empty_output() -> pl.DataFrame:
 def _pairs_in_window(dataset: Dataset, params: IntervalParams) -> tuple[pl.DataFrame, float]:
     """The pair index for the window, and the window's length in seconds.
 
-    The window ends at the last event (files have no "now"); with no lookback it is the
-    whole input and the shared, cached pair index is reused.
+    The window ends at the last event of the whole input (files have no "now"); with no
+    lookback it is the whole input and the shared, cached pair index is reused.
     """
-    events = dataset.events
+    population = dataset.everyone()
     if params.lookback_hours is None:
-        ts = pl.col(S.TIMESTAMP)
-        span = events.select((ts.max() - ts.min()).dt.total_microseconds() / 1e6).item()
-        window_s = float(span or 0.0)
+        window_s = population.span_seconds()
+        busy = params.total_events_min + 1  # the only pairs run() keeps
         if params.public_only:
-            return dataset.pairs(params.actions), window_s
-        return build_pair_index(events, params.actions, public_only=False), window_s
-    lookback = pl.duration(microseconds=round(params.lookback_hours * 3600e6))
-    recent = events.filter(pl.col(S.TIMESTAMP) >= pl.col(S.TIMESTAMP).max() - lookback)
+            return dataset.pairs(params.actions, min_count=busy), window_s
+        table = dataset.connection_table()
+        return table.index(params.actions, public_only=False, min_count=busy), window_s
+    last = population.time_bounds()[1]
+    if last is None:
+        return empty_index(), 0.0
+    since = last - timedelta(microseconds=round(params.lookback_hours * 3600e6))
+    recent = dataset.events.filter(pl.col(S.TIMESTAMP) >= since)
     window_s = params.lookback_hours * 3600.0
     return build_pair_index(recent, params.actions, params.public_only), window_s
 
@@ -281,7 +303,7 @@ def with_delta_stats(pairs: pl.DataFrame) -> pl.DataFrame:
     segment reduction (no loop per pair).
     """
     values, offsets = flatten_lists(pairs.get_column(P_DELTAS))
-    stats = series_stats_ragged(values, offsets)
+    stats = series_moments_ragged(values, offsets)
     pcts = percentiles_ragged(values, offsets, DELTA_PERCENTILES)
     mean = stats["avg"]
     stdev = stats["stdev"]
@@ -386,3 +408,6 @@ def _to_output(pairs: pl.DataFrame, params: IntervalParams) -> pl.DataFrame:
         pl.col(S.DEVICE_ID).alias(E_DEVICE_ID),
     )
     return out.cast(OUTPUT_SCHEMA)  # type: ignore[arg-type]
+
+
+register_stages(NAME, regular_pairs, finish)

@@ -75,9 +75,18 @@ def ip_class_expr(column: str, frame: pl.DataFrame) -> pl.Series:
     )
 
 
+def public_addresses(ips: pl.Series) -> list[str]:
+    """The distinct values of ``ips`` that are public addresses (classified once each)."""
+    return [ip for ip in ips.unique().drop_nulls().to_list() if classify_ip(ip) == PUBLIC]
+
+
 def public_mask(frame: pl.DataFrame, ip_column: str, type_column: str | None = None) -> pl.Series:
-    """True where the address is public (and Defender's RemoteIPType does not say otherwise)."""
-    mask = ip_class_expr(ip_column, frame) == PUBLIC
+    """True where the address is public (and Defender's RemoteIPType does not say otherwise).
+
+    A set-membership test against the public distinct addresses: no per-row class text.
+    """
+    ips = frame.get_column(ip_column)
+    mask = ips.is_in(public_addresses(ips))
     if type_column is not None and type_column in frame.columns:
         declared = frame.get_column(type_column)
         mask = mask & ~declared.is_in(list(DEFENDER_NON_PUBLIC)).fill_null(False)

@@ -31,31 +31,42 @@ P_BYTES_IN = "bytes_in"
 P_ACTIONS = "actions"  # list[str]: distinct action types seen
 
 
+def connection_rows(events: pl.DataFrame) -> pl.Expr:
+    """Rows that can be a connection for some action set (the one rule for every index).
+
+    Aggregated-report rows are excluded: they summarise an hour and have no
+    per-connection time. ECS (Elastic Defend) writes one connection as
+    ``connection_attempted`` then ``disconnect_received``: when the data has the
+    latter (it carries the bytes, and Elastic's beaconing uses it alone), the attempts
+    are dropped so no connection counts twice; ``connection_accepted`` is inbound.
+    """
+    action = pl.col(S.ACTION)
+    foreign = action.is_null() | ~action.is_in(list(S.DEFENDER_ACTIONS))
+    keep = foreign | ~action.str.ends_with(S.AGGREGATED_SUFFIX)
+    keep = keep & ~action.is_in([S.ECS_INBOUND]).fill_null(False)
+    if events.height and events.select((action == S.ECS_DISCONNECT).any()).item():
+        keep = keep & ~action.is_in([S.ECS_ATTEMPT]).fill_null(False)
+    return keep & pl.col(S.REMOTE_IP).is_not_null()
+
+
 def connection_events(
     events: pl.DataFrame, actions: Sequence[str] | None, public_only: bool = True
 ) -> pl.DataFrame:
     """Outbound, non-aggregated events of the given action types to public addresses.
 
     The action filter speaks Defender's ActionTypes: rows whose action is not one of
-    them (Zeek's conn_state, ECS's event.action, or none) always count as connections.
-    Aggregated-report rows are excluded: they summarise an hour and have no
-    per-connection time.
+    them (Zeek's conn_state, ECS's event.action, or none) always count as connections
+    (``connection_rows`` says which).
     """
-    action = pl.col(S.ACTION)
-    foreign = action.is_null() | ~action.is_in(list(S.DEFENDER_ACTIONS))
-    keep = foreign | ~action.str.ends_with(S.AGGREGATED_SUFFIX)
+    keep = connection_rows(events)
     if actions is not None:
+        action = pl.col(S.ACTION)
+        foreign = action.is_null() | ~action.is_in(list(S.DEFENDER_ACTIONS))
         keep = keep & (foreign | action.is_in(list(actions)))
-    frame = events.filter(keep & pl.col(S.REMOTE_IP).is_not_null())
+    frame = events.filter(keep)
     if public_only and frame.height:
         frame = frame.filter(public_mask(frame, S.REMOTE_IP, S.REMOTE_IP_TYPE))
     return frame
-
-
-def _sum_or_null(column: str) -> pl.Expr:
-    """Sum, but null when the source never reported the field (not a misleading 0)."""
-    col = pl.col(column)
-    return pl.when(col.is_not_null().any()).then(col.sum()).otherwise(None)
 
 
 def deltas_from_sorted_lists(ts: pl.Series) -> pl.Series:
@@ -78,26 +89,11 @@ def deltas_from_sorted_lists(ts: pl.Series) -> pl.Series:
 def build_pair_index(
     events: pl.DataFrame, actions: Sequence[str] | None, public_only: bool = True
 ) -> pl.DataFrame:
-    """Summarise connection events per pair; see the module docstring for the columns."""
-    frame = connection_events(events, actions, public_only)
-    ts = pl.col(S.TIMESTAMP)
-    grouped = (
-        frame.lazy()
-        .group_by(PAIR_KEY)
-        .agg(
-            ts.alias(P_TS),
-            pl.len().alias(P_EVENTS),
-            pl.col(S.CONNECTIONS).fill_null(1).sum().alias(P_CONNECTIONS),
-            ts.min().alias(P_FIRST),
-            ts.max().alias(P_LAST),
-            _sum_or_null(S.BYTES_OUT).alias(P_BYTES_OUT),
-            _sum_or_null(S.BYTES_IN).alias(P_BYTES_IN),
-            pl.col(S.ACTION).drop_nulls().unique().sort().alias(P_ACTIONS),
-        )
-        .with_columns(pl.col(P_TS).list.unique().list.sort())
-        .with_columns(pl.col(P_TS).list.len().alias(P_COUNT))
-        .collect()
-    )
-    # A stable order (by first sighting, then key) keeps every run's output identical.
-    grouped = grouped.sort([P_FIRST, *PAIR_KEY], nulls_last=True)
-    return grouped.with_columns(deltas_from_sorted_lists(grouped.get_column(P_TS)))
+    """Summarise connection events per pair; see the module docstring for the columns.
+
+    Built by ``detectors.pairtable`` (one sort of the connection rows by pair and time);
+    ``Dataset.pairs`` keeps that sort and derives every action set's index from it.
+    """
+    from detectors.pairtable import ConnectionTable
+
+    return ConnectionTable.from_events(events).index(actions, public_only)

@@ -26,7 +26,7 @@ from detectors.dataset import Dataset
 from detectors.netclass import PUBLIC, classify_ip
 from detectors.pairs import P_CONNECTIONS, P_COUNT, P_FIRST, P_LAST, P_TS, build_pair_index
 from detectors.progress import Progress
-from detectors.registry import register
+from detectors.registry import register, register_stages
 from detectors.stats.periodogram import (
     KINDS,
     PeriodSettings,
@@ -174,32 +174,29 @@ def proxy_addresses(dataset: Dataset) -> list[str]:
     writes the requested host in RemoteUrl while RemoteIP is the proxy.
     """
     connect = dataset.names.filter(pl.col(S.NAME_SOURCE) == "connect").get_column(S.NAME_IP)
-    named = dataset.events.filter(pl.col(S.REMOTE_URL).is_not_null()).get_column(S.REMOTE_IP)
+    named = dataset.everyone().addresses_with_urls()
     candidates = pl.concat([connect, named]).unique().drop_nulls().to_list()
     return sorted(ip for ip in candidates if classify_ip(ip) != PUBLIC)
 
 
-def connection_pairs(dataset: Dataset, params: PeriodicityParams) -> pl.DataFrame:
+def connection_pairs(
+    dataset: Dataset, params: PeriodicityParams, min_count: int = 1
+) -> pl.DataFrame:
     """The pair index of the chosen action types, with other sources' rows and proxies.
 
     Rows whose action is not a Defender ActionType (Zeek conn_state) are connection
-    records whatever ``actions`` says, so they are kept.
+    records whatever ``actions`` says (``pairs.connection_events`` keeps them). Direct
+    pairs with fewer than ``min_count`` distinct times are left out.
     """
-    events = dataset.events
-    action = pl.col(S.ACTION)
-    foreign = action.is_not_null() & ~action.is_in(list(S.DEFENDER_ACTIONS))
-    has_foreign = bool(events.select(foreign.any()).item()) if events.height else False
-    proxies = proxy_addresses(dataset) if params.include_proxies and params.public_only else []
-    if not has_foreign and params.public_only:
-        pairs = dataset.pairs(params.actions)
-        chosen = events
+    if params.public_only:
+        pairs = dataset.pairs(params.actions, min_count)  # shared with the other detectors
     else:
-        chosen = events.filter(action.is_null() | foreign | action.is_in(list(params.actions)))
-        pairs = build_pair_index(chosen, None, public_only=params.public_only)
+        table = dataset.connection_table()
+        pairs = table.index(params.actions, public_only=False, min_count=min_count)
+    proxies = proxy_addresses(dataset) if params.include_proxies and params.public_only else []
     if proxies:
-        via = chosen.filter(pl.col(S.REMOTE_IP).is_in(proxies))
-        actions = params.actions if not has_foreign else None
-        proxied = build_pair_index(via, actions, public_only=False)
+        via = dataset.events.filter(pl.col(S.REMOTE_IP).is_in(proxies))
+        proxied = build_pair_index(via, params.actions, public_only=False)
         pairs = pl.concat([pairs, proxied], how="vertical_relaxed")
     return pairs
 
@@ -282,14 +279,42 @@ def empty_result() -> pl.DataFrame:
     NAME,
     "Periodogram + g-test periodicity; survives loss, long sleeps, workhours",
     PeriodicityParams,
+    cost=3,
 )
 def run(dataset: Dataset, params: PeriodicityParams, progress: Progress) -> pl.DataFrame:
     """Periodic pairs: estimated sleep, jitter and kind, loss, schedule and p-value."""
+    return finish([tested_pairs(dataset, params, progress)], dataset, params, progress)
+
+
+@dataclass
+class Tested:
+    """Stage one's result for one partition: the pairs that may pass, and the p-value of
+    every pair in the false-discovery family (``hits`` point into it by ``_family``)."""
+
+    hits: pl.DataFrame | None
+    family_p: np.ndarray
+
+
+# Stage one keeps pairs whose own p-value is at most this many times max_p_value: a
+# Benjamini-Hochberg q-value is never below its p-value, but floating point may put it
+# an ulp below, and stage two applies the exact test.
+_P_MARGIN = 1.0 + 1e-9
+
+
+def tested_pairs(dataset: Dataset, params: PeriodicityParams, progress: Progress) -> Tested:
+    """Stage one, on one device partition: every pair's period, jitter and p-value.
+
+    Returns the pairs that could pass (eligible, jitter and p-value in range) and the
+    p-values of all eligible pairs: the false discovery rate is over every pair tested
+    in the whole input, so it is applied in ``finish``.
+    """
     progress.report(NAME, 0.0, "indexing pairs")
-    pairs = connection_pairs(dataset, params).filter(pl.col(P_COUNT) >= params.min_events)
+    pairs = connection_pairs(dataset, params, params.min_events).filter(
+        pl.col(P_COUNT) >= params.min_events
+    )
     if pairs.height == 0:
-        progress.report(NAME, 1.0, "no pair has enough connections")
-        return empty_result()
+        progress.report(NAME, 0.8, "no pair has enough connections")
+        return Tested(None, np.empty(0))
 
     progress.report(NAME, 0.2, f"estimating periods of {pairs.height} pairs")
     epoch_us = _epoch_us(pairs)
@@ -307,9 +332,9 @@ def run(dataset: Dataset, params: PeriodicityParams, progress: Progress) -> pl.D
     )
     progress.report(NAME, 0.8, "scoring")
     # The family is every pair that could be tested (enough events and span).
-    q_values = np.ones(counts.size)
     eligible = est["eligible"]
-    q_values[eligible] = benjamini_hochberg(est["p_value"][eligible])
+    family = np.full(counts.size, -1, dtype=np.int64)
+    family[eligible] = np.arange(int(eligible.sum()))
     schedule = _schedule(epoch_us, counts, est["active_fraction"], est["span_s"], params)
     deltas_median = pairs.select(
         pl.col(P_TS)
@@ -334,7 +359,6 @@ def run(dataset: Dataset, params: PeriodicityParams, progress: Progress) -> pl.D
         pl.Series(S.C_JITTER, est["jitter_pct"]),
         pl.Series(JITTER_KIND, np.array(KINDS)[est["jitter_kind"]]),
         pl.Series(P_VALUE, est["p_value"]),
-        pl.Series(Q_VALUE, q_values),
         pl.Series(FISHER_P, est["fisher_p"]),
         pl.Series(DELTAS_P, est["deltas_p"]),
         pl.Series(MISSED, est["multiple_fraction"]),
@@ -346,13 +370,37 @@ def run(dataset: Dataset, params: PeriodicityParams, progress: Progress) -> pl.D
         pl.Series(FFT_PERIOD, est["fft_period_s"]),
         pl.Series(ACF_LIFT, est["acf_lift"]),
         pl.Series("_eligible", est["eligible"]),
+        pl.Series("_family", family),
     )
-    significance = pl.col(Q_VALUE) if params.fdr else pl.col(P_VALUE)
+    limit = params.max_p_value * (_P_MARGIN if params.fdr else 1.0)
     hits = found.filter(
         pl.col("_eligible")
-        & (significance <= params.max_p_value)
+        & (pl.col(P_VALUE) <= limit)
         & (pl.col(S.C_JITTER) <= params.max_jitter_pct)
     )
+    return Tested(hits, est["p_value"][eligible])
+
+
+def finish(
+    parts: list[Tested], dataset: Dataset, params: PeriodicityParams, progress: Progress
+) -> pl.DataFrame:
+    """Stage two, over every partition: q-values, prevalence across devices, score, order."""
+    family_p = np.concatenate([part.family_p for part in parts])
+    q_all = benjamini_hochberg(family_p)  # the family is every pair tested, everywhere
+    offsets = np.cumsum([0] + [part.family_p.size for part in parts])
+    frames = [
+        part.hits.with_columns(
+            pl.Series(Q_VALUE, q_all[offset + part.hits.get_column("_family").to_numpy()])
+        )
+        for part, offset in zip(parts, offsets, strict=False)
+        if part.hits is not None
+    ]
+    if not frames:
+        progress.report(NAME, 1.0, "no pair has enough connections")
+        return empty_result()
+    hits = pl.concat(frames, how="vertical")
+    significance = pl.col(Q_VALUE) if params.fdr else pl.col(P_VALUE)
+    hits = hits.filter(significance <= params.max_p_value)
     # Seed 001's prevalence filter: a periodic destination on many devices is an updater.
     hits = hits.filter(
         pl.col(S.C_DEVICE).n_unique().over([S.C_PROCESS, S.C_REMOTE_IP, S.C_REMOTE_PORT])
@@ -370,3 +418,6 @@ def run(dataset: Dataset, params: PeriodicityParams, progress: Progress) -> pl.D
     )
     progress.report(NAME, 1.0, f"{result.height} periodic pairs")
     return result
+
+
+register_stages(NAME, tested_pairs, finish)

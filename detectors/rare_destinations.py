@@ -43,8 +43,9 @@ from detectors import schema as S
 from detectors.dataset import Dataset
 from detectors.errors import DetectorSkipped, InputError
 from detectors.netclass import public_mask
+from detectors.population import Population
 from detectors.progress import Progress
-from detectors.registry import register
+from detectors.registry import register, register_stages
 
 NAME = "rare_destinations"
 
@@ -151,30 +152,62 @@ def servers(device_info: pl.DataFrame, since: datetime, params: RareDestinationP
     return chosen.get_column(S.DI_DEVICE_NAME).unique().sort().to_list()
 
 
-def _server_events(
-    events: pl.DataFrame, since: datetime, names: list[str], params: RareDestinationParams
-) -> pl.DataFrame:
-    """The seed's repeated filter: lookback, servers, no listening, public destinations."""
+def _server_rows(since: datetime, names: list[str], params: RareDestinationParams) -> pl.Expr:
+    """The seed's repeated filter but for the public check: lookback, servers, no listening."""
     action = pl.col(S.ACTION)
-    frame = events.filter(
+    return (
         (pl.col(S.TIMESTAMP) > since)
         & pl.col(S.DEVICE_NAME).is_in(names)
         & (action.is_null() | ~action.is_in(list(params.exclude_actions)))
         & pl.col(S.REMOTE_IP).is_not_null()
     )
+
+
+def _server_events(
+    events: pl.DataFrame, since: datetime, names: list[str], params: RareDestinationParams
+) -> pl.DataFrame:
+    """The seed's repeated filter: lookback, servers, no listening, public destinations."""
+    frame = events.filter(_server_rows(since, names, params))
     if frame.height:
         frame = frame.filter(public_mask(frame, S.REMOTE_IP, S.REMOTE_IP_TYPE))
     return frame.with_columns(pl.col(S.COMPANY).fill_null(""))
 
 
-def third_party_servers(frame: pl.DataFrame, params: RareDestinationParams) -> pl.DataFrame:
-    """Per server: the third-party companies whose software it ran (step 2)."""
-    rare = (
-        frame.group_by(S.COMPANY)
+def rare_companies(
+    population: Population, server_rows: pl.Expr, params: RareDestinationParams
+) -> pl.Series:
+    """Companies seen on fewer than ``third_party_max_servers`` servers, over all events.
+
+    Asked of the whole input: in a partitioned run each partition holds some servers.
+    """
+    query = (
+        population.events.filter(server_rows & population.is_public())
+        .group_by(pl.col(S.COMPANY).fill_null(""))
         .agg(pl.col(S.DEVICE_NAME).n_unique().alias("_servers"))
         .filter(pl.col("_servers") < params.third_party_max_servers)
-        .get_column(S.COMPANY)
+        .select(S.COMPANY)
     )
+    # every partition asks the same question: remember the answer
+    key = ("rare_companies", str(server_rows), params.third_party_max_servers)
+    result: pl.Series = population.remember(key, lambda: population.collect(query).to_series())
+    return result
+
+
+def third_party_servers(
+    frame: pl.DataFrame, params: RareDestinationParams, rare: pl.Series | None = None
+) -> pl.DataFrame:
+    """Per server: the third-party companies whose software it ran (step 2).
+
+    ``rare`` is the third-party companies when known from the whole input; otherwise
+    they are counted over ``frame``.
+    """
+    if rare is None:
+        rare = (
+            frame.group_by(S.COMPANY)
+            .agg(pl.col(S.DEVICE_NAME).n_unique().alias("_servers"))
+            .filter(pl.col("_servers") < params.third_party_max_servers)
+            .get_column(S.COMPANY)
+        )
     return (
         frame.filter(pl.col(S.COMPANY).is_in(rare.implode()))
         .group_by(S.DEVICE_NAME)
@@ -182,18 +215,22 @@ def third_party_servers(frame: pl.DataFrame, params: RareDestinationParams) -> p
     )
 
 
-def prevalence(events: pl.DataFrame, ips: pl.Series, since: datetime) -> pl.DataFrame:
+def prevalence(population: Population, ips: pl.Series, since: datetime) -> pl.DataFrame:
     """Per remote IP: distinct devices and URLs since ``since``, over every event (step 5)."""
     device = pl.coalesce(pl.col(S.DEVICE_ID), pl.col(S.DEVICE_NAME))
     url = pl.col(S.REMOTE_URL)
-    return (
-        events.filter((pl.col(S.TIMESTAMP) > since) & pl.col(S.REMOTE_IP).is_in(ips.implode()))
+
+    query = (
+        population.events.filter(
+            (pl.col(S.TIMESTAMP) > since) & pl.col(S.REMOTE_IP).is_in(ips.implode())
+        )
         .group_by(S.REMOTE_IP)
         .agg(
             device.n_unique().cast(pl.Int64).alias(E_PREVALENCE),
             url.filter(url.is_not_null() & (url != "")).unique().sort().alias(E_URLS),
         )
     )
+    return population.collect(query)
 
 
 def _commonest_process(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -220,14 +257,16 @@ def run(dataset: Dataset, params: RareDestinationParams, progress: Progress) -> 
             "DeviceType, OSPlatform) to tell servers from workstations"
         )
     events = dataset.events
-    now = events.get_column(S.TIMESTAMP).max()
+    population = dataset.everyone()  # "now", companies and prevalence: the whole input
+    now = population.time_bounds()[1]
     if not isinstance(now, datetime):
         return empty_output()
     progress.report(NAME, 0.0, "finding servers")
     since = now - timedelta(days=params.lookback_days)
     server_names = servers(dataset.device_info, since, params)
     scoped = _server_events(events, since, server_names, params)
-    in_scope = third_party_servers(scoped, params)
+    third_party = rare_companies(population, _server_rows(since, server_names, params), params)
+    in_scope = third_party_servers(scoped, params, third_party)
     progress.report(NAME, 0.4, f"{in_scope.height:,} servers run third-party software")
 
     keys = [S.DEVICE_NAME, S.REMOTE_IP, S.REMOTE_PORT]
@@ -242,7 +281,9 @@ def run(dataset: Dataset, params: RareDestinationParams, progress: Progress) -> 
     )
     new = baseline.filter(pl.col(S.C_FIRST_SEEN) > now - timedelta(days=params.new_within_days))
     spread = prevalence(
-        events, new.get_column(S.REMOTE_IP).unique(), now - timedelta(days=params.prevalence_days)
+        population,
+        new.get_column(S.REMOTE_IP).unique(),
+        now - timedelta(days=params.prevalence_days),
     )
     progress.report(NAME, 0.8, f"{new.height:,} new destinations")
 
@@ -274,3 +315,17 @@ def run(dataset: Dataset, params: RareDestinationParams, progress: Progress) -> 
     )
     progress.report(NAME, 1.0, f"{result.height:,} candidates")
     return result
+
+
+def combine(
+    parts: list[pl.DataFrame], dataset: Dataset, params: RareDestinationParams, progress: Progress
+) -> pl.DataFrame:
+    """Partitions hold whole servers and ask the population for the rest: only order."""
+    return pl.concat(parts, how="vertical").sort(
+        [S.C_SCORE, S.C_DEVICE, S.C_REMOTE_IP, S.C_REMOTE_PORT],
+        descending=[True, False, False, False],
+        nulls_last=True,
+    )
+
+
+register_stages(NAME, run, combine)

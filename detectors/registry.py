@@ -20,6 +20,24 @@ from detectors.errors import InputError
 from detectors.progress import Progress
 
 RunFunction = Callable[[Dataset, Any, Progress], pl.DataFrame]
+PartialFunction = Callable[[Dataset, Any, Progress], Any]
+CombineFunction = Callable[[list[Any], Dataset, Any, Progress], pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class Stages:
+    """A detector split for input bigger than memory (``detectors.partitioned``).
+
+    ``partial`` runs on one device partition (a ``Dataset`` whose ``everyone()`` answers
+    for the whole input) and returns something small; ``combine`` turns the partials of
+    every partition into the detector's output, applying what needs all devices at once
+    (prevalence across devices, a false-discovery rate over every pair, the final
+    order). A detector's ``run`` is ``combine([partial(dataset)], dataset)``, so both
+    paths compute the same thing.
+    """
+
+    partial: PartialFunction
+    combine: CombineFunction
 
 
 @dataclass(frozen=True)
@@ -30,19 +48,32 @@ class DetectorSpec:
     summary: str
     params_type: type
     run: RunFunction
+    cost: int = 1  # relative run time: the engine starts the costliest first
+    stages: Stages | None = None  # how to run it partition by partition
 
 
 _REGISTRY: dict[str, DetectorSpec] = {}
 
 
-def register(name: str, summary: str, params_type: type) -> Callable[[RunFunction], RunFunction]:
-    """Decorator: ``@register("intervals", "...", IntervalParams)`` on a ``run`` function."""
+def register(
+    name: str, summary: str, params_type: type, cost: int = 1
+) -> Callable[[RunFunction], RunFunction]:
+    """Decorator: ``@register("intervals", "...", IntervalParams)`` on a ``run`` function.
+
+    ``cost`` is a hint (relative run time on big inputs): detectors run two at a time
+    and the costliest start first, so the longest one does not start last.
+    """
 
     def wrap(run: RunFunction) -> RunFunction:
-        _REGISTRY[name] = DetectorSpec(name, summary, params_type, run)
+        _REGISTRY[name] = DetectorSpec(name, summary, params_type, run, cost)
         return run
 
     return wrap
+
+
+def register_stages(name: str, partial: PartialFunction, combine: CombineFunction) -> None:
+    """Declare how detector ``name`` (already registered) runs over partitions."""
+    _REGISTRY[name] = dataclasses.replace(_REGISTRY[name], stages=Stages(partial, combine))
 
 
 def all_detectors() -> dict[str, DetectorSpec]:

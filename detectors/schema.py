@@ -74,6 +74,11 @@ DEFENDER_ACTIONS = (
     ACTION_FAILED_AGG,
 )
 
+# Elastic Defend's lifecycle of one network connection (ECS event.action).
+ECS_ATTEMPT = "connection_attempted"
+ECS_DISCONNECT = "disconnect_received"
+ECS_INBOUND = "connection_accepted"
+
 # --- names seen for remote IPs (Zeek dns/http/ssl, Defender RemoteUrl) -----------------
 NAME_IP = "ip"
 NAME = "name"

@@ -231,7 +231,7 @@ def collect_checked(
         blank.alias(_BLANK),
     )
     with reading(file):
-        frame = query.collect(engine="streaming")
+        frame = query.collect(engine="auto")
     bad_rows = frame.get_column(_BAD_TS).arg_true()
     if bad_rows.len():
         with reading(file):

@@ -186,6 +186,13 @@ def jsonl_table(path: Path, wanted: Collection[str] | None = None) -> RawTable:
     return RawTable(frame, schema, locate, "lines counted from 1", warnings)
 
 
+def _validate(path: Path, columns: list[str], text: list[str]) -> None:
+    """Read every page of ``columns`` with pyarrow, batch by batch, checking the values."""
+    source = pq.ParquetFile(path, read_dictionary=text)
+    for batch in source.iter_batches(columns=columns, batch_size=1 << 18):
+        batch.validate(full=True)
+
+
 def _is_text(dtype: pa.DataType) -> bool:
     return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype))
 
@@ -204,10 +211,8 @@ def parquet_table(path: Path, wanted: Collection[str] | None = None) -> RawTable
         # projection and the loader's expressions run in polars' own fast reader. Text
         # is decoded as dictionaries: every page is still read, but each distinct string
         # is checked once instead of once per row.
-        text = [c for c in keep if _is_text(file_schema.field(c).type)]
-        source = pq.ParquetFile(path, read_dictionary=text)
-        for batch in source.iter_batches(columns=keep, batch_size=1 << 18):
-            batch.validate(full=True)
+        _validate(path, keep, [c for c in keep if _is_text(file_schema.field(c).type)])
+        pa.default_memory_pool().release_unused()  # pyarrow's pool keeps freed pages
         frame = pl.scan_parquet(path).select(keep)
         schema = dict(frame.collect_schema())
     return RawTable(frame, schema, row_locator, ROW_CONVENTION)

@@ -155,15 +155,33 @@ def series_stats_ragged(values: np.ndarray, offsets: np.ndarray) -> dict[str, np
     out["max"][has] = values[by_max[heads]]
     out["max_idx"][has] = pos[by_max[heads]]
 
+    out.update(_moments(values, seg, counts, has))
+    return out
+
+
+def _moments(
+    values: np.ndarray, seg: np.ndarray, counts: np.ndarray, has: np.ndarray
+) -> dict[str, np.ndarray]:
+    n_series = counts.size
     with np.errstate(invalid="ignore", divide="ignore"):
         avg = np.bincount(seg, weights=values, minlength=n_series) / counts
         dev = values - avg[seg]
         squares = np.bincount(seg, weights=dev * dev, minlength=n_series)
         variance = np.where(has & (counts > 1), squares / np.maximum(counts - 1, 1), np.nan)
-    out["avg"] = np.where(has, avg, np.nan)
-    out["variance"] = variance
-    out["stdev"] = np.sqrt(variance)
-    return out
+    return {"avg": np.where(has, avg, np.nan), "stdev": np.sqrt(variance), "variance": variance}
+
+
+def series_moments_ragged(values: np.ndarray, offsets: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``avg``, ``stdev`` and ``variance`` of ``series_stats_ragged``, same numbers.
+
+    For callers that need no min/max positions: those cost two sorts of every value.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    seg = segment_ids(offsets)
+    counts = np.diff(offsets)
+    nonfinite = np.bincount(seg, weights=~np.isfinite(values), minlength=counts.size)
+    return _moments(values, seg, counts, (counts > 0) & (nonfinite == 0))
 
 
 def series_stats(x: Sequence[float] | np.ndarray) -> dict[str, float | int]:

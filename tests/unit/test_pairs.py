@@ -77,3 +77,21 @@ def test_zeek_conn_state_actions_always_count_as_connections():
     rows = [_row(1.0, action="SF"), _row(2.0, action="S0"), _row(3.0, action=None)]
     index = build_pair_index(_events(rows), ["ConnectionSuccess"])
     assert index[P_COUNT].to_list() == [3]
+
+
+def test_ecs_connection_counted_once_from_its_disconnect_and_inbound_dropped():
+    # Two connections, each logged as attempt + disconnect, plus one inbound accept.
+    rows = [
+        _row(1.0, action="connection_attempted"),
+        _row(1.5, action="disconnect_received", bytes_out=10),
+        _row(31.0, action="connection_attempted"),
+        _row(31.5, action="disconnect_received", bytes_out=10),
+        _row(50.0, action="connection_accepted"),
+    ]
+    index = build_pair_index(_events(rows), None)
+    assert index[P_DELTAS].to_list() == [[30.0]]
+
+
+def test_ecs_attempts_count_when_no_disconnects_exist():
+    rows = [_row(1.0, action="connection_attempted"), _row(31.0, action="connection_attempted")]
+    assert build_pair_index(_events(rows), None)[P_COUNT].to_list() == [2]

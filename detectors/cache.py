@@ -1,0 +1,274 @@
+"""A cache of loaded files, so that opening a big text export a second time is fast.
+
+Parsing a multi-gigabyte CSV or JSON export (text to timestamps, JSON fields, IP
+normalisation) costs far more than reading the same canonical rows back from Parquet.
+After a text file is loaded, its canonical tables are written as Parquet under
+``config.cache_dir()``; the next load of the same file reads them instead.
+
+- An entry is keyed by the file's absolute path, size and modification time (ns), the
+  format it was read as, the column mapping, and ``LOADER_VERSION`` with the canonical
+  schema: change any of them and the old entry is never read again (eviction removes it).
+- Entries are directories written under a temporary name and renamed into place, so a
+  reader never sees half an entry. Each Parquet part's SHA-256 is recorded and checked
+  before polars reads it (a damaged page can crash polars' reader); an entry that is
+  incomplete, unreadable or fails its check is deleted and the file is loaded afresh.
+- The cache is bounded (``max_bytes``, 2 GiB by default): after each write the least
+  recently used entries go until the rest fit; an entry larger than the bound is not
+  written. Files under ``min_file_bytes`` (8 MiB) are not cached: they parse quickly.
+- Parquet inputs are not cached: reading them is as fast as reading a copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from detectors import schema as S
+from detectors.config import cache_dir
+from detectors.load.common import READ_ERRORS, LoadedFile
+
+LOADER_VERSION = 1  # bump when any loader's output changes: every old entry goes stale
+DEFAULT_MAX_BYTES = 2 << 30
+DEFAULT_MIN_FILE_BYTES = 8 << 20
+ENTRIES = "loads"
+META = "meta.json"
+PARTS = ("events", "names", "app", "device_info")
+_TMP = ".tmp-"
+# What reading a damaged entry raises: the readers' errors, and a meta.json gone wrong.
+_DAMAGED: tuple[type[BaseException], ...] = (*READ_ERRORS, ValueError, KeyError, TypeError)
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Where the cache lives and how big it may grow (``[cache]`` in the config)."""
+
+    directory: Path | None = None  # None: config.cache_dir()
+    max_bytes: int = DEFAULT_MAX_BYTES
+    min_file_bytes: int = DEFAULT_MIN_FILE_BYTES
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cached file on disk: its directory, size in bytes and last use (ns)."""
+
+    path: Path
+    size: int
+    last_used_ns: int
+
+
+def _schema_signature() -> str:
+    return ";".join(f"{name}:{dtype}" for name, dtype in S.EVENT_SCHEMA.items())
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _entry_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+
+
+class LoadCache:
+    """Canonical tables of loaded text files, as Parquet, bounded, least recently used out."""
+
+    def __init__(self, settings: CacheSettings | None = None) -> None:
+        self.settings = settings or CacheSettings()
+        base = self.settings.directory or cache_dir()
+        self.root = Path(base) / ENTRIES
+
+    # --- keys ---------------------------------------------------------------------------
+
+    def key(self, path: Path, fmt: str, mapping: Mapping[str, str] | None) -> str:
+        """The entry name for ``path`` as it is now (size and mtime are part of it)."""
+        stat = path.stat()
+        identity = {
+            "path": str(path.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "format": fmt,
+            "mapping": sorted((mapping or {}).items()),
+            "loader": LOADER_VERSION,
+            "schema": _schema_signature(),
+        }
+        text = json.dumps(identity, sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+    def wants(self, path: Path) -> bool:
+        """Whether ``path`` is big enough to be worth caching."""
+        return self.settings.enabled and path.stat().st_size >= self.settings.min_file_bytes
+
+    # --- read ---------------------------------------------------------------------------
+
+    def fetch(self, path: Path, fmt: str, mapping: Mapping[str, str] | None) -> LoadedFile | None:
+        """The cached tables of ``path``, or None (a damaged entry is deleted)."""
+        entry = self.root / self.key(path, fmt, mapping)
+        if not entry.is_dir():
+            return None
+        try:
+            loaded = self._read(entry)
+        except _DAMAGED:
+            loaded = None
+        if loaded is None:
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        self._touch(entry)
+        return loaded
+
+    def _read(self, entry: Path) -> LoadedFile | None:
+        meta = json.loads((entry / META).read_text(encoding="utf-8"))
+        parts: dict[str, Any] = {}
+        for name, digest in meta["parts"].items():
+            if name not in PARTS:
+                return None
+            file = entry / f"{name}.parquet"
+            if _digest(file) != digest:
+                return None
+            parts[name] = pl.read_parquet(file)
+        return LoadedFile(**parts, warnings=[str(w) for w in meta["warnings"]])
+
+    @staticmethod
+    def _touch(entry: Path) -> None:
+        now = time.time_ns()
+        with contextlib.suppress(OSError):
+            os.utime(entry, ns=(now, now))
+
+    # --- write --------------------------------------------------------------------------
+
+    def store(
+        self, path: Path, fmt: str, mapping: Mapping[str, str] | None, loaded: LoadedFile
+    ) -> None:
+        """Write ``loaded`` as the entry of ``path``; failures only mean no cache."""
+        key = self.key(path, fmt, mapping)
+        tmp = self.root / f"{_TMP}{key}-{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir(parents=True)
+            digests = {}
+            for name in PARTS:
+                frame = getattr(loaded, name)
+                if frame is None:
+                    continue
+                file = tmp / f"{name}.parquet"
+                frame.write_parquet(file, compression="zstd", compression_level=1)
+                digests[name] = _digest(file)
+            meta = {"source": str(path.resolve()), "parts": digests, "warnings": loaded.warnings}
+            (tmp / META).write_text(json.dumps(meta), encoding="utf-8")
+            if _entry_size(tmp) > self.settings.max_bytes:
+                return
+            try:
+                tmp.rename(self.root / key)
+            except OSError:  # another process stored the same file first
+                return
+            self._touch(self.root / key)
+        except (OSError, pl.exceptions.PolarsError):
+            return
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.evict()
+
+    def load(
+        self,
+        path: Path,
+        fmt: str,
+        mapping: Mapping[str, str] | None,
+        loader: Callable[[], LoadedFile],
+    ) -> LoadedFile:
+        """The cached tables of ``path``, else ``loader()``'s, stored for next time."""
+        if not self.wants(path):
+            return loader()
+        cached = self.fetch(path, fmt, mapping)
+        if cached is not None:
+            if cached.events is not None:  # the name the user gave this time
+                cached.events = cached.events.with_columns(pl.lit(str(path)).alias(S.SOURCE_FILE))
+            return cached
+        loaded = loader()
+        self.store(path, fmt, mapping, loaded)
+        return loaded
+
+    # --- housekeeping ---------------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Complete entries, least recently used first."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.iterdir():
+            if not path.is_dir() or path.name.startswith(_TMP):
+                continue
+            try:
+                found.append(Entry(path, _entry_size(path), path.stat().st_mtime_ns))
+            except OSError:
+                continue
+        return sorted(found, key=lambda e: (e.last_used_ns, e.path.name))
+
+    def evict(self) -> list[Path]:
+        """Delete least recently used entries until the rest fit in ``max_bytes``."""
+        entries = self.entries()
+        total = sum(e.size for e in entries)
+        removed = []
+        for entry in entries:
+            if total <= self.settings.max_bytes:
+                break
+            shutil.rmtree(entry.path, ignore_errors=True)
+            total -= entry.size
+            removed.append(entry.path)
+        return removed
+
+
+def settings_from_table(table: Mapping[str, Any], file: str | None = None) -> CacheSettings:
+    """``[cache]`` of the config: ``enabled``, ``max_mb``, ``min_file_mb``, ``dir``."""
+    from detectors.errors import InputError
+
+    unknown = sorted(set(table) - {"enabled", "max_mb", "min_file_mb", "dir"})
+    if unknown:
+        raise InputError(f"unknown key [cache] {unknown[0]}", file=file)
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise InputError("[cache] enabled must be true or false", file=file)
+    sizes = {}
+    for key, default in (("max_mb", DEFAULT_MAX_BYTES), ("min_file_mb", DEFAULT_MIN_FILE_BYTES)):
+        value = table.get(key, default / (1 << 20))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InputError(f"[cache] {key} must be a number of megabytes, 0 or more", file=file)
+        sizes[key] = int(value * (1 << 20))
+    directory = table.get("dir")
+    if directory is not None and not isinstance(directory, str):
+        raise InputError("[cache] dir must be a path string", file=file)
+    return CacheSettings(
+        directory=Path(directory).expanduser() if directory else None,
+        max_bytes=sizes["max_mb"],
+        min_file_bytes=sizes["min_file_mb"],
+        enabled=enabled,
+    )
+
+
+_configured: CacheSettings | None = CacheSettings()
+
+
+def configure(settings: CacheSettings | None) -> None:
+    """Set the cache every load uses unless told otherwise (None: no cache).
+
+    The CLI calls this for ``open --no-cache`` and ``[cache]`` settings, so the TUI's
+    loads follow them without passing a cache through every call.
+    """
+    global _configured
+    _configured = settings
+
+
+def default_cache() -> LoadCache | None:
+    """The configured cache, or None when caching is off."""
+    if _configured is None or not _configured.enabled:
+        return None
+    return LoadCache(_configured)

@@ -1,0 +1,155 @@
+"""Input bigger than memory: device partitions on disk give the results of a run in memory."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from detectors import partitioned as P
+from detectors import schema as S
+from detectors.config import load_config
+from detectors.engine import run_all
+from detectors.errors import InputError
+from detectors.headless import detect
+from detectors.load import load_paths
+
+SAMPLE = Path(__file__).parent.parent.parent / "sample_data"
+SAMPLE_PATHS = [
+    SAMPLE / "defender_network_events.csv",
+    SAMPLE / "device_info.csv",
+    SAMPLE / "zeek",
+]
+HEADER = (
+    "Timestamp,DeviceId,DeviceName,ActionType,RemoteIP,RemotePort,RemoteUrl,LocalIP,"
+    "RemotePortUnused,InitiatingProcessFileName"
+)
+
+
+def in_memory(paths):
+    config = load_config(None)
+    return run_all(load_paths(paths, cache=None), config, workers=1)
+
+
+def partitioned(paths, tmp_path, count):
+    parts = P.write_partitions(paths, tmp_path / "parts", count)
+    return P.run_partitioned(parts, load_config(None))
+
+
+def assert_same_results(expected, actual):
+    assert expected.outcomes.keys() == actual.outcomes.keys()
+    for name, outcome in expected.outcomes.items():
+        other = actual.outcomes[name]
+        assert (outcome.skipped, outcome.error) == (other.skipped, other.error), name
+        if outcome.hits is not None:
+            assert_frame_equal(outcome.hits, other.hits)
+    assert_frame_equal(expected.candidates, actual.candidates)
+
+
+@pytest.fixture(scope="module")
+def sample_reference():
+    return in_memory(SAMPLE_PATHS)
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_partitions_of_the_sample_give_the_in_memory_results(sample_reference, tmp_path, count):
+    # Defender CSV (streamed), DeviceInfo and Zeek logs (loaded); every detector hits.
+    result, _ = partitioned(SAMPLE_PATHS, tmp_path, count)
+    assert sample_reference.candidates.height > 0
+    assert_same_results(sample_reference, result)
+
+
+def beacon_csv(path: Path, stamps: list[str], address: str = "::ffff:8.8.8.8") -> Path:
+    """One device calling ``address`` at the given timestamp texts, plus a second device."""
+    rows = [HEADER]
+    for i, stamp in enumerate(stamps):
+        device = "ws-1" if i % 3 else "ws-2"
+        rows.append(
+            f"{stamp},id-{device},{device},ConnectionSuccess,{address},443,,10.0.0.1,,a.exe"
+        )
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def kusto(start: datetime, seconds: float) -> str:
+    return (start + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+START = datetime(2026, 11, 20, tzinfo=timezone.utc)
+
+
+def test_streamed_events_normalise_mapped_addresses_like_the_loader(tmp_path, monkeypatch):
+    source = beacon_csv(tmp_path / "events.csv", [kusto(START, 60 * i) for i in range(40)])
+    monkeypatch.setattr(P, "load_file", None)  # streamed: the loader is never called
+    parts = P.write_partitions([source], tmp_path / "parts", 2)
+    events = pl.read_parquet(parts.all_files()).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
+    assert_frame_equal(events, load_paths([source], cache=None).events)
+    assert events.get_column(S.REMOTE_IP).unique().to_list() == ["8.8.8.8"]
+
+
+def test_a_file_with_a_second_timestamp_form_goes_through_the_loader(tmp_path, monkeypatch):
+    # rows 30+ are "2026-11-20 00:30:00" (no T, no Z): the first rows' form misses them
+    stamps = [kusto(START, 60 * i) for i in range(30)]
+    stamps += [(START + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S") for i in range(30, 40)]
+    source = beacon_csv(tmp_path / "events.csv", stamps)
+    loaded = []
+    real_load_file = P.load_file
+    monkeypatch.setattr(P, "load_file", lambda *a: loaded.append(a[0]) or real_load_file(*a))
+    parts = P.write_partitions([source], tmp_path / "parts", 2)
+    assert loaded == [source]
+    events = pl.read_parquet(parts.all_files()).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
+    assert events.height == 40
+    assert_frame_equal(events, load_paths([source], cache=None).events)
+
+
+def test_an_unparsable_timestamp_is_the_loaders_one_line_error(tmp_path):
+    stamps = [kusto(START, 60 * i) for i in range(5)] + ["yesterday"]
+    source = beacon_csv(tmp_path / "events.csv", stamps)
+    with pytest.raises(InputError, match="line 7"):  # header is line 1: 6th record, line 7
+        P.write_partitions([source], tmp_path / "parts", 2)
+
+
+def test_an_export_named_twice_counts_once_with_a_warning(tmp_path):
+    first = beacon_csv(tmp_path / "a.csv", [kusto(START, 60 * i) for i in range(40)])
+    second = tmp_path / "b.csv"
+    shutil.copyfile(first, second)
+    once = in_memory([first])
+    result, whole = partitioned([first, second], tmp_path, 3)
+    assert_same_results(once, result)
+    assert "40 duplicate event rows dropped (identical in every field)" in whole.warnings
+
+
+def test_estimate_reads_parquet_row_counts_exactly(tmp_path):
+    path = tmp_path / "events.parquet"
+    pl.DataFrame({"a": range(1234)}).write_parquet(path)
+    assert P.estimate_events([path]) == 1234
+    assert P.partition_count(1234, 500) == 3  # ceil(1234 / 500)
+
+
+def test_detect_switches_to_partitions_above_the_configured_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # scratch partitions there
+    source = beacon_csv(tmp_path / "events.csv", [kusto(START, 60 * i) for i in range(40)])
+    small = tmp_path / "small.toml"
+    small.write_text("[engine]\nmax_events_in_memory = 10\npartition_events = 20\n")
+    assert P.wanted([source], load_config(small))  # ~41 lines estimated > 10
+    assert not P.wanted([source], load_config(None))
+    called = []
+    real = P.detect_partitioned
+    monkeypatch.setattr(P, "detect_partitioned", lambda *a: called.append(1) or real(*a))
+    assert detect([str(source)], config_path=str(small), fmt="json") == detect(
+        [str(source)], fmt="json", use_cache=False
+    )
+    assert called == [1]
+    assert not any((tmp_path / "xdg" / "beacon-triage" / "partitions").iterdir())
+
+
+def test_engine_settings_reject_unknown_keys_and_non_counts(tmp_path):
+    with pytest.raises(InputError, match="max_events"):
+        P.settings_from_table({"max_events": 5})
+    with pytest.raises(InputError, match="partition_events"):
+        P.settings_from_table({"partition_events": 0})
+    assert P.settings_from_table({}).partition_events == P.DEFAULT_PARTITION_EVENTS

@@ -368,6 +368,9 @@ def main() -> None:
     parser.add_argument("--formats", default="csv,parquet")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (best kept)")
     parser.add_argument(
+        "--repeat-partitioned", type=int, default=1, help="runs per partitioned measurement"
+    )
+    parser.add_argument(
         "--partitioned", help="also run directories of Parquet parts, e.g. 30M,100M"
     )
     parser.add_argument(
@@ -397,7 +400,7 @@ def main() -> None:
     for size in filter(None, (args.partitioned or "").split(",")):
         source = generate(args.data, max(sizes), "parquet")
         folder = partitioned(args.data, source, parse_size(size))
-        big += bench_partitioned(folder, args.repeat, cache_home, args.floor_limit)
+        big += bench_partitioned(folder, args.repeat_partitioned, cache_home, args.floor_limit)
     print()
     print("\n".join(growth(rows)))
     if not args.no_write:

@@ -246,10 +246,14 @@ HEADER = (
 
 
 def format_row(row: Row) -> str:
+    def number(value: float, spec: str) -> str:
+        return "n/a" if value != value else format(value, spec)  # NaN: not measured
+
     return (
-        f"| {row.size} | {row.fmt} | {row.mode} | {row.events:,} | {row.floor.seconds:.1f} "
-        f"| {row.floor.peak_mb:,.0f} | {row.detect.seconds:.1f} | {row.detect.peak_mb:,.0f} "
-        f"| {row.time_ratio:.2f} | {row.mem_ratio:.2f} |"
+        f"| {row.size} | {row.fmt} | {row.mode} | {row.events:,} "
+        f"| {number(row.floor.seconds, '.1f')} | {number(row.floor.peak_mb, ',.0f')} "
+        f"| {row.detect.seconds:.1f} | {row.detect.peak_mb:,.0f} "
+        f"| {number(row.time_ratio, '.2f')} | {number(row.mem_ratio, '.2f')} |"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import polars as pl
@@ -211,3 +212,18 @@ def test_cached_frames_keep_the_canonical_schema(tmp_path):
     assert hit is not None and hit.events is not None
     assert dict(hit.events.schema) == S.EVENT_SCHEMA
     assert isinstance(hit.events, pl.DataFrame)
+
+
+def test_a_write_left_half_done_by_a_killed_process_is_removed_later(tmp_path):
+    cache = cache_in(tmp_path)
+    cache.root.mkdir(parents=True)
+    stale = cache.root / ".tmp-dead-1234"
+    fresh = cache.root / ".tmp-writing-5678"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "events.parquet").write_bytes(b"half")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    cache.evict()
+    assert not stale.exists()  # older than STALE_TMP_S (1 h)
+    assert fresh.exists()  # may be another process writing right now

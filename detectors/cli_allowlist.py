@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from detectors.allowlist import AllowEntry, AllowList
 from detectors.errors import InputError
 from detectors.sanitize import visible
+
+if TYPE_CHECKING:  # imported when a command runs: ``detect`` need not load tomlkit
+    from detectors.allowlist import AllowEntry, AllowList
 
 
 def _fail(exc: InputError) -> NoReturn:
@@ -39,6 +41,12 @@ file_option = click.option(
     default=None,
     help="Allow-list TOML (default: the path in your config, or the config dir).",
 )
+
+
+def _open(path: Path) -> AllowList:
+    from detectors.allowlist import AllowList
+
+    return AllowList.load(path)
 
 
 def _flags(entry: AllowEntry) -> str:
@@ -75,7 +83,7 @@ def add_command(file_path: str | None, **fields: str | None) -> None:
     """Append an entry; at least one match option is required."""
     try:
         path = _path(file_path)
-        allow = AllowList.load(path)
+        allow = _open(path)
         allow.add({k: v for k, v in fields.items() if v is not None})
         allow.save()
     except InputError as exc:
@@ -89,7 +97,7 @@ def list_command(file_path: str | None) -> None:
     """Print the entries, numbered, with expired and disabled ones flagged."""
     try:
         path = _path(file_path)
-        allow = AllowList.load(path)
+        allow = _open(path)
     except InputError as exc:
         _fail(exc)
     if not allow.entries:
@@ -105,7 +113,7 @@ def remove_command(file_path: str | None, number: int) -> None:
     """Delete entry NUMBER (as ``allowlist list`` numbers it) and its comment lines."""
     try:
         path = _path(file_path)
-        allow = AllowList.load(path)
+        allow = _open(path)
         entry = allow.remove(number - 1)
         allow.save()
     except InputError as exc:
@@ -121,7 +129,7 @@ def check_command(file_path: str | None) -> None:
         path = _path(file_path)
         if not path.exists():
             raise InputError("allow-list file not found", file=str(path))
-        allow = AllowList.load(path)
+        allow = _open(path)
     except InputError as exc:
         _fail(exc)
     for entry in allow.expired():

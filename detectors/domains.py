@@ -6,17 +6,29 @@ Uses the Public Suffix List bundled with ``publicsuffixlist`` (no network), so
 
 from __future__ import annotations
 
-import functools
 import ipaddress
+import threading
 from urllib.parse import urlsplit
 
 import polars as pl
 from publicsuffixlist import PublicSuffixList
 
+_PSL: list[PublicSuffixList] = []
+_PSL_LOCK = threading.Lock()
 
-@functools.lru_cache(maxsize=1)
+
 def _psl() -> PublicSuffixList:
-    return PublicSuffixList()
+    """The parsed list, built once (parsing the bundled file takes ~0.1 s)."""
+    with _PSL_LOCK:
+        if not _PSL:
+            _PSL.append(PublicSuffixList())
+        return _PSL[0]
+
+
+def prepare_in_background() -> None:
+    """Parse the list in a thread now, while the caller loads files (polars holds no
+    GIL then), so the first domain lookup does not wait for it."""
+    threading.Thread(target=_psl, name="public-suffix-list", daemon=True).start()
 
 
 def host_of(url_or_host: str | None) -> str | None:

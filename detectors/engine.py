@@ -82,6 +82,20 @@ def merge(outcomes: dict[str, DetectorOutcome], dataset: Dataset, config: Config
     return scoring.merge_candidates(per_detector, dataset, scoring.weights_from_config(config))
 
 
+def start_order(names: Sequence[str]) -> list[str]:
+    """The order two workers take detectors in: the costliest one that sorts the
+    connections first (it builds the table), then those that need no table (they run
+    beside the sort), then the rest; costliest first within each group.
+
+    Started by cost alone, the two table users took both workers and one sat waiting
+    for the other's sort while the table-free detectors queued behind them.
+    """
+    by_cost = sorted(names, key=lambda n: -get(n).cost)  # stable: ties keep their order
+    sorting = [n for n in by_cost if get(n).sorts_connections]
+    free = [n for n in by_cost if not get(n).sorts_connections]
+    return sorting[:1] + free + sorting[1:]
+
+
 def run_all(
     dataset: Dataset,
     config: Config,
@@ -108,8 +122,10 @@ def run_all(
     else:
         done: dict[str, DetectorOutcome] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detector") as pool:
-            by_cost = sorted(chosen, key=lambda n: -get(n).cost)  # stable: ties keep order
-            futures = {pool.submit(run_detector, dataset, config, n, progress): n for n in by_cost}
+            futures = {
+                pool.submit(run_detector, dataset, config, n, progress): n
+                for n in start_order(chosen)
+            }
             try:
                 for future in as_completed(futures):
                     done[futures[future]] = future.result()

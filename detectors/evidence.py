@@ -120,19 +120,23 @@ def outbound_events(population: Population) -> pl.LazyFrame:
     )
 
 
-def candidate_events(population: Population, pairs: pl.DataFrame) -> pl.DataFrame:
-    """The outbound events of the given (device, address) pairs, in input order.
+def candidate_events_query(population: Population, pairs: pl.DataFrame) -> pl.LazyFrame:
+    """The outbound events of the given (device, address) pairs (``candidate_events``)."""
+    device = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV)
+    return (
+        population.events.filter(_outbound())
+        .with_columns(device)
+        .join(pairs.unique().lazy(), on=[_DEV, S.REMOTE_IP], how="semi", nulls_equal=True)
+    )
+
+
+def candidate_events(population: Population, rows: pl.DataFrame) -> pl.DataFrame:
+    """``candidate_events_query``'s rows in input order, with the public flag.
 
     Exact repeats are dropped: a loaded dataset has none, but the population of a
     partitioned input is scanned as written (each partition was deduplicated alone).
     """
     public = population.public_addresses()
-    device = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV)
-    rows = population.collect(
-        population.events.filter(_outbound())
-        .with_columns(device)
-        .join(pairs.unique().lazy(), on=[_DEV, S.REMOTE_IP], how="semi", nulls_equal=True)
-    )
     if INPUT_ROW in rows.columns:  # partitions on disk: back to the input's row order
         rows = rows.sort(INPUT_ROW).drop(INPUT_ROW)
     fields = [c for c in rows.columns if c not in (S.SOURCE_FILE, _DEV)]
@@ -295,22 +299,53 @@ def context_facts(
     keys = keys.select(S.CANDIDATE_KEY).unique(maintain_order=True)
     population = dataset.everyone()  # counts over every event, even for one partition
     ev = outbound_events(population)
-    hosts_query = ev.filter(pl.col("_public")).select(pl.col(_DEV).n_unique())
-    hosts = max(1, population.collect(hosts_query).item())
-    rare_devices = max(float(rare_floor_devices), rare_share * hosts)
-
+    processes = keys.get_column(S.C_PROCESS).drop_nulls().unique().to_list()
+    process_ev = ev.filter(pl.col(S.PROCESS).is_in(processes))
+    ports = keys.get_column(S.C_REMOTE_PORT).drop_nulls().unique().to_list()
+    pairs = keys.select(pl.col(S.C_DEVICE).alias(_DEV), pl.col(S.C_REMOTE_IP).alias(S.REMOTE_IP))
     # Counts over everyone, but only for the candidates' addresses, processes and
     # ports; per-candidate facts from the candidates' own (device, address) events.
-    pairs = keys.select(pl.col(S.C_DEVICE).alias(_DEV), pl.col(S.C_REMOTE_IP).alias(S.REMOTE_IP))
-    own_ev = candidate_events(population, pairs)
-    ip_stats = population.collect(
-        ev.filter(pl.col(S.REMOTE_IP).is_in(keys.get_column(S.C_REMOTE_IP).unique().to_list()))
-        .group_by(S.REMOTE_IP)
-        .agg(
-            pl.col(_DEV).n_unique().alias(F_IP_DEVICES),
-            pl.col(S.TIMESTAMP).min().alias(F_IP_FIRST_SEEN),
-        )
+    # The queries go to polars together, which selects the outbound events once for
+    # all of them instead of once each.
+    (
+        hosts_count,
+        own_rows,
+        ip_stats,
+        process_devices,
+        process_port,
+        port_devices,
+        any_company,
+        bounds,
+    ) = population.collect_all(
+        [
+            ev.filter(pl.col("_public")).select(pl.col(_DEV).n_unique()),
+            candidate_events_query(population, pairs),
+            ev.filter(pl.col(S.REMOTE_IP).is_in(keys.get_column(S.C_REMOTE_IP).unique().to_list()))
+            .group_by(S.REMOTE_IP)
+            .agg(
+                pl.col(_DEV).n_unique().alias(F_IP_DEVICES),
+                pl.col(S.TIMESTAMP).min().alias(F_IP_FIRST_SEEN),
+            ),
+            process_ev.group_by(S.PROCESS).agg(pl.col(_DEV).n_unique().alias(F_PROCESS_DEVICES)),
+            process_ev.group_by(S.PROCESS, S.REMOTE_PORT)
+            .agg(pl.col(_DEV).n_unique().alias("_pp"))
+            .rename({S.PROCESS: S.C_PROCESS, S.REMOTE_PORT: S.C_REMOTE_PORT}),
+            ev.filter(pl.col("_public") & pl.col(S.REMOTE_PORT).is_in(ports))
+            .group_by(S.REMOTE_PORT)
+            .agg(pl.col(_DEV).n_unique().alias(F_PORT_DEVICES)),
+            population.events.select(pl.col(S.COMPANY).is_not_null().any()),
+            ev.select(
+                pl.col(S.TIMESTAMP).min().alias("start"),
+                (pl.col(S.TIMESTAMP).max() - pl.col(S.TIMESTAMP).min())
+                .dt.total_microseconds()
+                .alias("us"),
+                pl.len().alias("rows"),
+            ),
+        ]
     )
+    hosts = max(1, hosts_count.item())
+    rare_devices = max(float(rare_floor_devices), rare_share * hosts)
+    own_ev = candidate_events(population, own_rows)
     ip_names = dataset.names_by_ip()
     facts = _join(keys, ip_stats.rename({S.REMOTE_IP: S.C_REMOTE_IP}), [S.C_REMOTE_IP])
     facts = facts.with_columns(pl.lit(hosts).alias(F_HOSTS))
@@ -353,16 +388,6 @@ def context_facts(
     )
 
     # The process: how many devices run it, and the lists.
-    processes = keys.get_column(S.C_PROCESS).drop_nulls().unique().to_list()
-    process_ev = ev.filter(pl.col(S.PROCESS).is_in(processes))
-    process_devices = population.collect(
-        process_ev.group_by(S.PROCESS).agg(pl.col(_DEV).n_unique().alias(F_PROCESS_DEVICES))
-    )
-    process_port = population.collect(
-        process_ev.group_by(S.PROCESS, S.REMOTE_PORT)
-        .agg(pl.col(_DEV).n_unique().alias("_pp"))
-        .rename({S.PROCESS: S.C_PROCESS, S.REMOTE_PORT: S.C_REMOTE_PORT})
-    )
     facts = _join(facts, process_devices.rename({S.PROCESS: S.C_PROCESS}), [S.C_PROCESS])
     lower = pl.col(S.C_PROCESS).str.to_lowercase()
     facts = facts.with_columns(
@@ -371,21 +396,13 @@ def context_facts(
     )
 
     # The port: devices using it anywhere, and the share of the process's devices.
-    ports = keys.get_column(S.C_REMOTE_PORT).drop_nulls().unique().to_list()
-    port_devices = population.collect(
-        ev.filter(pl.col("_public") & pl.col(S.REMOTE_PORT).is_in(ports))
-        .group_by(S.REMOTE_PORT)
-        .agg(pl.col(_DEV).n_unique().alias(F_PORT_DEVICES))
-    )
     facts = _join(facts, port_devices.rename({S.REMOTE_PORT: S.C_REMOTE_PORT}), [S.C_REMOTE_PORT])
     facts = _join(facts, process_port, [S.C_PROCESS, S.C_REMOTE_PORT]).with_columns(
         (pl.col("_pp") / pl.col(F_PROCESS_DEVICES)).alias(F_PROCESS_PORT_SHARE)
     )
 
     # The candidate's own events: company, bytes, failures.
-    has_company = bool(
-        population.collect(population.events.select(pl.col(S.COMPANY).is_not_null().any())).item()
-    )
+    has_company = bool(any_company.item())
     bytes_out = pl.col(S.BYTES_OUT).cast(pl.Float64)
     q10, q90 = bytes_out.quantile(0.1), bytes_out.quantile(0.9)
     trimmed = bytes_out.filter((bytes_out >= q10) & (bytes_out <= q90))
@@ -415,15 +432,6 @@ def context_facts(
     facts = _scanning(facts, own_ev, scan_min_ports)
 
     # New: the address was first seen well after the data starts (RITA's first seen).
-    bounds = population.collect(
-        ev.select(
-            pl.col(S.TIMESTAMP).min().alias("start"),
-            (pl.col(S.TIMESTAMP).max() - pl.col(S.TIMESTAMP).min())
-            .dt.total_microseconds()
-            .alias("us"),
-            pl.len().alias("rows"),
-        )
-    )
     span_us = bounds.item(0, "us") if bounds.item(0, "rows") else None
     if span_us is not None and span_us / 1e6 >= new_min_span_s:
         cutoff = pl.lit(bounds.item(0, "start")) + pl.duration(

@@ -27,7 +27,7 @@ def load(
     from detectors.cache import LoadCache
     from detectors.load import load_paths
 
-    cache = LoadCache(config.cache_settings()) if use_cache else None
+    cache = LoadCache(config.cache_settings(), background=True) if use_cache else None
     return load_paths(
         paths, source_format=source_format, mapping=config.mapping, progress=progress, cache=cache
     )
@@ -62,6 +62,9 @@ def detect(
     use_cache: bool = True,
 ) -> str:
     """Everything ``beacon-triage detect`` does, returning the text to print."""
+    from detectors import domains
+
+    domains.prepare_in_background()
     config = load_config(config_path)
     if config_path is None and config.path is not None:
         warn(f"using the config {config.path}")  # read without being named: say so

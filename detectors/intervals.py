@@ -213,7 +213,7 @@ def sleep_window(target_sleep_s: float, jitter_pct: float) -> tuple[float, float
     return target_sleep_s - spread, target_sleep_s + spread
 
 
-@register(NAME, SUMMARY, IntervalParams, cost=2)
+@register(NAME, SUMMARY, IntervalParams, cost=2, sorts_connections=True)
 def run(dataset: Dataset, params: IntervalParams, progress: Progress) -> pl.DataFrame:
     """Candidates ordered as the seed orders them: jitter, then mean delta, ascending."""
     return finish([regular_pairs(dataset, params, progress)], dataset, params, progress)

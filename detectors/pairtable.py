@@ -41,6 +41,7 @@ from detectors.pairs import (
 
 UTC_US = pl.Datetime("us", "UTC")
 _SEEDS = (0x5EED_0001, 0x5EED_0002)
+_ROW, _H1, _H2 = "_row", "_h1", "_h2"
 
 
 @dataclass
@@ -67,24 +68,29 @@ class ByteColumn:
 def _action_codes(actions: pl.Series) -> tuple[np.ndarray, list[str]]:
     """Each row's action as an index into the sorted distinct names (-1 for null)."""
     names = sorted(actions.drop_nulls().unique().to_list())
-    mapping = {name: i for i, name in enumerate(names)}
-    codes = actions.replace_strict(mapping, default=-1, return_dtype=pl.Int16())
+    codes = actions.cast(pl.Enum(names)).to_physical().cast(pl.Int16())  # Enum order: sorted
     return codes.fill_null(-1).to_numpy(), names
 
 
-def _sort_by_pair(keys: pl.DataFrame, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row order sorted by pair then time, True where a new pair starts in that order)."""
-    first, second = (keys.select(pl.struct(PAIR_KEY).hash(seed)).to_series() for seed in _SEEDS)
-    return pair_order(first.to_numpy(), second.to_numpy(), ts)
+def _sort_by_pair(h1: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Row order by (first hash, time), as ``np.lexsort((ts, h1))`` but sorted by polars
+    on every core. Rows equal in both keys may come in any order: nothing built from
+    the table depends on the order of one pair's simultaneous rows."""
+    frame = pl.DataFrame({"h": h1, "t": ts})
+    return frame.select(pl.arg_sort_by(["h", "t"])).to_series().to_numpy()
 
 
-def pair_order(h1: np.ndarray, h2: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pair_order(
+    h1: np.ndarray, h2: np.ndarray, ts: np.ndarray, order: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows ordered by (first hash, time), and where each run of one pair starts.
 
-    When the second hash disagrees inside a run of the first (a 64-bit collision of two
-    keys), both hashes are used, so the two pairs stay apart.
+    ``order`` is that ordering when the caller has it already. When the second hash
+    disagrees inside a run of the first (a 64-bit collision of two keys), both hashes
+    are used, so the two pairs stay apart.
     """
-    order = np.lexsort((ts, h1))
+    if order is None:
+        order = np.lexsort((ts, h1))
     s1 = h1[order]
     s2 = h2[order]
     starts = np.ones(order.size, dtype=bool)
@@ -99,9 +105,14 @@ def pair_order(h1: np.ndarray, h2: np.ndarray, ts: np.ndarray) -> tuple[np.ndarr
 
 @dataclass
 class ConnectionTable:
-    """Connection rows sorted by (pair, time); ``keys`` row ``i`` is pair ``i``'s key."""
+    """Connection rows sorted by (pair, time).
 
-    keys: pl.DataFrame
+    Pair ``i``'s key is row ``key_row[i]`` of ``source_keys`` (the events' key columns,
+    shared, not copied): keys are gathered only for the pairs an index keeps.
+    """
+
+    source_keys: pl.DataFrame
+    key_row: np.ndarray  # int64 per pair: a row of ``source_keys`` holding its key
     pair: np.ndarray  # int32 per row, ascending
     ts: np.ndarray  # int64 microseconds per row, ascending within a pair
     action: np.ndarray  # int16 per row: index into ``action_names``, -1 = none
@@ -115,22 +126,37 @@ class ConnectionTable:
     def from_events(cls, events: pl.DataFrame) -> ConnectionTable:
         """Sort the connection rows of canonical ``events`` (one pass; rows without a time
         are left out: they cannot be placed on a timeline)."""
-        wanted = [*PAIR_KEY, S.TIMESTAMP, S.ACTION, S.CONNECTIONS, S.BYTES_OUT, S.BYTES_IN]
+        key = pl.struct(PAIR_KEY)
         rows = (
             events.lazy()
+            .with_row_index(_ROW)
             .filter(connection_rows(events) & pl.col(S.TIMESTAMP).is_not_null())
-            .select(*wanted, S.REMOTE_IP_TYPE)
+            .select(
+                _ROW,
+                key.hash(_SEEDS[0]).alias(_H1),
+                key.hash(_SEEDS[1]).alias(_H2),
+                pl.col(S.TIMESTAMP).dt.epoch("us").alias(S.TIMESTAMP),
+                pl.col(S.CONNECTIONS).fill_null(1),
+                S.ACTION,
+                S.BYTES_OUT,
+                S.BYTES_IN,
+                S.REMOTE_IP,
+                S.REMOTE_IP_TYPE,
+            )
             .collect()
         )
         public = public_mask(rows, S.REMOTE_IP, S.REMOTE_IP_TYPE).fill_null(False).to_numpy()
-        ts = rows.get_column(S.TIMESTAMP).dt.epoch("us").to_numpy()
-        order, starts = _sort_by_pair(rows.select(PAIR_KEY), ts)
+        ts = rows.get_column(S.TIMESTAMP).to_numpy()
+        h1 = rows.get_column(_H1).to_numpy()
+        order, starts = pair_order(h1, rows.get_column(_H2).to_numpy(), ts, _sort_by_pair(h1, ts))
         action, names = _action_codes(rows.get_column(S.ACTION))
-        connections = rows.get_column(S.CONNECTIONS).fill_null(1).to_numpy()
+        connections = rows.get_column(S.CONNECTIONS).to_numpy()
         bytes_out = ByteColumn.of(rows.get_column(S.BYTES_OUT))
         bytes_in = ByteColumn.of(rows.get_column(S.BYTES_IN))
+        event_row = rows.get_column(_ROW).to_numpy()
         return cls(
-            keys=_gather(rows.select(PAIR_KEY), order[starts]),
+            source_keys=events.select(PAIR_KEY),
+            key_row=event_row[order[starts]].astype(np.int64),
             pair=(np.cumsum(starts) - 1).astype(np.int32),
             ts=ts[order],
             action=action[order],
@@ -140,6 +166,10 @@ class ConnectionTable:
             bytes_out=bytes_out.take(order) if bytes_out else None,
             bytes_in=bytes_in.take(order) if bytes_in else None,
         )
+
+    def keys_of(self, pairs: np.ndarray) -> pl.DataFrame:
+        """The key columns of ``pairs`` (pair numbers), in that order."""
+        return _gather(self.source_keys, self.key_row[pairs])
 
     def row_mask(self, actions: Sequence[str] | None, public_only: bool) -> np.ndarray:
         """Rows of the given Defender action types (other sources' rows always)."""
@@ -193,7 +223,7 @@ class ConnectionTable:
             P_COUNT: pl.Series(P_COUNT, counts, dtype=pl.UInt32),
             P_DELTAS: _deltas(distinct_ts, counts),
         }
-        frame = self.keys[present].with_columns(list(columns.values()))
+        frame = self.keys_of(present).with_columns(list(columns.values()))
         # A stable order (by first sighting, then key) keeps every run's output identical.
         return frame[self._stable_order(ts[starts], present)]
 
@@ -225,7 +255,7 @@ class ConnectionTable:
         slots = np.flatnonzero(tied)
         if slots.size:
             rows = order[slots]
-            tied_keys = self.keys[present[rows]].with_columns(
+            tied_keys = self.keys_of(present[rows]).with_columns(
                 pl.Series("_first", first[rows]), pl.Series("_row", rows)
             )
             ranked = tied_keys.sort(["_first", *PAIR_KEY], nulls_last=True)

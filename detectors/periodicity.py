@@ -23,6 +23,7 @@ import polars as pl
 
 from detectors import schema as S
 from detectors.dataset import Dataset
+from detectors.engine import DEFAULT_WORKERS
 from detectors.netclass import PUBLIC, classify_ip
 from detectors.pairs import P_CONNECTIONS, P_COUNT, P_FIRST, P_LAST, P_TS, build_pair_index
 from detectors.progress import Progress
@@ -33,6 +34,7 @@ from detectors.stats.periodogram import (
     benjamini_hochberg,
     estimate_periods,
 )
+from detectors.stats.segments import segment_ids, segment_median
 
 NAME = "periodicity"
 
@@ -207,6 +209,14 @@ def _epoch_us(pairs: pl.DataFrame) -> np.ndarray:
     return exploded.to_series().to_numpy().astype(np.int64)
 
 
+def _median_delta_s(epoch_us: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each pair's median time between connections, in seconds (NaN for one time)."""
+    ids = segment_ids(counts)
+    same = ids[1:] == ids[:-1]
+    deltas_us = np.diff(epoch_us)[same].astype(np.float64)
+    return segment_median(deltas_us, ids[1:][same], counts.size) / _US_PER_S
+
+
 def _schedule(
     epoch_us: np.ndarray,
     counts: np.ndarray,
@@ -280,6 +290,7 @@ def empty_result() -> pl.DataFrame:
     "Periodogram + g-test periodicity; survives loss, long sleeps, workhours",
     PeriodicityParams,
     cost=3,
+    sorts_connections=True,
 )
 def run(dataset: Dataset, params: PeriodicityParams, progress: Progress) -> pl.DataFrame:
     """Periodic pairs: estimated sleep, jitter and kind, loss, schedule and p-value."""
@@ -328,7 +339,11 @@ def tested_pairs(dataset: Dataset, params: PeriodicityParams, progress: Progress
         fft_max_jitter_pct=params.max_jitter_pct,
     )
     est = estimate_periods(
-        (epoch_us - firsts) / _US_PER_S, counts, settings, min_events=params.min_events
+        (epoch_us - firsts) / _US_PER_S,
+        counts,
+        settings,
+        min_events=params.min_events,
+        workers=DEFAULT_WORKERS,  # the pairs are split between threads
     )
     progress.report(NAME, 0.8, "scoring")
     # The family is every pair that could be tested (enough events and span).
@@ -336,12 +351,7 @@ def tested_pairs(dataset: Dataset, params: PeriodicityParams, progress: Progress
     family = np.full(counts.size, -1, dtype=np.int64)
     family[eligible] = np.arange(int(eligible.sum()))
     schedule = _schedule(epoch_us, counts, est["active_fraction"], est["span_s"], params)
-    deltas_median = pairs.select(
-        pl.col(P_TS)
-        .list.eval(pl.element().diff().drop_nulls().dt.total_microseconds())
-        .list.median()
-        .truediv(_US_PER_S)
-    ).to_series()
+    deltas_median = pl.Series(_median_delta_s(epoch_us, counts), nan_to_null=True)
 
     found = pairs.select(
         pl.lit(NAME).alias(S.C_DETECTOR),

@@ -46,6 +46,11 @@ class Population:
         """Run a query over the population (streaming when it lives on disk)."""
         return query.collect(engine="streaming" if self.streaming else "auto")
 
+    def collect_all(self, queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
+        """Run several queries together: polars computes a part they share (the same
+        scan and filter) once, and runs the rest in parallel."""
+        return pl.collect_all(queries, engine="streaming" if self.streaming else "auto")
+
     def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()``'s answer, computed once per key (partitions ask the same things)."""
         with self._lock:

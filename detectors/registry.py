@@ -50,22 +50,28 @@ class DetectorSpec:
     run: RunFunction
     cost: int = 1  # relative run time: the engine starts the costliest first
     stages: Stages | None = None  # how to run it partition by partition
+    sorts_connections: bool = False  # waits for the shared sorted connection table
 
 
 _REGISTRY: dict[str, DetectorSpec] = {}
 
 
 def register(
-    name: str, summary: str, params_type: type, cost: int = 1
+    name: str, summary: str, params_type: type, cost: int = 1, sorts_connections: bool = False
 ) -> Callable[[RunFunction], RunFunction]:
     """Decorator: ``@register("intervals", "...", IntervalParams)`` on a ``run`` function.
 
     ``cost`` is a hint (relative run time on big inputs): detectors run two at a time
     and the costliest start first, so the longest one does not start last.
+    ``sorts_connections`` says the detector starts with ``Dataset.connection_table()``
+    (the one big sort): the engine keeps the other worker busy with detectors that do
+    not need it until the table is built.
     """
 
     def wrap(run: RunFunction) -> RunFunction:
-        _REGISTRY[name] = DetectorSpec(name, summary, params_type, run, cost)
+        _REGISTRY[name] = DetectorSpec(
+            name, summary, params_type, run, cost, sorts_connections=sorts_connections
+        )
         return run
 
     return wrap

@@ -153,6 +153,9 @@ class Pipeline:
         loader: Loader,
         progress: Progress,
     ) -> None:
+        from detectors import domains
+
+        domains.prepare_in_background()  # parsed while the files load
         started = self.clock()
         try:
             dataset = loader(

@@ -99,10 +99,14 @@ def account(schema: dict[str, pl.DataType]) -> pl.Expr:
     return pl.when(domain.is_not_null() & name.is_not_null()).then(both).otherwise(name)
 
 
-def unique_events(schema: dict[str, pl.DataType]) -> pl.Expr:
-    """``AdditionalFields.uniqueEventsAggregated`` whether the field is JSON text or an object."""
+def unique_events(schema: dict[str, pl.DataType], rows: pl.Expr) -> pl.Expr:
+    """``AdditionalFields.uniqueEventsAggregated`` on ``rows``, the field JSON text or an object.
+
+    Other rows' fields are masked to null before the JSON is read, so only the rows
+    that need the count are parsed.
+    """
     dtype = schema.get(ADDITIONAL_FIELDS)
-    value = pl.col(ADDITIONAL_FIELDS)
+    value = pl.when(rows).then(pl.col(ADDITIONAL_FIELDS))
     if isinstance(dtype, pl.Struct):
         if UNIQUE_EVENTS not in {f.name for f in dtype.fields}:
             return pl.lit(None, pl.Int64)
@@ -121,7 +125,9 @@ def connections(schema: dict[str, pl.DataType]) -> pl.Expr:
     """
     action = text(ACTION_TYPE, schema)
     aggregated = action.str.ends_with(S.AGGREGATED_SUFFIX).fill_null(False)
-    return pl.when(aggregated).then(unique_events(schema)).otherwise(pl.lit(1, pl.Int64))
+    return (
+        pl.when(aggregated).then(unique_events(schema, aggregated)).otherwise(pl.lit(1, pl.Int64))
+    )
 
 
 def canonical_columns(schema: dict[str, pl.DataType]) -> dict[str, pl.Expr]:

@@ -18,7 +18,6 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from detectors.errors import InputError
@@ -186,33 +185,32 @@ def jsonl_table(path: Path, wanted: Collection[str] | None = None) -> RawTable:
     return RawTable(frame, schema, locate, "lines counted from 1", warnings)
 
 
-def _validate(path: Path, columns: list[str], text: list[str]) -> None:
-    """Read every page of ``columns`` with pyarrow, batch by batch, checking the values."""
-    source = pq.ParquetFile(path, read_dictionary=text)
-    for batch in source.iter_batches(columns=columns, batch_size=1 << 18):
-        batch.validate(full=True)
+def _read_every_page(path: Path, columns: Collection[str]) -> None:
+    """Read and decode every page of ``columns`` with pyarrow, which raises on damage.
 
-
-def _is_text(dtype: pa.DataType) -> bool:
-    return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype))
+    Values are decoded but never built into arrays: this is a check, not a read.
+    """
+    source = pq.ParquetFile(path)
+    leaves = [
+        index
+        for index in range(source.metadata.num_columns)
+        if source.schema.column(index).path.split(".")[0] in columns
+    ]
+    if leaves:
+        source.scan_contents(columns=leaves)
 
 
 def parquet_table(path: Path, wanted: Collection[str] | None = None) -> RawTable:
-    """Parquet validated through pyarrow first, then scanned lazily by polars.
+    """Parquet checked page by page by pyarrow first, then scanned lazily by polars.
 
-    pyarrow reads every page before polars does: polars' reader, on a corrupt page
-    header, tries to allocate exabytes and aborts the whole process (no exception to
-    catch), where pyarrow raises. Full validation turns invalid UTF-8 into an error too.
+    polars' reader, on a corrupt page header, tries to allocate exabytes and aborts the
+    whole process (no exception to catch), where pyarrow raises. Invalid UTF-8 needs no
+    check here: polars refuses it with an error of its own.
     """
     with reading(path):
         file_schema = pq.read_schema(path)
         keep = [c for c in file_schema.names if wanted is None or c in wanted]
-        # Validate batch by batch (memory stays one batch), then let polars scan lazily:
-        # projection and the loader's expressions run in polars' own fast reader. Text
-        # is decoded as dictionaries: every page is still read, but each distinct string
-        # is checked once instead of once per row.
-        _validate(path, keep, [c for c in keep if _is_text(file_schema.field(c).type)])
-        pa.default_memory_pool().release_unused()  # pyarrow's pool keeps freed pages
+        _read_every_page(path, keep)
         frame = pl.scan_parquet(path).select(keep)
         schema = dict(frame.collect_schema())
     return RawTable(frame, schema, row_locator, ROW_CONVENTION)

@@ -16,10 +16,13 @@ per series length. ``estimate_period`` is the one-pair front door.
 
 from __future__ import annotations
 
+import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from detectors.stats.segments import (
     segment_count,
@@ -463,15 +466,26 @@ def _deltas_pvalue(
 def _compressed_times(
     times: np.ndarray, counts: np.ndarray, period: np.ndarray, gap_index: np.ndarray
 ) -> np.ndarray:
-    """Times with every pause replaced by one period, so active stretches join in phase."""
+    """Times from the pair's first, with every pause shortened to one period, so active
+    stretches join in phase.
+
+    Each time loses what the pauses before it (in its pair) were cut by. Those cuts are
+    summed pair by pair, never across pairs, so a pair's result does not depend on which
+    other pairs share the batch (a running sum over every pair lost microseconds).
+    """
     ids_t = segment_ids(counts)
-    steps = np.zeros(times.size)
-    steps[1:] = np.diff(times)
     starts = np.cumsum(counts) - counts
-    steps[starts[counts > 0]] = 0.0
-    steps[gap_index] = period[ids_t[gap_index]]
-    total = np.cumsum(steps)
-    return total - total[starts[ids_t]]
+    relative = times - times[starts[ids_t]]
+    if gap_index.size == 0:
+        return relative
+    gap_pair = ids_t[gap_index]
+    cut = times[gap_index] - times[gap_index - 1] - period[gap_pair]
+    cuts = pl.DataFrame({"pair": gap_pair, "cut": cut})
+    cut_so_far = cuts.select(pl.col("cut").cum_sum().over("pair")).to_series().to_numpy()
+    # The last pause at or before each time; it counts only when in the same pair.
+    last = np.searchsorted(gap_index, np.arange(times.size), side="right") - 1
+    same_pair = (last >= 0) & (gap_pair[np.maximum(last, 0)] == ids_t)
+    return relative - np.where(same_pair, cut_so_far[np.maximum(last, 0)], 0.0)
 
 
 def _spectral_stage(
@@ -556,16 +570,50 @@ def estimate_periods(
     counts: np.ndarray,
     settings: PeriodSettings | None = None,
     min_events: int = 3,
+    workers: int = 1,
 ) -> dict[str, np.ndarray]:
     """Period estimates for many pairs: ``times_s`` sorted within each pair, laid end to end.
 
     Returns one array per field of ``PeriodEstimate`` (``jitter_kind`` as an index into
     ``KINDS``). Pairs with fewer than ``min_events`` times, or spanning fewer than
     ``min_span_periods`` periods, skip the FFT and keep a p-value of 1 from it.
+
+    With ``workers`` > 1 the pairs are split into that many runs of about equal size,
+    estimated in threads (numpy and the FFTs release the GIL): no number depends on the
+    other pairs of a batch, so the result is the same.
     """
     s = settings or PeriodSettings()
     times = np.asarray(times_s, dtype=np.float64)
     counts = np.asarray(counts, dtype=np.int64)
+    if workers > 1 and times.size >= _PARALLEL_MIN_TIMES:
+        return _estimate_in_threads(times, counts, s, min_events, workers)
+    return _estimate(times, counts, s, min_events)
+
+
+_PARALLEL_MIN_TIMES = 200_000  # below this a thread costs more than it saves
+
+
+def _estimate_in_threads(
+    times: np.ndarray, counts: np.ndarray, s: PeriodSettings, min_events: int, workers: int
+) -> dict[str, np.ndarray]:
+    ends = np.cumsum(counts)
+    targets = ends[-1] * np.arange(1, workers) / workers
+    cuts = [0, *np.searchsorted(ends, targets, side="right").tolist(), counts.size]
+    runs = [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+
+    def run(bounds: tuple[int, int]) -> dict[str, np.ndarray]:
+        a, b = bounds
+        first = int(ends[a] - counts[a])
+        return _estimate(times[first : int(ends[b - 1])], counts[a:b], s, min_events)
+
+    with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="periods") as pool:
+        parts = list(pool.map(run, runs))
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def _estimate(
+    times: np.ndarray, counts: np.ndarray, s: PeriodSettings, min_events: int
+) -> dict[str, np.ndarray]:
     stage = _delta_stage(times, counts, s)
     active_span = stage["active"]
     eligible = (counts >= max(3, min_events)) & (

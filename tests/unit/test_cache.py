@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
 from detectors import schema as S
-from detectors.cache import CacheSettings, LoadCache, settings_from_table
+from detectors.cache import CacheSettings, LoadCache, settings_from_table, wait_for_writes
 from detectors.cli import cli
 from detectors.errors import InputError
 from detectors.load import load_paths
@@ -36,7 +36,10 @@ class CountingLoader:
 
 
 def cache_in(tmp_path: Path, **kw) -> LoadCache:
-    return LoadCache(CacheSettings(directory=tmp_path / "cache", min_file_bytes=0, **kw))
+    settings = CacheSettings(
+        directory=tmp_path / "cache", min_file_bytes=0, min_load_seconds=0.0, **kw
+    )
+    return LoadCache(settings)
 
 
 def copy_fixture(tmp_path: Path, name: str) -> Path:
@@ -67,6 +70,37 @@ def test_a_changed_modification_time_misses_and_parses_again(tmp_path):
     cache.load(source, FMT, None, loader)
     assert loader.calls == 2
     assert len(cache.entries()) == 2  # the stale entry stays until evicted
+
+
+def test_a_background_write_serves_the_next_load_once_finished(tmp_path):
+    source = copy_fixture(tmp_path, "events.csv")
+    settings = CacheSettings(directory=tmp_path / "cache", min_file_bytes=0, min_load_seconds=0)
+    cache = LoadCache(settings, background=True)
+    loader = CountingLoader(source)
+    first = cache.load(source, FMT, None, loader)
+    wait_for_writes()
+    assert len(cache.entries()) == 1
+    second = cache.load(source, FMT, None, loader)
+    assert loader.calls == 1
+    assert_frame_equal(first.events, second.events)
+
+
+def test_a_file_changed_while_it_loads_is_cached_under_its_old_identity(tmp_path):
+    # the key is taken before the read: rows read from the old file must never be
+    # served for the new one
+    source = copy_fixture(tmp_path, "events.csv")
+    cache = cache_in(tmp_path)
+
+    def load_then_touch():
+        loaded = load_mde(source, "csv")
+        stat = source.stat()
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000))
+        return loaded
+
+    cache.load(source, FMT, None, load_then_touch)
+    loader = CountingLoader(source)
+    cache.load(source, FMT, None, loader)
+    assert loader.calls == 1
 
 
 def test_another_format_or_mapping_is_another_entry(tmp_path):
@@ -149,7 +183,22 @@ def test_a_damaged_entry_is_ignored_and_rebuilt(tmp_path, damage):
 
 def test_files_below_the_minimum_size_are_not_cached(tmp_path):
     source = copy_fixture(tmp_path, "events.csv")
-    cache = LoadCache(CacheSettings(directory=tmp_path / "cache", min_file_bytes=1 << 20))
+    cache = LoadCache(
+        CacheSettings(directory=tmp_path / "cache", min_file_bytes=1 << 20, min_load_seconds=0)
+    )
+    loader = CountingLoader(source)
+    cache.load(source, FMT, None, loader)
+    cache.load(source, FMT, None, loader)
+    assert loader.calls == 2
+    assert cache.entries() == []
+
+
+def test_files_that_load_quickly_are_not_cached(tmp_path):
+    # the fixture loads in milliseconds: under an hour's minimum it is never copied
+    source = copy_fixture(tmp_path, "events.csv")
+    cache = LoadCache(
+        CacheSettings(directory=tmp_path / "cache", min_file_bytes=0, min_load_seconds=3600)
+    )
     loader = CountingLoader(source)
     cache.load(source, FMT, None, loader)
     cache.load(source, FMT, None, loader)
@@ -181,7 +230,7 @@ def test_detect_no_cache_writes_no_entry(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     source = copy_fixture(tmp_path, "events.csv")
     config = tmp_path / "config.toml"
-    config.write_text("[cache]\nmin_file_mb = 0\n", encoding="utf-8")
+    config.write_text("[cache]\nmin_file_mb = 0\nmin_load_s = 0\n", encoding="utf-8")
     entries = tmp_path / "xdg" / "beacon-triage" / "loads"
     runner = CliRunner()
     args = ["detect", str(source), "--config", str(config), "--quiet", "--format", "json"]
@@ -192,10 +241,17 @@ def test_detect_no_cache_writes_no_entry(tmp_path, monkeypatch):
 
 
 def test_cache_settings_read_megabytes_and_reject_unknown_keys():
-    settings = settings_from_table({"max_mb": 1.5, "min_file_mb": 0, "enabled": False})
-    assert (settings.max_bytes, settings.min_file_bytes, settings.enabled) == (
+    table = {"max_mb": 1.5, "min_file_mb": 0, "min_load_s": 2, "enabled": False}
+    settings = settings_from_table(table)
+    assert (
+        settings.max_bytes,
+        settings.min_file_bytes,
+        settings.min_load_seconds,
+        settings.enabled,
+    ) == (
         1_572_864,  # 1.5 x 1,048,576
         0,
+        2.0,
         False,
     )
     with pytest.raises(InputError, match="max_gb"):

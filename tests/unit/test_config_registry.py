@@ -61,3 +61,20 @@ def test_config_refuses_unknown_detector(tmp_path):
     path.write_text("[detectors.nosuch]\nx = 1\n")
     with pytest.raises(InputError, match=r"unknown detector \[detectors.nosuch\]"):
         load_config(path)
+
+
+def test_the_table_builder_starts_first_and_the_other_table_user_last():
+    # two workers: periodicity (costliest table user) sorts the connections while the
+    # detectors that need no table run beside it; intervals waits for the table last
+    from detectors.engine import start_order
+    from detectors.registry import all_detectors
+
+    assert start_order(list(all_detectors())) == [
+        "periodicity",
+        "aggregated",
+        "buckets",
+        "rare_destinations",
+        "intervals",
+    ]
+    assert start_order(["intervals", "buckets"]) == ["intervals", "buckets"]
+    assert start_order(["buckets", "aggregated"]) == ["buckets", "aggregated"]

@@ -262,6 +262,25 @@ def test_unparsable_parquet_timestamp_names_the_row(tmp_path: Path) -> None:
     )
 
 
+def test_invalid_utf8_in_parquet_text_is_an_input_error(tmp_path: Path) -> None:
+    # pyarrow writes the bytes as they are when a binary array is relabelled as text;
+    # the loader must refuse the file with one line, never load or crash on it
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    raw = pa.array([b"203.0.113.5", b"\xff\xfe.0.113.6"], pa.binary())
+    remote_ip = pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())
+    stamps = pa.array([datetime(2026, 11, 20, tzinfo=UTC)] * 2, pa.timestamp("us", "UTC"))
+    path = tmp_path / "events.parquet"
+    names = pa.array(["ws-01"] * 2)
+    actions = pa.array(["ConnectionSuccess"] * 2)
+    columns = {"Timestamp": stamps, "DeviceName": names, "ActionType": actions}
+    pq.write_table(pa.table({**columns, "RemoteIP": remote_ip}), path)
+    message = str(error_of(path))
+    assert message.startswith(f"{path}: cannot read: ") and "UTF-8" in message
+    assert "\n" not in message
+
+
 def test_utf16_csv_is_explained(tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
     path.write_bytes(HEADER.encode("utf-16"))

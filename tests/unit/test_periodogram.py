@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from detectors.stats import periodogram as periodogram_module
 from detectors.stats.periodogram import (
     KIND_NONE,
     KIND_ONE_SIDED,
@@ -209,6 +210,36 @@ def test_batch_estimates_equal_one_pair_estimates():
         assert batch["period_s"][index] == pytest.approx(single.period_s)
         assert batch["p_value"][index] == pytest.approx(single.p_value)
         assert batch["multiple_fraction"][index] == pytest.approx(single.multiple_fraction)
+
+
+def _varied_pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` pairs of beacons with jitter, loss and night pauses, and random chatter."""
+    pairs = []
+    for index in range(n):
+        sleep = float(rng.choice([45.0, 300.0, 3600.0]))
+        ts = np.cumsum(sleep * (1 + rng.uniform(-0.2, 0.2, 60 + index % 40)))
+        if index % 3 == 0:  # a twelve-hour pause in the middle
+            ts[ts.size // 2 :] += 43200.0
+        if index % 5 == 0:  # no rhythm at all
+            ts = np.sort(rng.uniform(0, 86400, ts.size))
+        pairs.append(ts - ts[0])
+    return np.concatenate(pairs), np.array([p.size for p in pairs])
+
+
+def test_threads_and_batch_neighbours_do_not_change_any_estimate(monkeypatch):
+    # every number of a pair comes from that pair alone: estimated in three threads,
+    # or next to other pairs, it is the same to the last bit (a running sum over the
+    # whole batch once shifted the FFT period of a pair by its neighbours' spans)
+    monkeypatch.setattr(periodogram_module, "_PARALLEL_MIN_TIMES", 0)
+    times, counts = _varied_pairs(np.random.default_rng(11), 90)
+    one = estimate_periods(times, counts)
+    three = estimate_periods(times, counts, workers=3)
+    last = estimate_periods(times[-counts[-1] :], counts[-1:])
+    assert one.keys() == three.keys()
+    for key in one:
+        np.testing.assert_array_equal(one[key], three[key], err_msg=key)
+        np.testing.assert_array_equal(one[key][-1:], last[key], err_msg=key)
+    assert one["eligible"].size == 90 and one["eligible"].sum() > 30
 
 
 def test_fft_is_skipped_for_pairs_too_jittery_to_report():

@@ -232,7 +232,9 @@ def _count_inliers(counts: pl.Series, threshold: float, progress: Progress) -> n
     out = np.zeros(counts.len(), dtype=np.int64)
     for i, series in enumerate(counts.to_list()):
         if i % 256 == 0:
-            progress.report(NAME, 0.2 + 0.8 * i / max(counts.len(), 1))
+            progress.report(
+                NAME, 0.2 + 0.8 * i / max(counts.len(), 1), f"series {i + 1} of {counts.len()}"
+            )
         flags = series_decompose_anomalies(np.asarray(series, dtype=np.float64), threshold, -1)
         out[i] = int(np.count_nonzero(flags.flags == 0))
     return out

@@ -112,6 +112,8 @@ def open_command(
 def _known_detectors(
     ctx: click.Context, param: click.Parameter, names: tuple[str, ...]
 ) -> tuple[str, ...]:
+    if not names:
+        return names
     from detectors.registry import all_detectors
 
     known = all_detectors()

@@ -28,7 +28,7 @@ def _psl() -> PublicSuffixList:
 def prepare_in_background() -> None:
     """Parse the list in a thread now, while the caller loads files (polars holds no
     GIL then), so the first domain lookup does not wait for it."""
-    threading.Thread(target=_psl, name="public-suffix-list", daemon=True).start()
+    threading.Thread(target=_psl, name="public-suffix-list").start()
 
 
 def host_of(url_or_host: str | None) -> str | None:

@@ -62,9 +62,11 @@ def detect(
     use_cache: bool = True,
 ) -> str:
     """Everything ``beacon-triage detect`` does, returning the text to print."""
-    from detectors import domains
+    from detectors import domains, registry
 
+    # Work the files do not need, done while they load.
     domains.prepare_in_background()
+    registry.import_in_background()
     config = load_config(config_path)
     if config_path is None and config.path is not None:
         warn(f"using the config {config.path}")  # read without being named: say so

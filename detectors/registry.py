@@ -7,6 +7,7 @@ screen and the engine all read this one table, so a new detector shows up everyw
 from __future__ import annotations
 
 import dataclasses
+import threading
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -87,6 +88,15 @@ def all_detectors() -> dict[str, DetectorSpec]:
     import detectors.builtin  # noqa: F401  (registers the built-in detectors)
 
     return dict(_REGISTRY)
+
+
+def import_in_background() -> None:
+    """Import the built-in detectors (numpy, the statistics) in a thread while the
+    caller loads files: polars holds no GIL then, so the ~0.1 s of imports is hidden.
+
+    Not a daemon: a run that ends early still finishes the import before it exits.
+    """
+    threading.Thread(target=all_detectors, name="import-detectors").start()
 
 
 def get(name: str) -> DetectorSpec:

@@ -26,8 +26,9 @@ interpreter start and imports count for both sides) and peak memory is the child
   parsed copy to the cache, in the background) and the second open (reads it). A file
   that loads in under ``[cache] min_load_s`` is never cached: its second open is a
   first open again.
-- ``--repeat N`` runs N rounds, each measuring the floor and every detect mode once
-  (so a slow spell of a shared machine hits both sides); the best of each is kept.
+- ``--repeat N`` runs N rounds (3N for inputs under 2M events, whose runs last a few
+  seconds), each measuring the floor and every detect mode once (so a slow spell of a
+  shared machine hits both sides); the best of each is kept.
 - partitioned: a directory of K Parquet parts bigger than ``[engine]
   max_events_in_memory`` runs device partition by device partition
   (``detectors.partitioned``). Its floor runs with the streaming engine only, and only
@@ -63,6 +64,8 @@ KEY = [
     "RemotePort",
 ]
 KUSTO_TIME = "%Y-%m-%dT%H:%M:%S%.fZ"
+SMALL_INPUT_EVENTS = 2_000_000  # below this, SMALL_INPUT_ROUNDS times the rounds
+SMALL_INPUT_ROUNDS = 3
 
 
 # --- the floor (runs in a child: ``--floor PATH ENGINE``) -------------------------------------
@@ -229,8 +232,10 @@ def bench(folder: Path, fmt: str, size: str, repeat: int, cache_home: Path) -> l
     writes: list[Run] = []
     warm: list[Run] = []
     # One round measures everything once, so a slow spell of a shared machine hits the
-    # floor and detect alike; the best of the rounds is kept for each.
-    for _ in range(repeat):
+    # floor and detect alike; the best of the rounds is kept for each. A run of a small
+    # input lasts ~2 s, where a hiccup of the scheduler is 10%: it gets more rounds.
+    rounds = repeat * SMALL_INPUT_ROUNDS if events < SMALL_INPUT_EVENTS else repeat
+    for _ in range(rounds):
         for engine in ("in-memory", "streaming"):
             floor_runs.append(measure(floor_command(events_file, engine)))
         cold.append(measure(detect_command(paths, "--no-cache"), env))

@@ -21,7 +21,7 @@ remote_ip = "dst"
 [cache]                            # parsed copies of big CSV/JSON inputs (detectors.cache)
 max_mb = 2048                      # least recently used entries go beyond this
 min_file_mb = 8                    # smaller files are parsed every time
-min_load_s = 0.5                   # and so are files that load faster than this
+min_load_s = 1.5                   # and so are files that load faster than this
 enabled = true
 
 [engine]                           # input bigger than this is split by device on disk

@@ -47,9 +47,12 @@ class Population:
         return query.collect(engine="streaming" if self.streaming else "auto")
 
     def collect_all(self, queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
-        """Run several queries together: polars computes a part they share (the same
-        scan and filter) once, and runs the rest in parallel."""
-        return pl.collect_all(queries, engine="streaming" if self.streaming else "auto")
+        """Run several queries: together in memory, where polars computes a part they
+        share (the same filter of the events) once and runs the rest in parallel; one
+        by one on disk, where that shared part would be every partition at once."""
+        if self.streaming:
+            return [self.collect(query) for query in queries]
+        return pl.collect_all(queries)
 
     def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()``'s answer, computed once per key (partitions ask the same things)."""

@@ -283,3 +283,13 @@ def test_a_write_left_half_done_by_a_killed_process_is_removed_later(tmp_path):
     cache.evict()
     assert not stale.exists()  # older than STALE_TMP_S (1 h)
     assert fresh.exists()  # may be another process writing right now
+
+
+def test_parquet_inputs_are_read_directly_never_copied(tmp_path):
+    source = tmp_path / "events.parquet"
+    pl.read_csv(FIXTURE, infer_schema=False).write_parquet(source)
+    cache = cache_in(tmp_path)
+    first = load_paths([source], cache=cache)
+    second = load_paths([source], cache=cache)
+    assert cache.entries() == []
+    assert first.events.height == second.events.height > 0

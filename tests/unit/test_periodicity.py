@@ -142,3 +142,15 @@ def test_parameters_load_from_config_table():
     )
     assert params.max_jitter_pct == 40.0
     assert params.actions == ("ConnectionSuccess",)
+
+
+def test_median_delta_is_taken_per_pair_in_whole_microseconds():
+    # pair 0: 0, 60, 180.000001 s -> deltas 60 and 120.000001 -> median 90.0000005;
+    # pair 1: 10, 20, 30, 70 s -> deltas 10, 10, 40 -> median 10; pair 2: one time
+    from detectors.periodicity import _median_delta_s
+
+    epoch_us = np.array([0, 60_000_000, 180_000_001, 10_000_000, 20_000_000, 30_000_000,
+                         70_000_000, 5_000_000], dtype=np.int64)  # fmt: skip
+    medians = _median_delta_s(epoch_us, np.array([3, 4, 1]))
+    assert medians[:2].tolist() == [90.0000005, 10.0]
+    assert np.isnan(medians[2])

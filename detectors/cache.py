@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ from detectors.load.common import READ_ERRORS, LoadedFile
 LOADER_VERSION = 1  # bump when any loader's output changes: every old entry goes stale
 DEFAULT_MAX_BYTES = 2 << 30
 DEFAULT_MIN_FILE_BYTES = 8 << 20
-DEFAULT_MIN_LOAD_SECONDS = 1.5  # 1M rows load in 0.35 s from Parquet, 0.9 s from CSV
+DEFAULT_MIN_LOAD_SECONDS = 1.5  # a million CSV rows load in 0.9 s: no copy for them
+WRITE_NOW, WRITE_IN_BACKGROUND, WRITE_LATER = "now", "background", "later"
+WRITE_MODES = (WRITE_NOW, WRITE_IN_BACKGROUND, WRITE_LATER)
 ENTRIES = "loads"
 META = "meta.json"
 PARTS = ("events", "names", "app", "device_info")
@@ -91,11 +94,15 @@ def _entry_size(path: Path) -> int:
 class LoadCache:
     """Canonical tables of loaded text files, as Parquet, bounded, least recently used out."""
 
-    def __init__(self, settings: CacheSettings | None = None, background: bool = False) -> None:
-        """``background``: write new entries in a thread while the caller goes on (the
-        CLI and the TUI do; the interpreter waits for the write before it exits)."""
+    def __init__(self, settings: CacheSettings | None = None, write: str = WRITE_NOW) -> None:
+        """``write``: when a new entry is written. ``WRITE_NOW`` before ``load`` returns;
+        ``WRITE_IN_BACKGROUND`` in a thread while the caller goes on (the TUI: the user
+        is busy reading); ``WRITE_LATER`` when ``finish_writes`` is called (the CLI,
+        once the answer is printed: a write beside the detectors slowed both)."""
+        if write not in WRITE_MODES:
+            raise ValueError(f"write must be one of {WRITE_MODES}")
         self.settings = settings or CacheSettings()
-        self.background = background
+        self.write = write
         base = self.settings.directory or cache_dir()
         self.root = Path(base) / ENTRIES
 
@@ -228,14 +235,16 @@ class LoadCache:
         loaded = loader()
         if time.perf_counter() - began < self.settings.min_load_seconds:
             return loaded
-        if self.background:
-            # Encoding 10M rows takes ~3 s on one core: the detectors need not wait.
+        if self.write == WRITE_IN_BACKGROUND:
+            # Encoding 10M rows takes ~5 s of CPU: the caller need not wait for it.
             # Not a daemon: the interpreter finishes the write before it exits.
             writer = threading.Thread(
                 target=self._store, args=(key, path, loaded), name="cache-writer"
             )
             writer.start()
             _WRITERS.append(writer)
+        elif self.write == WRITE_LATER:
+            _LATER.append(partial(self._store, key, path, loaded))
         else:
             self._store(key, path, loaded)
         return loaded
@@ -286,10 +295,13 @@ class LoadCache:
 
 _WRITING = threading.Lock()
 _WRITERS: list[threading.Thread] = []
+_LATER: list[Callable[[], None]] = []
 
 
-def wait_for_writes() -> None:
-    """Return when every entry being written in the background is on disk."""
+def finish_writes() -> None:
+    """Write the entries left for later, and wait for those written in the background."""
+    while _LATER:
+        _LATER.pop(0)()
     while _WRITERS:
         _WRITERS.pop().join()
 
@@ -343,4 +355,4 @@ def default_cache() -> LoadCache | None:
     """The configured cache, or None when caching is off."""
     if _configured is None or not _configured.enabled:
         return None
-    return LoadCache(_configured, background=True)
+    return LoadCache(_configured, write=WRITE_IN_BACKGROUND)

@@ -189,9 +189,9 @@ def detect_command(
         atomic_write_text(output, text)
     else:
         click.echo(text, nl=False)
-    from detectors.cache import wait_for_writes
+    from detectors.cache import finish_writes
 
-    wait_for_writes()  # the answer is out; the cached copy of the input finishes
+    finish_writes()  # the answer is out: now the copy of the input for the next run
 
 
 @cli.command("detectors")
@@ -225,9 +225,9 @@ def eval_command(
         _fail(exc)
     # the report names files and programs: inert for the terminal, line by line
     click.echo("".join(visible(line, limit=None) + "\n" for line in text.splitlines()), nl=False)
-    from detectors.cache import wait_for_writes
+    from detectors.cache import finish_writes
 
-    wait_for_writes()
+    finish_writes()
 
 
 def _register_optional_groups() -> None:

@@ -24,10 +24,11 @@ def load(
     progress: Progress,
     use_cache: bool = True,
 ) -> Dataset:
-    from detectors.cache import LoadCache
+    from detectors.cache import WRITE_LATER, LoadCache
     from detectors.load import load_paths
 
-    cache = LoadCache(config.cache_settings(), background=True) if use_cache else None
+    # The copy is written once the caller has its answer (``cache.finish_writes``).
+    cache = LoadCache(config.cache_settings(), write=WRITE_LATER) if use_cache else None
     return load_paths(
         paths, source_format=source_format, mapping=config.mapping, progress=progress, cache=cache
     )

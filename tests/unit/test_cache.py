@@ -13,7 +13,14 @@ from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
 from detectors import schema as S
-from detectors.cache import CacheSettings, LoadCache, settings_from_table, wait_for_writes
+from detectors.cache import (
+    WRITE_IN_BACKGROUND,
+    WRITE_LATER,
+    CacheSettings,
+    LoadCache,
+    finish_writes,
+    settings_from_table,
+)
 from detectors.cli import cli
 from detectors.errors import InputError
 from detectors.load import load_paths
@@ -75,14 +82,27 @@ def test_a_changed_modification_time_misses_and_parses_again(tmp_path):
 def test_a_background_write_serves_the_next_load_once_finished(tmp_path):
     source = copy_fixture(tmp_path, "events.csv")
     settings = CacheSettings(directory=tmp_path / "cache", min_file_bytes=0, min_load_seconds=0)
-    cache = LoadCache(settings, background=True)
+    cache = LoadCache(settings, write=WRITE_IN_BACKGROUND)
     loader = CountingLoader(source)
     first = cache.load(source, FMT, None, loader)
-    wait_for_writes()
+    finish_writes()
     assert len(cache.entries()) == 1
     second = cache.load(source, FMT, None, loader)
     assert loader.calls == 1
     assert_frame_equal(first.events, second.events)
+
+
+def test_a_write_left_for_later_happens_when_finished(tmp_path):
+    source = copy_fixture(tmp_path, "events.csv")
+    settings = CacheSettings(directory=tmp_path / "cache", min_file_bytes=0, min_load_seconds=0)
+    cache = LoadCache(settings, write=WRITE_LATER)
+    loader = CountingLoader(source)
+    cache.load(source, FMT, None, loader)
+    assert cache.entries() == []  # nothing written while the caller works
+    finish_writes()
+    assert len(cache.entries()) == 1
+    cache.load(source, FMT, None, loader)
+    assert loader.calls == 1
 
 
 def test_a_file_changed_while_it_loads_is_cached_under_its_old_identity(tmp_path):

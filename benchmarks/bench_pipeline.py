@@ -23,9 +23,9 @@ interpreter start and imports count for both sides) and peak memory is the child
 - detect: ``python -m detectors.cli detect FILE device_info.csv --format json``: every
   detector, merge, scoring and enrichment, output rendered. Each file is run three
   ways: ``--no-cache`` (parse and convert, no cache), the first open (also writes the
-  parsed copy to the cache, in the background) and the second open (reads it). A file
-  that loads in under ``[cache] min_load_s`` is never cached: its second open is a
-  first open again.
+  parsed copy to the cache, after printing its answer) and the second open (reads
+  it). Parquet inputs, and files that load in under ``[cache] min_load_s``, are never
+  cached: for them the three modes are one run measured three times.
 - ``--repeat N`` runs N rounds (3N for inputs under 2M events, whose runs last a few
   seconds), each measuring the floor and every detect mode once (so a slow spell of a
   shared machine hits both sides); the best of each is kept.

@@ -170,13 +170,8 @@ class LoadCache:
 
     # --- write --------------------------------------------------------------------------
 
-    def store(
-        self, path: Path, fmt: str, mapping: Mapping[str, str] | None, loaded: LoadedFile
-    ) -> None:
-        """Write ``loaded`` as the entry of ``path``; failures only mean no cache."""
-        self._store(self.key(path, fmt, mapping), path, loaded)
-
     def _store(self, key: str, path: Path, loaded: LoadedFile) -> None:
+        """Write ``loaded`` as entry ``key``; failures only mean no cache."""
         with _WRITING:  # one entry at a time: writes and evictions never interleave
             self._write(key, path, loaded)
 

@@ -112,7 +112,7 @@ def open_command(
 def _known_detectors(
     ctx: click.Context, param: click.Parameter, names: tuple[str, ...]
 ) -> tuple[str, ...]:
-    if not names:
+    if not names:  # nothing to check: the detectors are imported while files load
         return names
     from detectors.registry import all_detectors
 

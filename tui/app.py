@@ -12,16 +12,17 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 from textual import events
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.widgets import Input
+from textual.screen import Screen
+from textual.widgets import Input, TextArea
 
 import themes
 from detectors.config import Config
@@ -70,7 +71,7 @@ class BeaconTriageApp(CurationApp):
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
         *keymap.bindings("app"),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
     COMMANDS = App.COMMANDS | {TriageCommands}
 
@@ -139,6 +140,13 @@ class BeaconTriageApp(CurationApp):
 
     def theme_names(self) -> list[str]:
         return list(themes.THEME_NAMES)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Textual's commands minus its theme picker, which offers Textual's ~20 themes:
+        ours are in the palette as "Theme: <name>" (and ``t``)."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Theme":
+                yield command
 
     # --- state handed down --------------------------------------------------------------
 
@@ -310,7 +318,7 @@ class BeaconTriageApp(CurationApp):
         self.set_theme(names[(at + 1) % len(names)])
 
     def watch_theme(self, name: str) -> None:
-        if not self._theme_ready or name == self.config.theme:
+        if not self._theme_ready or name == self.config.theme or name not in themes.THEME_NAMES:
             return
         try:
             save_theme(self.config, name)
@@ -325,9 +333,14 @@ class BeaconTriageApp(CurationApp):
         same burst as the key that focused the box (``/evil`` pasted, or typed fast over
         SSH): it was queued for the previous widget. It belongs in the box."""
         focused = self.focused
-        if isinstance(focused, Input) and event.is_printable and event.character:
+        if not (event.is_printable and event.character):
+            return
+        if isinstance(focused, Input):
             event.stop()
             focused.insert_text_at_cursor(event.character)
+        elif isinstance(focused, TextArea):  # the first words of a note typed after m
+            event.stop()
+            focused.insert(event.character)
 
     # --- leaving -------------------------------------------------------------------------
 

@@ -31,12 +31,30 @@ KEYS: tuple[Key, ...] = (
         "/",
         "focus_filter",
         "Filter",
-        "Filter by device, process, IP or domain",
+        "Filter by device, process, IP or domain (Enter keeps it, Esc clears it)",
         "main",
         True,
     ),
-    Key("escape", "Esc", "clear_filter", "Clear", "Clear the filter / restore the detail", "main"),
-    Key("s", "s", "next_sort", "Sort", "Sort by the next column", "main", True),
+    Key("n", "n", "next_match", "Next", "Next candidate matching the filter", "main"),
+    Key("N", "N", "previous_match", "Prev", "Previous candidate matching the filter", "main"),
+    Key(
+        "escape",
+        "Esc",
+        "back",
+        "Back",
+        "Back: leave the zoom, return focus to the table, then clear the filter",
+        "main",
+    ),
+    Key(
+        "z,enter",
+        "z / Enter",
+        "zoom_detail",
+        "Zoom",
+        "Zoom the detail pane; the same key (or Esc) returns to the table",
+        "main",
+        True,
+    ),
+    Key("s", "s", "pick_sort", "Sort", "Sort by a column: pick it from a list", "main", True),
     Key("S", "S", "reverse_sort", "Reverse", "Reverse the sort order", "main"),
     Key(
         "d",
@@ -45,41 +63,60 @@ KEYS: tuple[Key, ...] = (
         "Detector",
         "Show one detector's candidates (cycles)",
         "main",
-        True,
     ),
     Key("plus,equals_sign", "+", "score_up", "Score+", "Raise the minimum score by 0.1", "main"),
     Key("minus", "-", "score_down", "Score-", "Lower the minimum score by 0.1", "main"),
-    Key("a", "a", "toggle_allowed", "Allowed", "Show or hide allow-listed candidates", "main"),
     Key(
-        "m",
-        "m",
+        "a",
+        "a",
+        "toggle_allowed",
+        "Allowed",
+        "Show or hide allow-listed candidates (the header counts them)",
+        "main",
+    ),
+    Key(
+        "M",
+        "M",
         "next_mark",
-        "Mark",
+        "By mark",
         "Filter by triage mark: all, unmarked, marked, suspicious, escalate, benign",
         "main",
     ),
     Key(
-        "z",
-        "z / Enter",
-        "zoom_detail",
-        "Zoom",
-        "Maximise the detail pane (Esc restores)",
+        "f",
+        "f",
+        "focus_facts",
+        "Facts",
+        "Move focus to the facts to scroll them (Esc back)",
         "main",
-        True,
     ),
-    Key("f", "f", "focus_facts", "Facts", "Move focus to the facts, to scroll them", "main"),
     Key("x", "x", "reset_filters", "Reset", "Clear every filter", "main"),
     # main screen: triage the highlighted candidate (saved at once to the triage file)
+    Key("m", "m", "edit_note", "Note", "Edit the candidate's mark and note", "main", True),
     Key(
         "exclamation_mark",
         "!",
         "mark('suspicious')",
         "Suspicious",
-        "Mark the candidate suspicious",
+        "Mark the candidate suspicious (! in the M column)",
         "main",
     ),
-    Key("e", "e", "mark('escalate')", "Escalate", "Mark the candidate for escalation", "main"),
-    Key("b", "b", "mark('benign')", "Benign", "Mark the candidate benign", "main"),
+    Key(
+        "e",
+        "e",
+        "mark('escalate')",
+        "Escalate",
+        "Mark the candidate for escalation (E in the M column)",
+        "main",
+    ),
+    Key(
+        "b",
+        "b",
+        "mark('benign')",
+        "Benign",
+        "Mark the candidate benign (B in the M column)",
+        "main",
+    ),
     Key(
         "u",
         "u",
@@ -88,7 +125,6 @@ KEYS: tuple[Key, ...] = (
         "Set the candidate back to unreviewed (its note stays)",
         "main",
     ),
-    Key("n", "n", "edit_note", "Note", "Edit the candidate's mark and note", "main", True),
     Key(
         "A",
         "A",
@@ -106,13 +142,16 @@ KEYS: tuple[Key, ...] = (
         "Export the view to CSV/JSON, or a Markdown report of escalated candidates",
         "main",
     ),
+    Key(
+        "q", "q", "quit", "Quit", "Quit (asks first only if edits could not be saved)", "main", True
+    ),
     # anywhere
-    Key("r", "r", "rerun", "Rerun", "Run the detectors again", "app", True),
-    Key("c", "c", "cancel_run", "Cancel", "Cancel loading or the running detectors", "app"),
-    Key("p", "p", "parameters", "Params", "Edit detector parameters", "app", True),
-    Key("l", "l", "show_log", "Log", "Log of errors, warnings and skips", "app", True),
-    Key("t", "t", "next_theme", "Theme", "Next theme (remembered in the config)", "app", True),
     Key("question_mark,f1", "? / F1", "help", "Help", "List every key", "app", True),
+    Key("r", "r", "rerun", "Rerun", "Run the detectors again", "app"),
+    Key("c", "c", "cancel_run", "Cancel", "Cancel loading or the running detectors", "app"),
+    Key("p", "p", "parameters", "Params", "Edit detector parameters", "app"),
+    Key("l", "l", "show_log", "Log", "Log of errors, warnings and skips", "app"),
+    Key("t", "t", "next_theme", "Theme", "Next theme (remembered in the config)", "app"),
     Key(
         "L",
         "L",
@@ -231,3 +270,28 @@ def bindings(where: str) -> list[BindingType]:
         for k in KEYS
         if k.where == where
     ]
+
+
+# The same action in the tools analysts already know (for docs/keys.md): VisiData, htop,
+# less. "–" where the tool has no such action.
+ELSEWHERE: dict[str, tuple[str, str, str]] = {
+    "quit": ("q (sheet) / gq", "q / F10", "q"),
+    "help": ("Ctrl+H / F1", "? / F1 / h", "h"),
+    "focus_filter": ("| (select by regex)", "\\ (filter) / F4", "& (filter lines)"),
+    "next_match": ("n", "–", "n"),
+    "previous_match": ("N", "–", "N"),
+    "back": ("q (back one sheet)", "Esc", "–"),
+    "zoom_detail": ("Enter (dive into row)", "Enter / F2 (detail)", "–"),
+    "pick_sort": ("[ ] (sort by column)", "F6 / > (sort picker)", "–"),
+    "reverse_sort": ("[ vs ] (direction)", "I (invert)", "–"),
+    "edit_note": ("e (edit cell)", "–", "–"),
+    "export": ("Ctrl+S (save sheet)", "–", "s (save)"),
+    "rerun": ("Ctrl+R (reload)", "–", "R (repaint)"),
+}
+
+# Keys that move in the table: ours, then VisiData, htop, less.
+MOTION: tuple[tuple[str, str, str, str, str], ...] = (
+    ("Move in the table", "↑ ↓ j k", "↑ ↓ j k", "↑ ↓", "↑ ↓ j k"),
+    ("Page", "PgUp PgDn", "PgUp PgDn", "PgUp PgDn", "b Space / PgUp PgDn"),
+    ("First / last row", "Home End g G", "gk gj / Home End", "Home End", "g G / < >"),
+)

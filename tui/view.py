@@ -95,6 +95,13 @@ class Column:
     needs: tuple[str, ...] = ()  # frame columns the sort needs
     flex: int = 0  # share of the spare width
     right: bool = False
+    descending_first: bool = False  # the first direction a sort by this column takes
+    sort_hint: str = ""  # what the first direction puts on top, for the sort picker
+
+    @property
+    def name(self) -> str:
+        """The column's name in words (the mark column's title is one letter)."""
+        return self.key if len(self.title) < 3 else self.title
 
 
 def _by(column: str) -> Callable[[], pl.Expr]:
@@ -106,7 +113,16 @@ def _lower(column: str) -> Callable[[], pl.Expr]:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("mark", "M", 2, _mark, _by(C_MARK), (C_MARK,)),
+    Column(
+        "mark",
+        "M",
+        2,
+        _mark,
+        _by(C_MARK),
+        (C_MARK,),
+        descending_first=True,
+        sort_hint="marked first",
+    ),
     Column(
         "score",
         "score",
@@ -115,11 +131,49 @@ COLUMNS: tuple[Column, ...] = (
         _by(S.C_SCORE),
         (S.C_SCORE,),
         right=True,
+        descending_first=True,
+        sort_hint="highest first",
     ),
-    Column("device", "device", 10, _text(S.C_DEVICE), _lower(S.C_DEVICE), (S.C_DEVICE,), 3),
-    Column("process", "process", 10, _text(S.C_PROCESS), _lower(S.C_PROCESS), (S.C_PROCESS,), 3),
-    Column("remote", "remote", 15, _remote, _by(S.C_REMOTE_IP), (S.C_REMOTE_IP,), 2),
-    Column("domain", "domain", 10, _text(S.C_DOMAIN), _lower(S.C_DOMAIN), (S.C_DOMAIN,), 3),
+    Column(
+        "device",
+        "device",
+        10,
+        _text(S.C_DEVICE),
+        _lower(S.C_DEVICE),
+        (S.C_DEVICE,),
+        3,
+        sort_hint="A→Z",
+    ),
+    Column(
+        "process",
+        "process",
+        10,
+        _text(S.C_PROCESS),
+        _lower(S.C_PROCESS),
+        (S.C_PROCESS,),
+        3,
+        sort_hint="A→Z",
+    ),
+    Column(
+        "remote",
+        "remote",
+        15,
+        _remote,
+        _by(S.C_REMOTE_IP),
+        (S.C_REMOTE_IP,),
+        2,
+        sort_hint="by address",
+    ),
+    Column(
+        "domain",
+        "domain",
+        10,
+        _text(S.C_DOMAIN),
+        _lower(S.C_DOMAIN),
+        (S.C_DOMAIN,),
+        3,
+        sort_hint="A→Z",
+    ),
     Column(
         "detectors",
         "detectors",
@@ -128,6 +182,8 @@ COLUMNS: tuple[Column, ...] = (
         lambda: pl.col(S.C_DETECTORS).list.len(),
         (S.C_DETECTORS,),
         2,
+        descending_first=True,
+        sort_hint="most detectors first",
     ),
     Column(
         "conns",
@@ -137,6 +193,8 @@ COLUMNS: tuple[Column, ...] = (
         _by(S.C_CONNECTIONS),
         (S.C_CONNECTIONS,),
         right=True,
+        descending_first=True,
+        sort_hint="most first",
     ),
     Column(
         "interval",
@@ -146,6 +204,7 @@ COLUMNS: tuple[Column, ...] = (
         _by(S.C_INTERVAL),
         (S.C_INTERVAL,),
         right=True,
+        sort_hint="shortest first",
     ),
     Column(
         "jitter",
@@ -155,6 +214,7 @@ COLUMNS: tuple[Column, ...] = (
         _by(S.C_JITTER),
         (S.C_JITTER,),
         right=True,
+        sort_hint="least jittery first",
     ),
     Column(
         "first",
@@ -163,6 +223,7 @@ COLUMNS: tuple[Column, ...] = (
         lambda r: F.when(r.get(S.C_FIRST_SEEN)),
         _by(S.C_FIRST_SEEN),
         (S.C_FIRST_SEEN,),
+        sort_hint="oldest first",
     ),
     Column(
         "last",
@@ -171,6 +232,8 @@ COLUMNS: tuple[Column, ...] = (
         lambda r: F.when(r.get(S.C_LAST_SEEN)),
         _by(S.C_LAST_SEEN),
         (S.C_LAST_SEEN,),
+        descending_first=True,
+        sort_hint="newest first",
     ),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
@@ -245,19 +308,30 @@ def apply_view(frame: pl.DataFrame, spec: ViewSpec) -> pl.DataFrame:
     return view.sort(keys, descending=descending, nulls_last=True, maintain_order=True)
 
 
-def next_sort(spec: ViewSpec) -> ViewSpec:
-    """``s``: the next sortable column, in its natural direction (numbers high first)."""
-    keys = list(SORTABLE)
-    at = keys.index(spec.sort) if spec.sort in keys else -1
-    key = keys[(at + 1) % len(keys)]
-    return spec.with_(sort=key, descending=_BY_KEY[key].right or key == "mark")
+def sort_choices() -> list[tuple[str, str]]:
+    """(column key, how the picker names it) for ``s``: each with its first direction."""
+    return [
+        (c.key, f"{c.name:<10} {'↓' if c.descending_first else '↑'} {c.sort_hint}")
+        for c in COLUMNS
+        if c.sort_by is not None
+    ]
 
 
 def sort_by(spec: ViewSpec, key: str) -> ViewSpec:
-    """A header click: sort by that column, or reverse if it already is."""
+    """A header click: sort by that column in its first direction, or reverse if it
+    already is the sort column."""
     if spec.sort == key:
         return spec.with_(descending=not spec.descending)
-    return spec.with_(sort=key, descending=_BY_KEY[key].right if key in _BY_KEY else True)
+    return choose_sort(spec, key)
+
+
+def choose_sort(spec: ViewSpec, key: str) -> ViewSpec:
+    """The sort picker's choice: that column, in the direction an analyst wants first
+    (the highest score, the least jitter, the shortest interval, the newest last seen)."""
+    column = _BY_KEY.get(key)
+    if column is None or column.sort_by is None:
+        return spec
+    return spec.with_(sort=key, descending=column.descending_first)
 
 
 def detectors_in(frame: pl.DataFrame) -> list[str]:

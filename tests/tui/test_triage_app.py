@@ -17,6 +17,7 @@ from detectors.sample import SAMPLE_EVENTS, sample_dir
 from tui import format as F
 from tui.screens.help import HelpScreen, help_rows
 from tui.screens.log import LogScreen
+from tui.screens.sort_picker import SortPickerScreen
 from tui.widgets.candidate_facts import CandidateFacts
 from tui.widgets.candidate_table import CandidateTable
 from tui.widgets.status_header import StatusHeader
@@ -50,11 +51,19 @@ async def test_sort_by_score_descending_then_reversed(tmp_path):
         await pilot.press("S")  # reverse
         await settle(app, pilot)
         assert app.main_screen.view[S.C_SCORE].to_list() == sorted(scores)
-        await pilot.press("s")  # next column after score: device, A→Z
+        await pilot.press("s")  # the picker opens on the current column (score)
+        await pilot.pause()
+        assert isinstance(app.screen, SortPickerScreen)
+        await pilot.press("down", "down", "enter")  # M, score, device, process
         await settle(app, pilot)
-        devices = app.main_screen.view[S.C_DEVICE].to_list()
-        assert devices == sorted(devices, key=str.lower)
-        assert app.main_screen.spec.sort == "device"
+        assert app.main_screen.spec.sort == "process"
+        processes = app.main_screen.view[S.C_PROCESS].to_list()
+        assert processes == sorted(processes, key=str.lower)
+        assert app.main_screen.spec.descending is False
+        await pilot.press("s", "escape")  # Esc cancels: the sort stays
+        await settle(app, pilot)
+        assert app.screen is app.main_screen
+        assert app.main_screen.spec.sort == "process"
 
 
 async def test_header_click_sorts_by_that_column(tmp_path):
@@ -191,10 +200,25 @@ async def test_help_screen_lists_every_key(tmp_path):
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        table = app.screen.query_one("#help-table")
+        table = app.screen.query_one("#help-table").content
         assert table.row_count == len(keymap.KEYS) + len(keymap.BUILTIN_KEYS)
         assert table.row_count == len(help_rows())
         await pilot.press("escape")
+
+
+def test_help_table_wraps_long_descriptions_instead_of_cutting_them():
+    from rich.console import Console
+
+    from tui import keymap
+    from tui.screens.help import help_table
+
+    console = Console(width=76, record=True, color_system=None)
+    console.print(help_table(help_rows()))
+    words = console.export_text().split()
+    assert "…" not in " ".join(words)
+    for key in keymap.KEYS:  # every word of every description is on screen
+        for word in key.description.split():
+            assert word in words, (key.label, word)
 
 
 async def test_command_palette_runs_an_action_by_name(tmp_path):

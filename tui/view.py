@@ -18,6 +18,7 @@ from detectors.sanitize import visible
 from tui import format as F
 
 C_MARK = "mark"  # detectors.triage.C_MARK: unreviewed, suspicious, benign, escalate
+C_PROTOCOL = "protocol"  # added by tui.pipeline: the pair's transport (tcp, udp, icmp)
 C_ALLOWED = "allowed"  # detectors.allowlist.C_ALLOWED: True when an entry matches
 UNREVIEWED = "unreviewed"
 HAYSTACK = "_haystack"  # lower-cased device|process|ip|domain, built once per merge
@@ -62,12 +63,65 @@ def _text(column: str) -> Callable[[dict[str, Any]], str]:
     return lambda row: visible(row.get(column)) if row.get(column) is not None else ""
 
 
+def remote_text(ip: str | None, port: int | None, protocol: str | None = None) -> str:
+    """``ip:port`` for TCP, ``ip:port/udp`` for UDP, ``ip icmp`` for ICMP (whose "port"
+    is an ICMP type or code, not a port: ``:3`` would mislead), IPv6 in brackets."""
+    shown = visible(ip or "")
+    proto = (protocol or "").lower()
+    if proto.startswith("icmp"):
+        return f"{shown} {proto}"
+    if ":" in shown:  # IPv6: brackets keep the port readable
+        shown = f"[{shown}]"
+    if port is None:
+        return shown
+    return f"{shown}:{port}/udp" if proto == "udp" else f"{shown}:{port}"
+
+
 def _remote(row: dict[str, Any]) -> str:
-    ip = visible(row.get(S.C_REMOTE_IP) or "")
-    port = row.get(S.C_REMOTE_PORT)
-    if ":" in ip:  # IPv6: brackets keep the port readable
-        ip = f"[{ip}]"
-    return f"{ip}:{port}" if port is not None else ip
+    return remote_text(row.get(S.C_REMOTE_IP), row.get(S.C_REMOTE_PORT), row.get(C_PROTOCOL))
+
+
+def _remote_width(frame: pl.DataFrame) -> int:
+    """The widest ``remote`` cell of the frame, so an address is never cut (polars: an
+    upper bound from the longest IP, the longest port and the protocol marker)."""
+    if frame.height == 0 or S.C_REMOTE_IP not in frame.columns:
+        return 0
+    ip = pl.col(S.C_REMOTE_IP).cast(pl.String).fill_null("")
+    port = pl.col(S.C_REMOTE_PORT).cast(pl.String) if S.C_REMOTE_PORT in frame.columns else None
+    width = ip.str.len_chars() + ip.str.contains(":", literal=True).cast(pl.Int64) * 2
+    if port is not None:
+        width = width + (port.str.len_chars() + 1).fill_null(0)
+    if C_PROTOCOL in frame.columns:
+        proto = pl.col(C_PROTOCOL).cast(pl.String).str.to_lowercase().fill_null("")
+        width = width + pl.when(proto == "udp").then(4).when(proto.str.starts_with("icmp")).then(
+            proto.str.len_chars() + 1
+        ).otherwise(0)
+    return int(frame.select(width.max()).item() or 0)
+
+
+def _longest(column: str, cap: int) -> Callable[[pl.DataFrame], int]:
+    """The longest value, up to ``cap`` cells: a device that is an IP (Zeek) is never
+    cut, a long host name still is (with an ellipsis) once it passes the cap."""
+
+    def measure(frame: pl.DataFrame) -> int:
+        if frame.height == 0 or column not in frame.columns:
+            return 0
+        longest = frame.select(pl.col(column).cast(pl.String).str.len_chars().max()).item()
+        return min(cap, int(longest or 0))
+
+    return measure
+
+
+def _format_width(column: str, fmt: Callable[[Any], str]) -> Callable[[pl.DataFrame], int]:
+    """The widest formatted value among the column's extremes (numbers only)."""
+
+    def measure(frame: pl.DataFrame) -> int:
+        if frame.height == 0 or column not in frame.columns:
+            return 0
+        ends = frame.select(pl.col(column).min().alias("lo"), pl.col(column).max().alias("hi"))
+        return max(len(fmt(v)) for v in ends.row(0))
+
+    return measure
 
 
 def _detectors(row: dict[str, Any]) -> str:
@@ -97,6 +151,9 @@ class Column:
     right: bool = False
     descending_first: bool = False  # the first direction a sort by this column takes
     sort_hint: str = ""  # what the first direction puts on top, for the sort picker
+    keep: int = 9  # when the screen is narrow, columns with the highest ``keep`` go first
+    measure: Callable[[pl.DataFrame], int] | None = None  # content width: never cut
+    hides_when_empty: bool = True  # hidden while every row's value is empty (Zeek: process)
 
     @property
     def name(self) -> str:
@@ -112,6 +169,11 @@ def _lower(column: str) -> Callable[[], pl.Expr]:
     return lambda: pl.col(column).str.to_lowercase()
 
 
+# Display order; ``keep`` is the order columns give way on a narrow screen (0 stays
+# longest): score, the remote end and the device first, then the timing figures; the
+# names that can be long (process, domain, detectors) and the times go first. The same
+# order serves every source: a column every row leaves empty (a Zeek capture's process,
+# a file without DNS names) is hidden, so its width goes to the source IP instead.
 COLUMNS: tuple[Column, ...] = (
     Column(
         "mark",
@@ -122,6 +184,8 @@ COLUMNS: tuple[Column, ...] = (
         (C_MARK,),
         descending_first=True,
         sort_hint="marked first",
+        keep=4,
+        hides_when_empty=False,
     ),
     Column(
         "score",
@@ -133,6 +197,8 @@ COLUMNS: tuple[Column, ...] = (
         right=True,
         descending_first=True,
         sort_hint="highest first",
+        keep=0,
+        hides_when_empty=False,
     ),
     Column(
         "device",
@@ -143,6 +209,8 @@ COLUMNS: tuple[Column, ...] = (
         (S.C_DEVICE,),
         3,
         sort_hint="A→Z",
+        keep=1,
+        measure=_longest(S.C_DEVICE, 15),
     ),
     Column(
         "process",
@@ -153,6 +221,7 @@ COLUMNS: tuple[Column, ...] = (
         (S.C_PROCESS,),
         3,
         sort_hint="A→Z",
+        keep=5,
     ),
     Column(
         "remote",
@@ -161,8 +230,10 @@ COLUMNS: tuple[Column, ...] = (
         _remote,
         _by(S.C_REMOTE_IP),
         (S.C_REMOTE_IP,),
-        2,
         sort_hint="by address",
+        keep=0,
+        measure=_remote_width,
+        hides_when_empty=False,
     ),
     Column(
         "domain",
@@ -173,17 +244,31 @@ COLUMNS: tuple[Column, ...] = (
         (S.C_DOMAIN,),
         3,
         sort_hint="A→Z",
+        keep=6,
     ),
     Column(
-        "detectors",
-        "detectors",
-        9,
-        _detectors,
-        lambda: pl.col(S.C_DETECTORS).list.len(),
-        (S.C_DETECTORS,),
-        2,
-        descending_first=True,
-        sort_hint="most detectors first",
+        "interval",
+        "interval",
+        8,
+        lambda r: F.seconds(r.get(S.C_INTERVAL)),
+        _by(S.C_INTERVAL),
+        (S.C_INTERVAL,),
+        right=True,
+        sort_hint="shortest first",
+        keep=2,
+        measure=_format_width(S.C_INTERVAL, F.seconds),
+    ),
+    Column(
+        "jitter",
+        "jitter",
+        6,
+        lambda r: F.percent(r.get(S.C_JITTER)),
+        _by(S.C_JITTER),
+        (S.C_JITTER,),
+        right=True,
+        sort_hint="least jittery first",
+        keep=2,
+        measure=_format_width(S.C_JITTER, F.percent),
     ),
     Column(
         "conns",
@@ -195,26 +280,20 @@ COLUMNS: tuple[Column, ...] = (
         right=True,
         descending_first=True,
         sort_hint="most first",
+        keep=7,
+        measure=_format_width(S.C_CONNECTIONS, F.count),
     ),
     Column(
-        "interval",
-        "interval",
-        8,
-        lambda r: F.seconds(r.get(S.C_INTERVAL)),
-        _by(S.C_INTERVAL),
-        (S.C_INTERVAL,),
-        right=True,
-        sort_hint="shortest first",
-    ),
-    Column(
-        "jitter",
-        "jitter",
-        6,
-        lambda r: F.percent(r.get(S.C_JITTER)),
-        _by(S.C_JITTER),
-        (S.C_JITTER,),
-        right=True,
-        sort_hint="least jittery first",
+        "detectors",
+        "detectors",
+        9,
+        _detectors,
+        lambda: pl.col(S.C_DETECTORS).list.len(),
+        (S.C_DETECTORS,),
+        2,
+        descending_first=True,
+        sort_hint="most detectors first",
+        keep=8,
     ),
     Column(
         "first",
@@ -224,6 +303,7 @@ COLUMNS: tuple[Column, ...] = (
         _by(S.C_FIRST_SEEN),
         (S.C_FIRST_SEEN,),
         sort_hint="oldest first",
+        keep=10,
     ),
     Column(
         "last",
@@ -234,11 +314,64 @@ COLUMNS: tuple[Column, ...] = (
         (S.C_LAST_SEEN,),
         descending_first=True,
         sort_hint="newest first",
+        keep=9,
     ),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 SORTABLE = tuple(c.key for c in COLUMNS if c.sort_by is not None)
 _BY_KEY = {c.key: c for c in COLUMNS}
+
+_SORT_ARROW = 1  # the header's ▲/▼ needs one cell beside the title
+GAP = 1  # cells between columns
+
+
+def _is_empty(frame: pl.DataFrame, column: Column) -> bool:
+    """True when no row has a value for this column (null, "" or an empty list)."""
+    if not column.hides_when_empty or frame.height == 0:
+        return False
+    name = column.needs[0] if column.needs else None
+    if name is None or name not in frame.columns:
+        return True
+    values = pl.col(name)
+    dtype = frame.schema[name]
+    if dtype == pl.String:
+        values = values.replace("", None)
+    elif isinstance(dtype, pl.List):
+        values = pl.when(values.list.len() > 0).then(values.list.len())
+    return bool(frame.select(values.null_count() == pl.len()).item())
+
+
+def layout(frame: pl.DataFrame, available: int) -> list[tuple[Column, int]]:
+    """Which columns fit ``available`` cells and how wide each is.
+
+    Empty columns are hidden; each column is at least as wide as its widest value (an
+    IP:port, a count) and its title with the sort arrow; while the minimum widths do not
+    fit, the column with the highest ``keep`` gives way; spare cells go to the names
+    (which alone are cut, with an ellipsis).
+    """
+    shown: list[tuple[Column, int]] = []
+    for column in COLUMNS:
+        if _is_empty(frame, column):
+            continue
+        width = max(column.width, len(column.title) + _SORT_ARROW)
+        if column.measure is not None:
+            width = max(width, column.measure(frame))
+        shown.append((column, width))
+
+    def total(cols: list[tuple[Column, int]]) -> int:
+        return sum(w for _, w in cols) + GAP * (len(cols) - 1)
+
+    while total(shown) > available and len(shown) > 1:
+        drop = max(shown, key=lambda cw: cw[0].keep)
+        if drop[0].keep == 0:
+            break  # score and remote stay; the table scrolls sideways instead
+        shown.remove(drop)
+    spare = available - total(shown)
+    flex = sum(c.flex for c, _ in shown)
+    if spare > 0 and flex:
+        shown = [(c, w + spare * c.flex // flex) for c, w in shown]
+    return shown
+
 
 SCORE_HIGH = 0.7
 SCORE_MID = 0.4
@@ -249,6 +382,34 @@ def score_band(value: float | None) -> str:
     if value is None:
         return "low"
     return "high" if value >= SCORE_HIGH else "mid" if value >= SCORE_MID else "low"
+
+
+def pair_protocols(events: pl.DataFrame) -> pl.DataFrame:
+    """The transport each candidate pair used (lower case), for the ``remote`` cell:
+    one group-by over the events, done once per dataset."""
+    names = {S.DEVICE_NAME: S.C_DEVICE, S.PROCESS: S.C_PROCESS}
+    names |= {S.REMOTE_IP: S.C_REMOTE_IP, S.REMOTE_PORT: S.C_REMOTE_PORT}
+    if not all(c in events.columns for c in (*names, S.PROTOCOL)):
+        return pl.DataFrame()
+    return (
+        events.lazy()
+        .filter(pl.col(S.PROTOCOL).is_not_null())
+        .group_by(list(names))
+        .agg(pl.col(S.PROTOCOL).first().str.to_lowercase().alias(C_PROTOCOL))
+        .rename(names)
+        .collect()
+    )
+
+
+def with_protocol(candidates: pl.DataFrame, protocols: pl.DataFrame) -> pl.DataFrame:
+    """Candidates with a ``protocol`` column (null where the source had none)."""
+    if C_PROTOCOL in candidates.columns or candidates.height == 0:
+        return candidates
+    keys = S.CANDIDATE_KEY
+    if protocols.height == 0 or not all(k in candidates.columns for k in keys):
+        return candidates.with_columns(pl.lit(None, pl.String).alias(C_PROTOCOL))
+    right = protocols.cast({k: candidates.schema[k] for k in keys})
+    return candidates.join(right, on=keys, how="left", nulls_equal=True)
 
 
 def prepare(candidates: pl.DataFrame) -> pl.DataFrame:

@@ -71,7 +71,8 @@ async def test_header_click_sorts_by_that_column(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         table = _table(app)
-        conns_x = sum(table._widths[:7]) + 7  # the 8th column: conns
+        at = [c.key for c in table._columns].index("conns")
+        conns_x = sum(table._widths[:at]) + at  # widths plus one-cell gaps
         await pilot.click(CandidateTable, offset=(conns_x + 1, 0))
         await settle(app, pilot)
         assert app.main_screen.spec.sort == "conns"

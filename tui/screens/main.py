@@ -126,7 +126,7 @@ class MainScreen(Screen[None]):
     }
     MainScreen > CandidateTable {
         height: 2fr;
-        min-height: 6;
+        min-height: 13;  /* a header and 12 rows even at 80x24 */
     }
     MainScreen > DetailPane {
         height: 3fr;

@@ -5,7 +5,8 @@ CSS uses: ``$error`` for a high score, ``$accent`` for chart bars...), so a them
 only place a colour is written down. ``beacon-ansi`` uses only the 16 ANSI colours, so
 it stays readable over SSH on terminals without 256 colours, and follows the terminal's
 own palette: it never uses bright black for information, and every badge sets both its
-colours (black on yellow), so it reads on dark and light palettes alike. ``themes.tcss`` holds the few rules a theme needs beyond colours (bold
+colours (black on yellow), so it reads on dark and light palettes alike.
+``themes.tcss`` holds the few rules a theme needs beyond colours (bold
 cursors and underlined headers for high contrast, reverse video for ANSI).
 """
 

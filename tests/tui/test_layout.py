@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import polars as pl
 from tui_fixtures import make_app, settle
 
-from detectors import schema as S
+from detectors.base import schema as S
 from tui.view import C_PROTOCOL, GAP, layout, pair_protocols, remote_text, with_protocol
 from tui.widgets.candidate_table import CandidateTable
 

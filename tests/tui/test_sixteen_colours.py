@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 from tui_fixtures import make_app, settle
 
-from detectors.config import Config
+from detectors.base.config import Config
 
 SGR = re.compile(r"\x1b\[([0-9;]*)m([^\x1b]*)")
 

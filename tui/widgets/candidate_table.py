@@ -23,7 +23,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from detectors import schema as S
+from detectors.base import schema as S
 from tui.view import C_MARK, GAP, Column, find_row, key_of, layout, score_band
 
 MARKED = ("suspicious", "escalate", "benign")

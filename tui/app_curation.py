@@ -110,6 +110,7 @@ class CurationApp(App[None]):
         self.mark_counts: dict[str, int] = {}
         self.allow_hits: dict[AllowEntry, int] = {}
         self._decorate_seq = 0
+        self._merged_final = True  # the merge on screen is the run's last
         self._parts = Parts()  # what the last decoration computed, reused per edit
         self._asking: set[str] = set()  # stores with a conflict question on screen
         self._quit_asked = False
@@ -145,10 +146,15 @@ class CurationApp(App[None]):
 
     # --- decorating: the table after an edit, without running the detectors -------------
 
-    def set_merged(self, merged: pl.DataFrame) -> None:
+    def set_merged(self, merged: pl.DataFrame, final: bool = True) -> None:
+        """A merge's candidates; ``final`` when no detector of the run is left."""
         self.merged = merged
+        self._merged_final = final
         self._parts = Parts()
         self.redecorate()
+
+    def merged_shown(self, final: bool) -> None:
+        """Hook: a merge's candidates are on screen (the app updates its status)."""
 
     def redecorate(self) -> None:
         """Flags and marks again, in a worker; only the parts whose file changed."""
@@ -169,6 +175,7 @@ class CurationApp(App[None]):
         self.mark_counts = decorated.marks
         self.allow_hits = decorated.parts.hits or {}
         self.main_screen.candidates = decorated.candidates
+        self.merged_shown(self._merged_final)
         self.refresh_header()
         self._refresh_allowlist_screen()
 

@@ -300,6 +300,7 @@ class Pipeline:
         except Exception as exc:
             self._post(Note("error", "".join(traceback.format_exception(exc)).rstrip()))
             self._post(Note("error", f"merging candidates failed: {type(exc).__name__}: {exc}"))
+            self._post(CandidatesMerged(run_id, None, final))
             return
         if not worker.is_cancelled:
             self._post(CandidatesMerged(run_id, candidates, final))

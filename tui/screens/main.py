@@ -198,7 +198,10 @@ class MainScreen(Screen[None]):
     @_unless_closing
     def _show_header(self) -> None:
         shown = self.view.height if self.candidates.height else None
-        self.query_one(StatusHeader).info = replace(self.header, shown=shown)
+        self.query_one(StatusHeader).info = replace(
+            self.header, shown=shown, allowed_shown=self.spec.show_allowed
+        )
+        self.query_one(CandidateTable).empty_text = self._empty_text()
 
     # --- the view: filter + sort off the UI thread --------------------------------------
 
@@ -214,14 +217,17 @@ class MainScreen(Screen[None]):
     @_unless_closing
     @on(ViewReady)
     def _show_view(self, event: ViewReady) -> None:
-        view = self.view = event.view
-        table = self.query_one(CandidateTable)
-        if self.candidates.height and not view.height:
-            table.empty_text = "No candidate matches the filters (x clears them)."
-        elif not self.candidates.height:
-            table.empty_text = "No candidates yet."
-        table.frame = view
+        self.view = event.view
+        self.query_one(CandidateTable).frame = event.view
         self._show_header()
+
+    def _empty_text(self) -> str:
+        """What an empty table says: never "no candidates" while detectors still run."""
+        if self.candidates.height:
+            return "No candidate matches the filters (x clears them)."
+        if self.header.status != "ready":
+            return "Detectors running: candidates appear as each one finishes."
+        return "No candidates: nothing looked like a beacon (p: parameters, r: run again)."
 
     # --- the detail -----------------------------------------------------------------------
 

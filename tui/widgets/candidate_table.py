@@ -126,7 +126,9 @@ class CandidateTable(ScrollView, can_focus=True):
     """The rows to show, in order (set by the parent)."""
     sort: reactive[tuple[str, bool]] = reactive(("score", True), init=False)
     """(column key, descending): drawn as an arrow in the header."""
-    empty_text: reactive[str] = reactive("No candidates yet.", init=False)
+    empty_text: reactive[str] = reactive(
+        "Loading: candidates appear as each detector finishes.", init=False
+    )
     cursor_row: reactive[int] = reactive(0, init=False)
 
     class Highlighted(Message):

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from tui.pipeline import Pipeline
 
 HEADER_MARKS = ("suspicious", "escalate", "benign")
-EXPORT_DROPS = (HAYSTACK, "allowed_by")  # search helper; a 0-based index users never see
+EXPORT_DROPS = (HAYSTACK, "allowed_by")  # search helper; an entry number that edits shift
 THEIRS, MINE, CANCEL = "theirs", "mine", "cancel"
 
 

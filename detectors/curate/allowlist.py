@@ -469,8 +469,9 @@ class AllowList(TomlStore[tuple[AllowEntry, ...]]):
         return self._model[index]
 
     def flag(self, candidates: pl.DataFrame, today: date | None = None) -> pl.DataFrame:
-        """``candidates`` plus ``allowed`` (bool) and ``allowed_by`` (index of the first
-        active entry that matches, or null). Expired and disabled entries do not apply."""
+        """``candidates`` plus ``allowed`` (bool) and ``allowed_by`` (the number, from 1 as
+        ``allowlist list`` and the allow-list screen count, of the first active entry that
+        matches, or null). Expired and disabled entries do not apply."""
         base = candidates.drop([C_ALLOWED, C_ALLOWED_BY], strict=False)
         active = [e for e in self.entries if e.is_active(today)]
         if base.height == 0:
@@ -480,7 +481,7 @@ class AllowList(TomlStore[tuple[AllowEntry, ...]]):
         matcher = _Matcher(base, active)
         if active:
             first = pl.coalesce(
-                [pl.when(matcher.mask(e)).then(pl.lit(e.index, pl.Int64)) for e in active]
+                [pl.when(matcher.mask(e)).then(pl.lit(e.number, pl.Int64)) for e in active]
             )
         else:
             first = pl.lit(None, pl.Int64)

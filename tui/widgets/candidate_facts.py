@@ -57,7 +57,7 @@ def _triage_lines(text: Text, styles: FactStyles, row: dict[str, Any]) -> None:
         text.append("note ", styles.label)
         text.append("\n     ".join(visible(line) for line in lines) + "\n", styles.value)
     if row.get(C_ALLOWED) and row.get(C_ALLOWED_BY) is not None:
-        by = f"entry #{int(row[C_ALLOWED_BY]) + 1} (L lists them)"
+        by = f"entry #{int(row[C_ALLOWED_BY])} (L lists them)"  # numbered from 1
         _line(text, styles, [("allow-listed by", by)])
 
 

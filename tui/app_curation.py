@@ -493,6 +493,19 @@ class CurationApp(App[None]):
         )
         self.push_screen(screen, edited)
 
+    @on(AllowListScreen.NewRequested)
+    def _new_requested(self, message: AllowListScreen.NewRequested) -> None:
+        allowlist = self._allowlist_or_say_why()
+        if allowlist is None:
+            return
+        screen = AllowEntryScreen(
+            "New allow-list entry: at least one match key and a reason (Ctrl+S saves)",
+            {},
+            candidates=self.candidates,
+            probe=copy.copy(allowlist),
+        )
+        self.push_screen(screen, self._add_entry)
+
     @on(AllowListScreen.ReloadRequested)
     def _reload_requested(self, message: AllowListScreen.ReloadRequested) -> None:
         if self.curation is None:

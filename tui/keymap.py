@@ -204,6 +204,15 @@ KEYS: tuple[Key, ...] = (
         True,
     ),
     Key(
+        "n,insert",
+        "n / Ins",
+        "new_entry",
+        "New",
+        "Write a new entry from scratch: match keys, reason, expiry (with a preview)",
+        "allowlist",
+        True,
+    ),
+    Key(
         "space", "Space", "toggle_entry", "On/off", "Disable or enable the entry", "allowlist", True
     ),
     Key(

@@ -43,7 +43,7 @@ from detectors import schema as S
 from detectors.config import cache_dir
 from detectors.load.common import READ_ERRORS, LoadedFile
 
-LOADER_VERSION = 1  # bump when any loader's output changes: every old entry goes stale
+LOADER_VERSION = 2  # bump when any loader's output changes: every old entry goes stale
 DEFAULT_MAX_BYTES = 2 << 30
 DEFAULT_MIN_FILE_BYTES = 8 << 20
 DEFAULT_MIN_LOAD_SECONDS = 1.5  # a million CSV rows load in 0.9 s: no copy for them

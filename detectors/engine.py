@@ -110,6 +110,9 @@ def run_all(
     cores of a laptop busy while one of them waits on a sort. ``workers=1`` runs them
     one after another. Results are kept in the order the detectors were named.
     """
+    from detectors.network import place_dataset
+
+    place_dataset(dataset, config.network_settings())  # direction, proxies: before any pair
     chosen = list(names) if names else list(all_detectors())
     count = max(1, len(chosen))
     workers = max(1, min(workers or DEFAULT_WORKERS, count))

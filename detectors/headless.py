@@ -11,6 +11,7 @@ from detectors import output, partitioned
 from detectors.config import Config, load_config
 from detectors.dataset import Dataset
 from detectors.engine import RunResult, run_all
+from detectors.network import place_dataset
 from detectors.errors import InputError
 from detectors.progress import NULL_PROGRESS, Progress
 from detectors.registry import get
@@ -61,6 +62,7 @@ def detect(
     progress: Progress = NULL_PROGRESS,
     warn: Callable[[str], None] = lambda line: None,
     use_cache: bool = True,
+    internal: Sequence[str] = (),
 ) -> str:
     """Everything ``beacon-triage detect`` does, returning the text to print."""
     from detectors import domains, registry
@@ -68,7 +70,7 @@ def detect(
     # Work the files do not need, done while they load.
     domains.prepare_in_background()
     registry.import_in_background()
-    config = load_config(config_path)
+    config = with_internal(load_config(config_path), internal)
     if config_path is None and config.path is not None:
         warn(f"using the config {config.path}")  # read without being named: say so
     for name in detector_names:
@@ -82,6 +84,7 @@ def detect(
             warn(line)
     else:
         dataset = load(paths, config, source_format, progress, use_cache)
+        place_dataset(dataset, config.network_settings())  # its findings are warned below
         for line in dataset.warnings:
             warn(line)
         result = run_all(dataset, config, detector_names or None, progress)
@@ -100,6 +103,17 @@ def detect(
     return output.render(candidates, fmt)
 
 
+def with_internal(config: Config, internal: Sequence[str]) -> Config:
+    """``config`` with ``--internal`` subnets added (checked: a bad CIDR is one line)."""
+    if not internal:
+        return config
+    from dataclasses import replace
+
+    config = replace(config, extra_internal=tuple(internal))
+    config.network_settings()
+    return config
+
+
 def explain(candidates: pl.DataFrame, rank: int) -> str:
     """The evidence of the candidate at 1-based ``rank`` in the list."""
     if not 1 <= rank <= candidates.height:
@@ -116,15 +130,20 @@ def explain(candidates: pl.DataFrame, rank: int) -> str:
 
 
 def evaluate_paths(
-    paths: Sequence[str], truth_path: str | None, config_path: str | None, progress: Progress
+    paths: Sequence[str],
+    truth_path: str | None,
+    config_path: str | None,
+    progress: Progress,
+    scenario: str = "office",
+    internal: Sequence[str] = (),
 ) -> str:
-    """``beacon-triage eval``: defaults to the bundled sample data and its ground truth."""
+    """``beacon-triage eval``: defaults to a bundled sample (``scenario``) and its truth."""
     from detectors import evaluate
-    from detectors.sample import SAMPLE_GROUND_TRUTH, sample_dir, sample_paths, sample_zeek_dir
+    from detectors.sample import SAMPLE_GROUND_TRUTH, scenario_dir, scenario_paths
 
-    config = load_config(config_path)
-    chosen = list(paths) or [*map(str, sample_paths()), str(sample_zeek_dir())]
-    truth_file = Path(truth_path) if truth_path else sample_dir() / SAMPLE_GROUND_TRUTH
+    config = with_internal(load_config(config_path), internal)
+    chosen = list(paths) or list(map(str, scenario_paths(scenario)))
+    truth_file = Path(truth_path) if truth_path else scenario_dir(scenario) / SAMPLE_GROUND_TRUTH
     if not truth_file.exists():
         raise InputError("ground truth file not found", file=str(truth_file))
     dataset = load(chosen, config, None, progress)

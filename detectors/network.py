@@ -14,6 +14,7 @@ back as lines for the user, so a wrong guess can be corrected in ``[network]``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -22,6 +23,9 @@ from detectors.config import NetworkSettings
 from detectors.proxy import PROXY_SCHEMA, X_ENDPOINT, describe_proxies, detect_proxies, rekey
 from detectors.topology import M_IP, MONITORED_SCHEMA, annotate, describe_monitored
 from detectors.topology import infer_monitored
+
+if TYPE_CHECKING:
+    from detectors.dataset import Dataset
 
 
 @dataclass
@@ -62,3 +66,22 @@ def place(events: pl.DataFrame, app: pl.DataFrame, settings: NetworkSettings) ->
     if external_only:
         events = events.filter(~outside)
     return Placed(events, monitored, proxies, external_only)
+
+
+def place_dataset(dataset: Dataset, settings: NetworkSettings) -> Dataset:
+    """Place ``dataset``'s events in the network, in place (once), and say what was found.
+
+    Every index built from the old events is dropped: the pairs change with the keys.
+    A dataset that is one partition of a bigger input keeps its population (the
+    partitions are placed on their own; see the docs' limits).
+    """
+    if is_placed(dataset.events):
+        return dataset
+    placed = place(dataset.events, dataset.app, settings)
+    dataset.events = placed.events
+    dataset.warnings.extend(placed.notes())
+    dataset._connections = None
+    dataset._pair_cache.clear()
+    if dataset.population is not None and not dataset.population.streaming:
+        dataset.population = None
+    return dataset

@@ -39,6 +39,9 @@ from detectors import schema as S
 from detectors.config import NetworkSettings
 
 _INBOUND_ACTIONS = (S.ACTION_INBOUND, S.ECS_INBOUND)
+# Addresses that never leave the local segment (multicast, broadcast, "this network",
+# the reserved 240/4): a remote end here is never the internet, whatever the settings.
+LOCAL_SEGMENT = ("224.0.0.0/4", "240.0.0.0/4", "0.0.0.0/8", "ff00::/8", "::/128")
 _V4 = r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$"
 
 # Monitored-host inference output.
@@ -219,12 +222,13 @@ def describe_monitored(hosts: pl.DataFrame) -> list[str]:
 def direction(events: pl.DataFrame, settings: NetworkSettings, monitored: Sequence[str]) -> pl.Series:
     """Each row's direction (``S.DIRECTIONS``; null without a remote address).
 
-    A row re-keyed to a proxied host name is outbound (the name is not ours); see the
-    module docstring for host and sensor rows.
+    A row re-keyed to a proxied host name is outbound (the name is not ours); a remote
+    end on the local segment (multicast, broadcast) is internal; see the module
+    docstring for host and sensor rows.
     """
     ours = (*settings.internal, *monitored)
     local_ours = in_networks(events.get_column(S.LOCAL_IP), ours)
-    remote_ours = in_networks(events.get_column(S.REMOTE_IP), ours)
+    remote_ours = in_networks(events.get_column(S.REMOTE_IP), (*ours, *LOCAL_SEGMENT))
     frame = events.select(
         sensor_rows().alias("sensor"),
         pl.col(S.ACTION).is_in(list(_INBOUND_ACTIONS)).fill_null(False).alias("accepted"),
@@ -291,3 +295,29 @@ def annotate(
     events = normalize_protocol(events)
     events = events.with_columns(direction(events, settings, monitored))
     return orient_inbound(events)
+
+
+def hunted_mask(frame: pl.DataFrame, type_column: str | None = S.REMOTE_IP_TYPE) -> pl.Series:
+    """True where a row is traffic between our hosts and the internet.
+
+    Placed events (with ``direction``): outbound or inbound, which includes rows
+    re-keyed to a proxied host. Events never placed (a detector run on its own):
+    the remote address is public, as ``netclass.public_mask`` says.
+    """
+    if S.DIRECTION in frame.columns:
+        hunted = frame.get_column(S.DIRECTION).is_in(list(S.HUNTED_DIRECTIONS))
+        return hunted.fill_null(False).alias("is_public")
+    from detectors.netclass import public_mask
+
+    return public_mask(frame, S.REMOTE_IP, type_column)
+
+
+def hunted_expr(placed: bool, public_addresses: Sequence[str]) -> pl.Expr:
+    """``hunted_mask`` as an expression for lazy queries (``public_addresses`` when not
+    placed: the distinct public remote addresses)."""
+    if placed:
+        return pl.col(S.DIRECTION).is_in(list(S.HUNTED_DIRECTIONS)).fill_null(False)
+    from detectors.netclass import DEFENDER_NON_PUBLIC
+
+    declared = pl.col(S.REMOTE_IP_TYPE).is_in(list(DEFENDER_NON_PUBLIC)).fill_null(False)
+    return pl.col(S.REMOTE_IP).is_in(list(public_addresses)) & ~declared

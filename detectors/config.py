@@ -77,6 +77,10 @@ class NetworkSettings:
     ``detectors.proxy`` re-keys connections through explicit proxies.
     """
 
+    # Place events in the network at all. Off: the old rule (hunt public remote
+    # addresses only, no proxies re-keyed, no inbound pairs). Inputs bigger than memory
+    # (partitioned runs) are not placed yet.
+    enabled: bool = True
     # Subnets whose hosts are ours: their traffic is outbound, inbound or internal.
     internal: tuple[str, ...] = DEFAULT_INTERNAL
     # Public addresses a sensor watches (a Zeek sensor on an internet-facing server):

@@ -97,7 +97,10 @@ def _truth_keys(truth: pl.DataFrame) -> pl.DataFrame:
             ).alias("_devices"),
             pl.col("remote_ip").cast(pl.String).alias("_ip"),
             pl.col("remote_port").cast(pl.Int32).alias("_port"),
-            pl.col("domain").cast(pl.String).str.to_lowercase().alias("_host"),
+            (pl.col("domain") if "domain" in truth.columns else pl.lit(None))
+            .cast(pl.String)
+            .str.to_lowercase()
+            .alias("_host"),
         )
         .explode("_devices")
         .rename({"_devices": "_device"})

@@ -123,14 +123,11 @@ def outbound_events(population: Population) -> pl.LazyFrame:
     from every partition on disk), where collecting the outbound rows once would copy a
     dozen columns of every event.
     """
-    return (
-        population.events.filter(_outbound(population))
-        .select(
-            pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV),
-            *_EVENT_COLUMNS,
-            *_placed_columns(population),
-        )
-        .with_columns(population.is_public().alias("_public"))
+    return population.events.filter(_outbound(population)).select(
+        pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV),
+        *_EVENT_COLUMNS,
+        *_placed_columns(population),
+        population.is_public().alias("_public"),
     )
 
 
@@ -387,7 +384,7 @@ def context_facts(
         (
             ~pl.col("_public")
             & (pl.col("_own").list.len() > 0)
-            & ~pl.col(S.C_REMOTE_IP).is_in(own_ev.get_column(S.REMOTE_IP).filter(rekeyed))
+            & ~pl.col(S.C_REMOTE_IP).is_in(own_ev.get_column(S.REMOTE_IP).filter(rekeyed).implode())
         ).alias(F_VIA_PROXY),
         pl.when(pl.col("_public"))
         .then(pl.concat_list(pl.col("_own"), pl.col("_ip_names").fill_null([])))

@@ -75,8 +75,10 @@ def place_dataset(dataset: Dataset, settings: NetworkSettings) -> Dataset:
     A dataset that is one partition of a bigger input keeps its population (the
     partitions are placed on their own; see the docs' limits).
     """
-    if is_placed(dataset.events):
+    if not settings.enabled or is_placed(dataset.events):
         return dataset
+    if dataset.population is not None and dataset.population.streaming:
+        return dataset  # a partition of a bigger input: not placed yet (see the docs)
     placed = place(dataset.events, dataset.app, settings)
     dataset.events = placed.events
     dataset.warnings.extend(placed.notes())

@@ -385,6 +385,11 @@ def run_partitioned(
         warnings=list(parts.warnings),
         population=population,
     )
+    if config.network_settings().enabled:
+        whole.warnings.append(
+            "input bigger than memory: [network] placement (direction, proxies as "
+            "destinations, inbound pairs) is not applied yet; public addresses are hunted"
+        )
     if duplicates:
         whole.warnings.append(
             f"{duplicates} duplicate event rows dropped (identical in every field)"

@@ -121,7 +121,9 @@ def check_network(text: str, key: str, file: str | None) -> str:
     try:
         ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
-        raise InputError(f"'{text}' is not an address or CIDR block", file=file, field=key) from None
+        raise InputError(
+            f"'{text}' is not an address or CIDR block", file=file, field=key
+        ) from None
     return text.strip()
 
 

@@ -481,7 +481,16 @@ def context_facts(
             resolvers.get_column(S.REMOTE_IP),
         )
     )
-    return facts.drop(infrastructure.I_PROTOCOL, infrastructure.I_LOCAL_IP, "_own", "_ip_names", "_public", "_pp", "_company", "_with_bytes")
+    return facts.drop(
+        infrastructure.I_PROTOCOL,
+        infrastructure.I_LOCAL_IP,
+        "_own",
+        "_ip_names",
+        "_public",
+        "_pp",
+        "_company",
+        "_with_bytes",
+    )
 
 
 def _served_query(ev: pl.LazyFrame, placed: bool) -> pl.LazyFrame:

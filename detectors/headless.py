@@ -11,8 +11,8 @@ from detectors import output, partitioned
 from detectors.config import Config, load_config
 from detectors.dataset import Dataset
 from detectors.engine import RunResult, run_all
-from detectors.network import place_dataset
 from detectors.errors import InputError
+from detectors.network import place_dataset
 from detectors.progress import NULL_PROGRESS, Progress
 from detectors.registry import get
 from detectors.sanitize import visible

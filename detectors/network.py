@@ -21,8 +21,7 @@ import polars as pl
 from detectors import schema as S
 from detectors.config import NetworkSettings
 from detectors.proxy import PROXY_SCHEMA, X_ENDPOINT, describe_proxies, detect_proxies, rekey
-from detectors.topology import M_IP, MONITORED_SCHEMA, annotate, describe_monitored
-from detectors.topology import infer_monitored
+from detectors.topology import M_IP, MONITORED_SCHEMA, annotate, describe_monitored, infer_monitored
 
 if TYPE_CHECKING:
     from detectors.dataset import Dataset

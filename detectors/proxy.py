@@ -50,7 +50,7 @@ _URL = r"^(?:([A-Za-z][A-Za-z0-9+.-]*)://)?(\[[^\]]+\]|[^/:?#\s]+)(?::(\d{1,5}))
 
 
 def endpoint_expr(ip: str = S.REMOTE_IP, port: str = S.REMOTE_PORT) -> pl.Expr:
-    """"address:port" of a row (null when either is missing): how proxies are named."""
+    """ "address:port" of a row (null when either is missing): how proxies are named."""
     return pl.format("{}:{}", pl.col(ip), pl.col(port))
 
 
@@ -96,9 +96,11 @@ def proxy_targets(app: pl.DataFrame) -> pl.DataFrame:
 
 def _zeek_named(events: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
     """Sensor rows that carry a proxy target: device, endpoint, target, CONNECT flag."""
-    return events.filter(pl.col(S.UID).is_not_null()).select(
-        S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, S.UID
-    ).join(targets, left_on=S.UID, right_on=S.APP_UID, how="inner")
+    return (
+        events.filter(pl.col(S.UID).is_not_null())
+        .select(S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, S.UID)
+        .join(targets, left_on=S.UID, right_on=S.APP_UID, how="inner")
+    )
 
 
 def detect_proxies(
@@ -153,8 +155,9 @@ def detect_proxies(
         found.append(
             busy.select(
                 X_ENDPOINT,
-                pl.format("{} names from {} of {} devices", X_NAMES, X_DEVICES, pl.lit(everyone))
-                .alias(X_REASON),
+                pl.format(
+                    "{} names from {} of {} devices", X_NAMES, X_DEVICES, pl.lit(everyone)
+                ).alias(X_REASON),
             )
         )
     proxies = pl.concat(found).unique(X_ENDPOINT, keep="first", maintain_order=True)

@@ -193,7 +193,7 @@ class ScoreWeights:
         default=None,
         metadata={
             "doc": "The infrastructure services list (TOML); unset: the shipped "
-            "detectors/data/infrastructure.toml; \"\": none."
+            'detectors/data/infrastructure.toml; "": none.'
         },
     )
 
@@ -346,6 +346,7 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
     # a handful of devices "1 of 1" is both, and says nothing (no points either way).
     informative = rare < w.common_share * hosts
     inbound = (pl.col(E.F_DIRECTION) == S.DIR_INBOUND).fill_null(False)
+    rekeyed = pl.col(E.F_PROXY).is_not_null()
     ip_rare = informative & (ip_devices <= rare)
     ip_common = informative & (ip_devices >= w.common_share * hosts)
     domain_rare = informative & (pl.col(E.F_DOMAIN_DEVICES) <= rare)
@@ -371,14 +372,27 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
             w.w_rare_destination_detector,
         ),
         _entry(
-            ~proxy & ip_rare,
+            ~proxy & ~rekeyed & ip_rare,
             "rare destination IP",
             pl.format("{}{}", ip_devices, of_hosts),
             w.w_ip_rare,
         ),
         _entry(
-            ~proxy & ip_common,
+            ~proxy & ~rekeyed & ip_common,
             "common destination IP",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_common,
+        ),
+        # Through a proxy the destination is the host the client asked for.
+        _entry(
+            rekeyed & ip_rare,
+            "rare destination host",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_rare,
+        ),
+        _entry(
+            rekeyed & ip_common,
+            "common destination host",
             pl.format("{}{}", ip_devices, of_hosts),
             w.w_ip_common,
         ),
@@ -422,9 +436,7 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
         _entry(
             inbound,
             "inbound",
-            pl.format(
-                "{} connects to our port {}", pl.col(S.C_REMOTE_IP), pl.col(S.C_REMOTE_PORT)
-            ),
+            pl.format("{} connects to our port {}", pl.col(S.C_REMOTE_IP), pl.col(S.C_REMOTE_PORT)),
             0.0,
         ),
         _entry(
@@ -581,8 +593,12 @@ def explain(candidate: dict[str, Any]) -> str:
     port = candidate.get(S.C_REMOTE_PORT)
     remote = f"{_text(candidate.get(S.C_REMOTE_IP))}:{_text(port)}"
     domain = candidate.get(S.C_DOMAIN)
+    arrow = "<-" if candidate.get(S.C_DIRECTION) == S.DIR_INBOUND else "->"
+    proxy = candidate.get(S.C_VIA_PROXY)
     head = (
-        f"{_text(candidate.get(S.C_DEVICE))}  {_text(candidate.get(S.C_PROCESS))}  ->  {remote}"
+        f"{_text(candidate.get(S.C_DEVICE))}  {_text(candidate.get(S.C_PROCESS))}  {arrow}  "
+        f"{remote}"
+        + (f"  via proxy {proxy}" if proxy else "")
         + (f"  ({domain})" if domain else "")
     )
     lines = [

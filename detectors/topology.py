@@ -219,7 +219,9 @@ def describe_monitored(hosts: pl.DataFrame) -> list[str]:
 # --- direction ----------------------------------------------------------------------------
 
 
-def direction(events: pl.DataFrame, settings: NetworkSettings, monitored: Sequence[str]) -> pl.Series:
+def direction(
+    events: pl.DataFrame, settings: NetworkSettings, monitored: Sequence[str]
+) -> pl.Series:
     """Each row's direction (``S.DIRECTIONS``; null without a remote address).
 
     A row re-keyed to a proxied host name is outbound (the name is not ours); a remote

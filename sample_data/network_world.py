@@ -54,21 +54,65 @@ FILES = ("defender_network_events.csv", "zeek/conn.log.gz", "zeek/http.log", "gr
 
 # Zeek field lists (a subset of conn and http, as a site may configure them).
 CONN_FIELDS = [
-    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
-    "duration", "orig_bytes", "resp_bytes", "conn_state", "history",
-]  # fmt: skip
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "proto",
+    "service",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "history",
+]
 CONN_TYPES = [
-    "time", "string", "addr", "port", "addr", "port", "enum", "string", "interval", "count",
-    "count", "string", "string",
-]  # fmt: skip
+    "time",
+    "string",
+    "addr",
+    "port",
+    "addr",
+    "port",
+    "enum",
+    "string",
+    "interval",
+    "count",
+    "count",
+    "string",
+    "string",
+]
 HTTP_FIELDS = [
-    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "trans_depth", "method",
-    "host", "uri", "version", "user_agent", "status_code",
-]  # fmt: skip
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "trans_depth",
+    "method",
+    "host",
+    "uri",
+    "version",
+    "user_agent",
+    "status_code",
+]
 HTTP_TYPES = [
-    "time", "string", "addr", "port", "addr", "port", "count", "string", "string", "string",
-    "string", "string", "count",
-]  # fmt: skip
+    "time",
+    "string",
+    "addr",
+    "port",
+    "addr",
+    "port",
+    "count",
+    "string",
+    "string",
+    "string",
+    "string",
+    "string",
+    "count",
+]
 
 
 @dataclass
@@ -124,7 +168,9 @@ def _public_ips(rng: np.random.Generator, n: int) -> list[str]:
 
 
 def _world() -> tuple[list[Device], list[Device], Device, list[Device], list[Device], Device]:
-    ws = [Device(f"ws-{i:02d}.{DOMAIN}", f"10.10.1.{10 + i}", proxied=i <= 16) for i in range(1, 25)]
+    ws = [
+        Device(f"ws-{i:02d}.{DOMAIN}", f"10.10.1.{10 + i}", proxied=i <= 16) for i in range(1, 25)
+    ]
     dcs = [Device(n, ip) for n, ip in DCS]
     linux = [Device(n, ip) for n, ip in LINUX]
     dmz = Device(DMZ_NAME, DMZ_IP)
@@ -136,45 +182,129 @@ def programs() -> list[Program]:
     ws, dcs, dmz, linux, monitor, _ = _world()
     by_name = {d.name.split(".")[0]: d for d in ws}
     beacons = [
-        Program("beacon", "p_proxied_connect_240s", [by_name["ws-07"]], "rundll32.exe",
-                "cdn.sync-update.example", 443, 240, 25, "HTTPS beacon through the proxy "
-                "(CONNECT); every conn row goes to 10.10.0.5:3128", proxied="CONNECT"),
-        Program("beacon", "p_proxied_http_600s", [by_name["ws-12"]], "powershell.exe",
-                "telemetry.weather-app.example", 80, 600, 10, "plain-HTTP beacon through the "
-                "proxy (absolute-URI GET)", proxied="GET", uri="/api/v2/report"),
-        Program("beacon", "p_direct_120s", [by_name["ws-20"]], "updater.exe", "185.220.101.44",
-                443, 120, 20, "direct beacon from a workstation without the proxy"),
-        Program("beacon", "p_inbound_dmz_275s", [dmz], "kworkerd", "45.77.12.34", 8080, 275,
-                27, "a controller polls an implant on the internet-facing server the sensor "
-                "runs on (curl every 200-350 s)", inbound=True),
-    ]  # fmt: skip
+        Program(
+            "beacon",
+            "p_proxied_connect_240s",
+            [by_name["ws-07"]],
+            "rundll32.exe",
+            "cdn.sync-update.example",
+            443,
+            240,
+            25,
+            "HTTPS beacon through the proxy (CONNECT); every conn row goes to 10.10.0.5:3128",
+            proxied="CONNECT",
+        ),
+        Program(
+            "beacon",
+            "p_proxied_http_600s",
+            [by_name["ws-12"]],
+            "powershell.exe",
+            "telemetry.weather-app.example",
+            80,
+            600,
+            10,
+            "plain-HTTP beacon through the proxy (absolute-URI GET)",
+            proxied="GET",
+            uri="/api/v2/report",
+        ),
+        Program(
+            "beacon",
+            "p_direct_120s",
+            [by_name["ws-20"]],
+            "updater.exe",
+            "185.220.101.44",
+            443,
+            120,
+            20,
+            "direct beacon from a workstation without the proxy",
+        ),
+        Program(
+            "beacon",
+            "p_inbound_dmz_275s",
+            [dmz],
+            "kworkerd",
+            "45.77.12.34",
+            8080,
+            275,
+            27,
+            "a controller polls an implant on the internet-facing server the sensor "
+            "runs on (curl every 200-350 s)",
+            inbound=True,
+        ),
+    ]
     benign = [
-        Program("benign_periodic", "b_teams_presence_proxy", [d for d in ws if d.proxied][:8],
-                "ms-teams.exe", "presence.teams.example", 443, 900, 5, "presence heartbeat "
-                "through the proxy on 8 workstations", proxied="CONNECT"),
-        Program("benign_periodic", "b_monitoring_agent", monitor, "zabbix_agentd",
-                "52.17.88.10", 10051, 120, 2, "monitoring agent active checks to its SaaS"),
-        Program("benign_periodic", "b_uptime_checker", [dmz], "nginx", "34.82.10.15", 443,
-                300, 3, "an uptime service polls the public web server", inbound=True),
-    ]  # fmt: skip
+        Program(
+            "benign_periodic",
+            "b_teams_presence_proxy",
+            [d for d in ws if d.proxied][:8],
+            "ms-teams.exe",
+            "presence.teams.example",
+            443,
+            900,
+            5,
+            "presence heartbeat through the proxy on 8 workstations",
+            proxied="CONNECT",
+        ),
+        Program(
+            "benign_periodic",
+            "b_monitoring_agent",
+            monitor,
+            "zabbix_agentd",
+            "52.17.88.10",
+            10051,
+            120,
+            2,
+            "monitoring agent active checks to its SaaS",
+        ),
+        Program(
+            "benign_periodic",
+            "b_uptime_checker",
+            [dmz],
+            "nginx",
+            "34.82.10.15",
+            443,
+            300,
+            3,
+            "an uptime service polls the public web server",
+            inbound=True,
+        ),
+    ]
     for i, server in enumerate(NTP_POOL, start=1):
         benign.append(
-            Program("benign_periodic", f"b_chrony_pool_{i}", [*linux, dmz], "chronyd", server,
-                    123, 1024, 0.5, "chrony polling an NTP-pool address (maxpoll 10)",
-                    proto="udp")  # fmt: skip
+            Program(
+                "benign_periodic",
+                f"b_chrony_pool_{i}",
+                [*linux, dmz],
+                "chronyd",
+                server,
+                123,
+                1024,
+                0.5,
+                "chrony polling an NTP-pool address (maxpoll 10)",
+                proto="udp",
+            )
         )
     for resolver in PUBLIC_DNS:
         benign.append(
-            Program("benign_periodic", f"b_dns_forward_{resolver}", dcs, "dns.exe", resolver,
-                    53, 300, 30, "domain controllers forwarding DNS to a public resolver",
-                    proto="udp")  # fmt: skip
+            Program(
+                "benign_periodic",
+                f"b_dns_forward_{resolver}",
+                dcs,
+                "dns.exe",
+                resolver,
+                53,
+                300,
+                30,
+                "domain controllers forwarding DNS to a public resolver",
+                proto="udp",
+            )
         )
     return beacons + benign
 
 
 def _rows(rng: np.random.Generator, span: float) -> pl.DataFrame:
     """Every connection of the day, one row each, before any writer formats it."""
-    ws, dcs, dmz, linux, _, _ = _world()
+    ws, dcs, dmz, _, _, _ = _world()
     rows: list[pl.DataFrame] = []
 
     def add(device: Device, times: np.ndarray, **values: object) -> None:
@@ -188,9 +318,19 @@ def _rows(rng: np.random.Generator, span: float) -> pl.DataFrame:
             if prog.name == "p_inbound_dmz_275s":  # curl between 200 and 350 s
                 times = np.cumsum(rng.uniform(200, 350, int(span / 200) + 2))
                 times = times[times < span]
-            add(device, times, prog=prog.name, process=prog.process, remote=prog.remote,
-                port=prog.port, proto=prog.proto, method=prog.proxied, uri=prog.uri,
-                inbound=prog.inbound, state="SF")  # fmt: skip
+            add(
+                device,
+                times,
+                prog=prog.name,
+                process=prog.process,
+                remote=prog.remote,
+                port=prog.port,
+                proto=prog.proto,
+                method=prog.proxied,
+                uri=prog.uri,
+                inbound=prog.inbound,
+                state="SF",
+            )
     # Browsing: proxied workstations through the proxy, the others directly.
     sites = [f"site{i:03d}.example" for i in range(150)]
     site_ips = _public_ips(rng, 60)
@@ -198,33 +338,98 @@ def _rows(rng: np.random.Generator, span: float) -> pl.DataFrame:
         n = int(rng.integers(40, 80))
         times = np.sort(rng.uniform(0, span, n))
         picks = rng.integers(0, len(sites), n)
-        for t, k in zip(times, picks):
+        for t, k in zip(times, picks, strict=True):
             if device.proxied:
-                add(device, np.array([t]), prog=None, process="msedge.exe", remote=sites[k],
-                    port=443, proto="tcp", method="CONNECT", uri="/", inbound=False, state="SF")  # fmt: skip
+                add(
+                    device,
+                    np.array([t]),
+                    prog=None,
+                    process="msedge.exe",
+                    remote=sites[k],
+                    port=443,
+                    proto="tcp",
+                    method="CONNECT",
+                    uri="/",
+                    inbound=False,
+                    state="SF",
+                )
             else:
-                add(device, np.array([t]), prog=None, process="msedge.exe",
-                    remote=site_ips[k % 60], port=443, proto="tcp", method=None, uri="/",
-                    inbound=False, state="SF", url=sites[k])  # fmt: skip
+                add(
+                    device,
+                    np.array([t]),
+                    prog=None,
+                    process="msedge.exe",
+                    remote=site_ips[k % 60],
+                    port=443,
+                    proto="tcp",
+                    method=None,
+                    uri="/",
+                    inbound=False,
+                    state="SF",
+                    url=sites[k],
+                )
         # DNS to the domain controllers: internal, never hunted
         for t in np.sort(rng.uniform(0, span, 15)):
             dc = dcs[int(t) % 2]
-            add(device, np.array([t]), prog=None, process="svchost.exe", remote=dc.ip, port=53,
-                proto="udp", method=None, uri="/", inbound=False, state="SF")  # fmt: skip
+            add(
+                device,
+                np.array([t]),
+                prog=None,
+                process="svchost.exe",
+                remote=dc.ip,
+                port=53,
+                proto="udp",
+                method=None,
+                uri="/",
+                inbound=False,
+                state="SF",
+            )
     # The DMZ server's own traffic and the scanners that hit it.
-    add(dmz, np.sort(rng.uniform(0, span, 30)), prog=None, process="systemd-resolved",
-        remote="8.8.8.8", port=53, proto="udp", method=None, uri="/", inbound=False, state="SF")  # fmt: skip
-    add(dmz, np.sort(rng.uniform(0, span, 4)), prog=None, process="apt", remote="91.189.91.83",
-        port=80, proto="tcp", method=None, uri="/", inbound=False, state="SF")  # fmt: skip
+    add(
+        dmz,
+        np.sort(rng.uniform(0, span, 30)),
+        prog=None,
+        process="systemd-resolved",
+        remote="8.8.8.8",
+        port=53,
+        proto="udp",
+        method=None,
+        uri="/",
+        inbound=False,
+        state="SF",
+    )
+    add(
+        dmz,
+        np.sort(rng.uniform(0, span, 4)),
+        prog=None,
+        process="apt",
+        remote="91.189.91.83",
+        port=80,
+        proto="tcp",
+        method=None,
+        uri="/",
+        inbound=False,
+        state="SF",
+    )
     scanners = _public_ips(rng, 2000)
     ports = np.array([22, 23, 80, 443, 445, 3389, 8080])
     for ip in scanners:
         k = int(rng.integers(1, 4))
-        for t, port in zip(rng.uniform(0, span, k), rng.choice(ports, k)):
+        for t, port in zip(rng.uniform(0, span, k), rng.choice(ports, k), strict=True):
             open_port = int(port) in (80, 443, 22)
-            add(dmz, np.array([t]), prog=None, process="nginx" if port != 22 else "sshd",
-                remote=ip, port=int(port), proto="tcp", method=None, uri="/", inbound=True,
-                state="SF" if open_port else "REJ")  # fmt: skip
+            add(
+                dmz,
+                np.array([t]),
+                prog=None,
+                process="nginx" if port != 22 else "sshd",
+                remote=ip,
+                port=int(port),
+                proto="tcp",
+                method=None,
+                uri="/",
+                inbound=True,
+                state="SF" if open_port else "REJ",
+            )
     frame = pl.concat(rows, how="diagonal_relaxed").sort("t", "device", "remote")
     n = frame.height
     return frame.with_columns(
@@ -281,8 +486,16 @@ def write_zeek(rows: pl.DataFrame, folder: Path) -> dict[str, int]:
         pl.when(pl.col("state") == "SF").then(pl.lit("ShADadFf")).otherwise(pl.lit("Sr")),
     )
     close_ns = (START_S + DAY_S) * 1_000_000_000
-    write_log(folder / "conn.log.gz", "conn", CONN_FIELDS, CONN_TYPES, conn, lambda p: p,
-              START_S * 1_000_000_000, close_ns)  # fmt: skip
+    write_log(
+        folder / "conn.log.gz",
+        "conn",
+        CONN_FIELDS,
+        CONN_TYPES,
+        conn,
+        lambda p: p,
+        START_S * 1_000_000_000,
+        close_ns,
+    )
     via = rows.filter(proxied)
     target = pl.format("{}:{}", pl.col("remote"), pl.col("port"))
     absolute = pl.format("http://{}{}", pl.col("remote"), pl.col("uri"))
@@ -305,8 +518,16 @@ def write_zeek(rows: pl.DataFrame, folder: Path) -> dict[str, int]:
         .otherwise(pl.lit("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Edg/131.0")),
         pl.lit("200"),
     )
-    write_log(folder / "http.log", "http", HTTP_FIELDS, HTTP_TYPES, http, lambda p: p,
-              START_S * 1_000_000_000, close_ns)  # fmt: skip
+    write_log(
+        folder / "http.log",
+        "http",
+        HTTP_FIELDS,
+        HTTP_TYPES,
+        http,
+        lambda p: p,
+        START_S * 1_000_000_000,
+        close_ns,
+    )
     return {"conn": conn.height, "http": http.height}
 
 
@@ -341,7 +562,9 @@ def write_defender(rows: pl.DataFrame, path: Path) -> pl.DataFrame:
         pl.when(proxied).then(pl.col("remote")).otherwise(pl.col("url")).alias("RemoteUrl"),
         pl.col("device_ip").alias("LocalIP"),
         pl.when(inbound).then(pl.col("port")).otherwise(pl.col("eph")).alias("LocalPort"),
-        pl.when(pl.col("proto") == "udp").then(pl.lit("Udp")).otherwise(pl.lit("Tcp"))
+        pl.when(pl.col("proto") == "udp")
+        .then(pl.lit("Udp"))
+        .otherwise(pl.lit("Tcp"))
         .alias("Protocol"),
         pl.when(private).then(pl.lit("Private")).otherwise(pl.lit("Public")).alias("RemoteIPType"),
         pl.col("process").alias("InitiatingProcessFileName"),
@@ -366,7 +589,9 @@ def write_defender(rows: pl.DataFrame, path: Path) -> pl.DataFrame:
     return out
 
 
-def ground_truth(rows: pl.DataFrame, defender: pl.DataFrame, zeek_conn: pl.DataFrame) -> pl.DataFrame:
+def ground_truth(
+    rows: pl.DataFrame, defender: pl.DataFrame, zeek_conn: pl.DataFrame
+) -> pl.DataFrame:
     """One row per program, with the rows each source logged for it."""
     d_counts = dict(defender.group_by("prog").len().iter_rows())
     z_counts = dict(zeek_conn.group_by("prog").len().iter_rows())
@@ -374,21 +599,32 @@ def ground_truth(rows: pl.DataFrame, defender: pl.DataFrame, zeek_conn: pl.DataF
     for p in programs():
         out.append(
             {
-                "label": p.label, "name": p.name,
+                "label": p.label,
+                "name": p.name,
                 "device": ";".join(d.name for d in p.devices),
                 "device_ip": ";".join(d.ip for d in p.devices),
-                "process": p.process, "remote_ip": p.remote, "remote_port": p.port,
-                "domain": p.remote if p.proxied else None, "sleep_s": p.sleep_s,
-                "jitter_pct": p.jitter_pct, "jitter_kind": "uniform", "loss_pct": 0.0,
-                "schedule": "always", "devices_count": len(p.devices),
-                "in_defender": True, "in_zeek": True, "notes": p.notes,
+                "process": p.process,
+                "remote_ip": p.remote,
+                "remote_port": p.port,
+                "domain": p.remote if p.proxied else None,
+                "sleep_s": p.sleep_s,
+                "jitter_pct": p.jitter_pct,
+                "jitter_kind": "uniform",
+                "loss_pct": 0.0,
+                "schedule": "always",
+                "devices_count": len(p.devices),
+                "in_defender": True,
+                "in_zeek": True,
+                "notes": p.notes,
                 "active_from": START.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "active_to": datetime.fromtimestamp(START_S + DAY_S, tz=timezone.utc).strftime(
-                    "%Y-%m-%dT%H:%M:%SZ"),
-                "defender_mode": "rows", "defender_rows": d_counts.get(p.name, 0),
+                    "%Y-%m-%dT%H:%M:%SZ"
+                ),
+                "defender_mode": "rows",
+                "defender_rows": d_counts.get(p.name, 0),
                 "defender_connections": d_counts.get(p.name, 0),
                 "zeek_connections": z_counts.get(p.name, 0),
-            }  # fmt: skip
+            }
         )
     return pl.DataFrame(out).select(TRUTH_COLUMNS)
 

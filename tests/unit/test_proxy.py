@@ -77,9 +77,7 @@ def test_defender_rows_to_proxy_with_url_rekeyed():
 
 
 def _web(device: str, remote: str, port: int, names: list[str]) -> list[dict]:
-    return [
-        defender(remote, device_id=device, remote_port=port, remote_url=n) for n in names
-    ]
+    return [defender(remote, device_id=device, remote_port=port, remote_url=n) for n in names]
 
 
 def test_defender_proxy_inferred_from_many_names_on_most_devices():
@@ -115,6 +113,5 @@ def test_place_gives_proxied_rows_outbound_direction():
         ("93.184.216.34", "outbound"),
     ]
     assert placed.notes() == [
-        "proxy 10.0.0.5:3128 (CONNECT seen): connections through it are keyed by the "
-        "proxied host"
+        "proxy 10.0.0.5:3128 (CONNECT seen): connections through it are keyed by the proxied host"
     ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors import schema as S
+from detectors.base import schema as S
 from detectors.load import load_paths, sniff_format
 from detectors.load.zeek_tsv import read_header
 
@@ -104,7 +104,7 @@ def test_zeek_http_host_and_connect_target_names_and_app_rows() -> None:
     ]
     assert ds.app.rows() == [
         ("CHttp1", "http", "Mozilla/5.0 (X; beacon)", "evil.example", "GET", None, "/beacon?id=1"),
-        # user_agent (empty) → null; the uri names the proxied target (detectors.proxy)
+        # user_agent (empty) → null; the uri names the proxied target (detectors.pairs.proxy)
         ("CHttp2", "http", None, "c2.example", "CONNECT", None, "c2.example:443"),
         ("CHttp3", "http", "curl/8.0", None, "POST", None, "/upload"),  # host '-' → null
     ]

@@ -8,14 +8,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.config import Config
-from detectors.dataset import Dataset
-from detectors.engine import run_all
-from detectors.evaluate import evaluate
-from detectors.infrastructure import Infrastructure, Service, infrastructure_facts
+from detectors.base import schema as S
+from detectors.base.config import Config
 from detectors.load import load_paths
-from detectors.network import place_dataset
+from detectors.pairs.context import PairContext
+from detectors.pairs.network import place_context
+from detectors.rank.infrastructure import Infrastructure, Service, infrastructure_facts
+from detectors.run.evaluate import evaluate
+from detectors.run.loop import run_all
 
 START = datetime(2026, 11, 18, tzinfo=timezone.utc)
 NETWORK = Path(__file__).parent.parent.parent / "sample_data" / "network"
@@ -48,7 +48,7 @@ def _evidence(candidate: dict) -> dict[str, tuple[float, str]]:
 
 def test_one_device_capture_never_says_rare_and_common():
     rows = [_conn(600.0 * i, "10.0.0.5", "185.141.27.66", 443) for i in range(40)]
-    ds = Dataset(events=pl.DataFrame(rows, schema=S.EVENT_SCHEMA))
+    ds = PairContext(events=pl.DataFrame(rows, schema=S.EVENT_SCHEMA))
     top = run_all(ds, Config(), workers=1).candidates.row(0, named=True)
     evidence = _evidence(top)
     assert "rare destination IP" not in evidence
@@ -59,7 +59,7 @@ def test_one_device_capture_never_says_rare_and_common():
     )
 
 
-def _sensor_capture() -> Dataset:
+def _sensor_capture() -> PairContext:
     """A sensor on 198.51.100.20: 12 scanners hit its port 443, an uptime check polls
     443 every 300 s, a controller polls 8080 every 250 s, and the host runs NTP."""
     rows = [_conn(60.0 * i, f"45.0.0.{i}", "198.51.100.20", 443) for i in range(1, 13)]
@@ -67,12 +67,12 @@ def _sensor_capture() -> Dataset:
     rows += [_conn(250.0 * i + 7, "45.77.12.34", "198.51.100.20", 8080) for i in range(60)]
     rows += [_conn(1024.0 * i, "198.51.100.20", "162.159.200.123", 123, "udp") for i in range(17)]
     rows += [_conn(5.0, "198.51.100.20", "8.8.8.8", 53, "udp")]
-    return Dataset(events=pl.DataFrame(rows, schema=S.EVENT_SCHEMA))
+    return PairContext(events=pl.DataFrame(rows, schema=S.EVENT_SCHEMA))
 
 
 def test_sensor_host_inbound_pairs_ranked_on_their_own_evidence():
     config = Config(network={"monitored_min_sources": 10})
-    ds = place_dataset(_sensor_capture(), config.network_settings())
+    ds = place_context(_sensor_capture(), config.network_settings())
     assert ds.warnings == [
         "monitored host 198.51.100.20 (inferred): reached by 14 external sources, opens "
         "connections to 2 addresses"
@@ -143,7 +143,7 @@ def test_infrastructure_rules_need_the_resolver_for_dns():
 def network_eval() -> pl.DataFrame:
     paths = [NETWORK / "defender_network_events.csv", NETWORK / "zeek"]
     truth = pl.read_csv(NETWORK / "ground_truth.csv")
-    return evaluate(load_paths(paths, cache=None), truth, Config())
+    return evaluate(PairContext.of(load_paths(paths, cache=None)), truth, Config())
 
 
 def test_network_sample_every_beacon_above_every_benign_program(network_eval):

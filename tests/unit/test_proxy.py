@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from detectors import schema as S
-from detectors.config import NetworkSettings
-from detectors.network import place
-from detectors.proxy import X_DEVICES, X_ENDPOINT, X_NAMES, X_REASON, detect_proxies, rekey
+from detectors.base import schema as S
+from detectors.base.config import NetworkSettings
+from detectors.pairs.network import place
+from detectors.pairs.proxy import X_DEVICES, X_ENDPOINT, X_NAMES, X_REASON, detect_proxies, rekey
 from tests.unit.test_topology import defender, events, zeek
 
 

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.config import NetworkSettings, load_config
-from detectors.errors import InputError
-from detectors.topology import (
+from detectors.base import schema as S
+from detectors.base.config import NetworkSettings
+from detectors.base.errors import InputError
+from detectors.pairs.topology import (
     M_DECLARED,
     M_DESTINATIONS,
     M_IP,
@@ -21,6 +21,7 @@ from detectors.topology import (
     infer_monitored,
     normalize_protocol,
 )
+from detectors.run.setup import load_config
 
 T0 = datetime(2026, 11, 18, tzinfo=timezone.utc)
 

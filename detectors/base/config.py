@@ -70,6 +70,10 @@ DEFAULT_INTERNAL = (
 )  # fmt: skip
 
 
+def _n(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class NetworkSettings:
     """Where the site's own network ends (``[network]``): typed settings, no behaviour.
@@ -78,33 +82,50 @@ class NetworkSettings:
     ``detectors.pairs.proxy`` re-keys connections through explicit proxies.
     """
 
-    # Place events in the network at all. Off: the old rule (hunt public remote
-    # addresses only, no proxies re-keyed, no inbound pairs). Inputs bigger than memory
-    # (partitioned runs) are not placed yet.
-    enabled: bool = True
-    # Subnets whose hosts are ours: their traffic is outbound, inbound or internal.
-    internal: tuple[str, ...] = DEFAULT_INTERNAL
-    # Public addresses a sensor watches (a Zeek sensor on an internet-facing server):
-    # ours too, so their connections get a direction and they count as devices.
-    monitored: tuple[str, ...] = ()
-    # Explicit proxies as "address:port"; their clients' connections are re-keyed to the
-    # proxied host.
-    proxies: tuple[str, ...] = ()
-    # Infer monitored hosts from the data (a public address many external sources
-    # reach that also originates traffic). Off: only ``monitored`` counts.
-    infer_monitored: bool = True
-    # "Many external sources": distinct non-internal originators reaching the address.
-    # Lower finds sensors on quiet servers; too low makes a busy external peer ours.
-    monitored_min_sources: int = 1000
-    # "Originates the site's own traffic": distinct addresses it opens connections to.
-    monitored_min_destinations: int = 2
-    # Detect proxies from the data (CONNECT seen, or one private address:port carrying
-    # most devices' named web traffic). Off: only ``proxies`` counts.
-    infer_proxies: bool = True
-    # "Many distinct names": destination names seen through one address:port.
-    proxy_min_names: int = 10
-    # "Most devices' web traffic": share of the devices with named traffic using it.
-    proxy_min_device_share: float = 0.5
+    enabled: bool = _n(
+        True,
+        "Place events in the network at all. Off: the old rule (hunt public remote addresses "
+        "only, no proxies re-keyed, no inbound pairs). Inputs bigger than memory (partitioned"
+        " runs) are not placed yet.",
+    )
+    internal: tuple[str, ...] = _n(
+        DEFAULT_INTERNAL,
+        "Subnets whose hosts are ours: their traffic is outbound, inbound or internal.",
+    )
+    monitored: tuple[str, ...] = _n(
+        (),
+        "Public addresses a sensor watches (a Zeek sensor on an internet-facing server): ours"
+        " too, so their connections get a direction and they count as devices.",
+    )
+    proxies: tuple[str, ...] = _n(
+        (),
+        'Explicit proxies as "address:port"; their clients\' connections are re-keyed to the '
+        "proxied host.",
+    )
+    infer_monitored: bool = _n(
+        True,
+        "Infer monitored hosts from the data (a public address many external sources reach "
+        "that also originates traffic). Off: only ``monitored`` counts.",
+    )
+    monitored_min_sources: int = _n(
+        1000,
+        '"Many external sources": distinct non-internal originators reaching the address. '
+        "Lower finds sensors on quiet servers; too low makes a busy external peer ours.",
+    )
+    monitored_min_destinations: int = _n(
+        2, '"Originates the site\'s own traffic": distinct addresses it opens connections to.'
+    )
+    infer_proxies: bool = _n(
+        True,
+        "Detect proxies from the data (CONNECT seen, or one private address:port carrying "
+        "most devices' named web traffic). Off: only ``proxies`` counts.",
+    )
+    proxy_min_names: int = _n(
+        10, '"Many distinct names": destination names seen through one address:port.'
+    )
+    proxy_min_device_share: float = _n(
+        0.5, '"Most devices\' web traffic": share of the devices with named traffic using it.'
+    )
 
     def with_internal(self, extra: tuple[str, ...]) -> NetworkSettings:
         """These settings with more internal subnets (``--internal CIDR``), checked."""
@@ -113,6 +134,13 @@ class NetworkSettings:
         for cidr in extra:
             check_network(cidr, "--internal", None)
         return replace(self, internal=tuple(dict.fromkeys((*self.internal, *extra))))
+
+
+def network_docs() -> list[tuple[str, Any, str]]:
+    """(name, default, what it trades) of every ``[network]`` setting (TUI, docs)."""
+    from dataclasses import fields
+
+    return [(f.name, f.default, f.metadata.get("doc", "")) for f in fields(NetworkSettings)]
 
 
 def check_network(text: str, key: str, file: str | None) -> str:

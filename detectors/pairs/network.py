@@ -74,19 +74,34 @@ def place(events: pl.DataFrame, app: pl.DataFrame, settings: NetworkSettings) ->
 
 
 def place_context(context: PairContext, settings: NetworkSettings) -> PairContext:
-    """Place the context's events in the network, in place (once), and say what was found
-    (its ``warnings``). Every index built from the old events is dropped: the pairs change
-    with the keys. A partitioned input (a streaming population) is not placed yet.
+    """Place the context's events in the network (in place) and say what was found.
+
+    The findings go to the context's ``warnings``. New settings (the TUI's parameters,
+    ``--internal``) place the events as loaded again; the same settings do nothing.
+    Every index built from the old events is dropped: the pairs change with the keys.
+    A partitioned input (a streaming population) is not placed yet.
     """
-    if not settings.enabled or is_placed(context.events):
-        return context
     if context.population is not None and context.population.streaming:
-        return context  # a partition of a bigger input: not placed yet (see the docs)
-    placed = place(context.events, context.app, settings)
-    context.events = placed.events
-    context.warnings.extend(placed.notes())
+        return context
+    if context.placed_with is None and is_placed(context.events):
+        return context  # placed by whoever built the events
+    wanted = settings if settings.enabled else None
+    if context.placed_with == wanted:
+        return context
+    if context.loaded_events is None:
+        context.loaded_events = context.events
+    for line in context.placement_notes:
+        if line in context.warnings:
+            context.warnings.remove(line)
+    if wanted is None:
+        context.events, notes = context.loaded_events, []
+    else:
+        placed = place(context.loaded_events, context.app, settings)
+        context.events, notes = placed.events, placed.notes()
+    context.warnings.extend(notes)
+    context.placement_notes = notes
+    context.placed_with = wanted
     context._connections = None
     context._pair_cache.clear()
-    if context.population is not None and not context.population.streaming:
-        context.population = None
+    context.population = None
     return context

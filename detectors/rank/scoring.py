@@ -372,14 +372,27 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
             w.w_rare_destination_detector,
         ),
         _entry(
-            ~proxy & ~rekeyed & ip_rare,
+            ~proxy & ~rekeyed & ~inbound & ip_rare,
             "rare destination IP",
             pl.format("{}{}", ip_devices, of_hosts),
             w.w_ip_rare,
         ),
         _entry(
-            ~proxy & ~rekeyed & ip_common,
+            ~proxy & ~rekeyed & ~inbound & ip_common,
             "common destination IP",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_common,
+        ),
+        # Inbound: the remote address is the source that connects to us.
+        _entry(
+            inbound & ip_rare,
+            "rare source IP",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_rare,
+        ),
+        _entry(
+            inbound & ip_common,
+            "common source IP",
             pl.format("{}{}", ip_devices, of_hosts),
             w.w_ip_common,
         ),

@@ -151,3 +151,20 @@ def test_network_sample_every_beacon_above_every_benign_program(network_eval):
     assert merged.select(
         "source", "k", "recall", "worst_beacon_rank", "best_benign_rank", "beacons_above_benign"
     ).rows() == [("defender", 4, 1.0, 4, 5, True), ("zeek", 4, 1.0, 4, 5, True)]
+
+
+def test_new_settings_place_the_loaded_events_again():
+    context = _sensor_capture()
+    loaded = context.events
+    place_context(context, Config(network={"monitored_min_sources": 10}).network_settings())
+    assert context.events.get_column(S.DEVICE_ID).unique().to_list() == ["198.51.100.20"]
+    assert len(context.warnings) == 1
+    # a higher bar: the host is no longer ours, its traffic is nobody's (set aside)
+    place_context(context, Config(network={"monitored_min_sources": 100}).network_settings())
+    assert context.events.height == 0
+    assert context.warnings == [
+        "150 connections with neither end in our network set aside (declare [network] "
+        "internal or monitored if some are ours)"
+    ]
+    place_context(context, Config(network={"enabled": False}).network_settings())
+    assert context.events is loaded and context.warnings == []

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from detectors.atomic import atomic_write_bytes
+from detectors.atomic import WriteError, atomic_write_bytes, check_target, locked, os_error
 from detectors.errors import InputError
 
 if sys.version_info >= (3, 11):
@@ -602,6 +602,9 @@ class TomlStore(Generic[M]):
     NEW_FILE_COMMENT: ClassVar[str] = ""  # written at the top when the store creates the file
     conflict_error: ClassVar[type[StoreConflict]] = StoreConflict
     save_error: ClassVar[type[StoreSaveError]] = StoreSaveError
+    # A missing folder is created (0700): the default path is in a config folder that
+    # may not exist yet, and the file is the analyst's own, not an output.
+    MAKE_PARENTS: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -737,20 +740,35 @@ class TomlStore(Generic[M]):
     def save(self, *, overwrite: bool = False, skip_conflicts: bool = False) -> list[str]:
         """Write the edits, atomically, keeping the previous version as ``.bak``.
 
-        If the file changed on disk since it was read, the edits are re-applied on top
-        of the new content. ``skip_conflicts`` drops edits that no longer apply instead of
-        raising; ``overwrite`` writes this version over the other writer's (a file that
-        is not valid TOML is never overwritten). Returns the descriptions of skipped edits.
-        On an OSError nothing is half-written, the edits stay pending and ``save_error``
-        is raised; a later save retries.
+        The whole read-merge-write runs under the file's advisory lock
+        (``detectors.atomic.locked``): the file is re-read under it and, if it changed
+        on disk since it was read, the edits are re-applied on top of the new content,
+        so a concurrent writer's entries are never lost. ``skip_conflicts`` drops edits
+        that no longer apply instead of raising; ``overwrite`` writes this version over
+        the other writer's (a file that is not valid TOML is never overwritten). Returns
+        the descriptions of skipped edits. A file that must not be written (read-only,
+        a device...) or an OSError raises ``save_error``; nothing is half-written and
+        the edits stay pending, so a later save retries.
         """
+        try:
+            if not self._pending and not overwrite:  # at most adopt theirs: nothing written
+                return self._save_locked(overwrite, skip_conflicts)
+            check_target(self.path, make_parents=self.MAKE_PARENTS)
+            with locked(self.path):
+                return self._save_locked(overwrite, skip_conflicts)
+        except WriteError as exc:
+            raise self.save_error(
+                f"cannot save: {exc.reason}", file=exc.file or str(self.path)
+            ) from None
+        except OSError as exc:
+            error = os_error(exc, self.path)
+            raise self.save_error(f"cannot save: {error.reason}", file=error.file) from None
+
+    def _save_locked(self, overwrite: bool, skip_conflicts: bool) -> list[str]:
         try:
             raw = _read(self.path)
         except OSError as exc:
-            raise self.save_error(
-                f"cannot read before saving: {exc.strerror or exc}; your edits are kept",
-                file=str(self.path),
-            ) from None
+            raise os_error(exc, self.path, "cannot read before saving") from None
         disk_digest = _digest(raw)
         file, bom = self._file, self._bom
         skipped: list[Edit] = []
@@ -774,14 +792,11 @@ class TomlStore(Generic[M]):
         data = ((_BOM if bom else "") + file.text).encode("utf-8")
         self._pending = [e for e in self._pending if not any(e is s for s in skipped)]
         try:
-            atomic_write_bytes(self.path, data, backup=True)
-        except OSError as exc:
+            atomic_write_bytes(self.path, data, backup=True, make_parents=self.MAKE_PARENTS)
+        except (WriteError, OSError):
             # Keep the re-applied version as ours so a retry does not apply edits twice.
             self._file, self._model, self._digest, self._bom = file, model, disk_digest, bom
-            raise self.save_error(
-                f"cannot save: {exc.strerror or exc}; your edits are kept, save again",
-                file=str(self.path),
-            ) from None
+            raise
         self._file, self._model, self._digest, self._bom = file, model, _digest(data), bom
         self._pending = []
         return [edit.description for edit in skipped]

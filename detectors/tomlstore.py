@@ -29,9 +29,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import String, StringType, Trivia
 
 from detectors.atomic import WriteError, atomic_write_bytes, check_target, locked, os_error
 from detectors.errors import InputError
+from detectors.sanitize import toml_basic_string
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -285,6 +287,15 @@ def _table_from_text(text: str, name: str) -> TableText:
 
 
 def _toml_item(value: Any) -> Any:
+    """A tomlkit item; strings (often copied from telemetry) keep unsafe characters escaped."""
+    if isinstance(value, str):
+        quoted = toml_basic_string(value)
+        return String(StringType.SLB, value, quoted[1:-1], Trivia())
+    if isinstance(value, (list, tuple)):
+        array = tomlkit.array()
+        for element in value:
+            array.append(_toml_item(element))
+        return array
     return tomlkit.item(value)
 
 
@@ -424,10 +435,7 @@ class TableFile:
         # tomlkit edits the table up to its last key; the comment and blank lines after it
         # (often about the next table) stay where they are, and new keys go above them.
         lines = split_lines(old.text)
-        kinds = _classify(lines, self.name)
-        last = max(
-            (i for i, k in enumerate(kinds) if k.kind in (_KEY, _CONTINUED)), default=old.header
-        )
+        last = _last_key_line(old.text, self.name)
         core, tail = "".join(lines[: last + 1]), "".join(lines[last + 1 :])
         if any(key not in old.values for key in set_values) and not core.endswith("\n"):
             core += self.newline
@@ -448,8 +456,31 @@ class TableFile:
         return replace(self, tables=tuple(tables))
 
     def remove(self, index: int) -> TableFile:
-        """Drop one table with the comments directly above its header."""
-        return replace(self, tables=self.tables[:index] + self.tables[index + 1 :])
+        """Drop one table: its header, its keys and the comments directly above the header.
+
+        The comment and blank lines after its last key are not the table's (often they
+        are about the next table, or ``# end of file``): they stay, joined to the text
+        before, so every byte outside the removed entry is kept. Only blank lines with
+        no comment among them go with the table: they merely separate it from the next.
+        """
+        old = self.tables[index]
+        tail = "".join(split_lines(old.text)[_last_key_line(old.text, self.name) + 1 :])
+        if not tail.strip():
+            tail = ""
+        tables = list(self.tables[:index])
+        preamble = self.preamble
+        if tail and tables:
+            tables[-1] = replace(tables[-1], text=tables[-1].text + tail)
+        elif tail:
+            preamble += tail
+        return replace(self, preamble=preamble, tables=(*tables, *self.tables[index + 1 :]))
+
+
+def _last_key_line(text: str, name: str) -> int:
+    """0-based line where a table's own text ends: its last key (or its header)."""
+    kinds = _classify(split_lines(text), name)
+    header = next(i for i, k in enumerate(kinds) if k.kind == _HEADER)
+    return max((i for i, k in enumerate(kinds) if k.kind in (_KEY, _CONTINUED)), default=header)
 
 
 def _checked(text: str, name: str, expected: dict[str, Any]) -> TableText:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from detectors import output, partitioned
 from detectors.config import Config, load_config
 from detectors.dataset import Dataset
 from detectors.engine import RunResult, run_all
-from detectors.errors import InputError
+from detectors.errors import InputError, UsageError
 from detectors.progress import NULL_PROGRESS, Progress
 from detectors.registry import get
 from detectors.sanitize import visible
@@ -47,6 +48,22 @@ def apply_allowlist(
     return flagged.filter(~pl.col("allowed")).drop("allowed", "allowed_by")
 
 
+def open_allowlist_file(path: str | Path, *, create: bool) -> None:
+    """A named allow-list must exist: ``/typo.toml`` read as empty would hide nothing.
+
+    With ``create`` a missing file is started (the new-file comment only).
+    """
+    from detectors.allowlist import AllowList
+
+    if os.path.lexists(path):
+        return
+    if not create:
+        raise InputError(
+            "allow-list file not found (--allowlist-create starts a new one)", file=str(path)
+        )
+    AllowList.create(path)
+
+
 def detect(
     paths: Sequence[str],
     *,
@@ -61,6 +78,7 @@ def detect(
     progress: Progress = NULL_PROGRESS,
     warn: Callable[[str], None] = lambda line: None,
     use_cache: bool = True,
+    allowlist_create: bool = False,
 ) -> str:
     """Everything ``beacon-triage detect`` does, returning the text to print."""
     from detectors import domains, registry
@@ -69,6 +87,8 @@ def detect(
     domains.prepare_in_background()
     registry.import_in_background()
     config = load_config(config_path)
+    if allowlist_path:  # a typo must not silently hide nothing
+        open_allowlist_file(allowlist_path, create=allowlist_create)
     if config_path is None and config.path is not None:
         warn(f"using the config {config.path}")  # read without being named: say so
     for name in detector_names:
@@ -103,7 +123,7 @@ def detect(
 def explain(candidates: pl.DataFrame, rank: int) -> str:
     """The evidence of the candidate at 1-based ``rank`` in the list."""
     if not 1 <= rank <= candidates.height:
-        raise InputError(f"--explain {rank}: there are {candidates.height} candidates")
+        raise UsageError(f"--explain {rank}: there are {candidates.height} candidates")
     from detectors import scoring
 
     row = candidates.row(rank - 1, named=True)
@@ -111,8 +131,9 @@ def explain(candidates: pl.DataFrame, rank: int) -> str:
         text = str(scoring.explain(row))
     else:
         text = "\n".join(f"{k}: {v}" for k, v in row.items())
-    # the explanation quotes telemetry: each line is made inert for the terminal
-    return "".join(visible(line, limit=None) + "\n" for line in text.splitlines())
+    # the explanation quotes telemetry: each line is made inert for the terminal, and
+    # cut at 4,096 characters with its real length said (a 10 MB URL is not printed)
+    return "".join(visible(line) + "\n" for line in text.splitlines())
 
 
 def evaluate_paths(

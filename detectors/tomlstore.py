@@ -31,7 +31,14 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import String, StringType, Trivia
 
-from detectors.atomic import WriteError, atomic_write_bytes, check_target, locked, os_error
+from detectors.atomic import (
+    WriteError,
+    atomic_write_bytes,
+    check_target,
+    locked,
+    os_error,
+    update_bytes,
+)
 from detectors.errors import InputError
 from detectors.sanitize import toml_basic_string
 
@@ -664,6 +671,16 @@ class TomlStore(Generic[M]):
         text, bom = _decode(raw, str(path))
         file = TableFile.parse(text, cls.TABLE, file=str(path))
         return cls(path, file, digest=_digest(raw), bom=bom)
+
+    @classmethod
+    def create(cls, path: str | Path) -> None:
+        """Start the file with its new-file comment, unless it exists (then it is kept)."""
+        comment = "".join(f"# {line}".rstrip() + "\n" for line in cls.NEW_FILE_COMMENT.splitlines())
+        update_bytes(
+            path,
+            lambda current: current if current is not None else comment.encode("utf-8"),
+            make_parents=cls.MAKE_PARENTS,
+        )
 
     # subclass hooks
     def _build(self, file: TableFile) -> M:

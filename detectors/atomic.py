@@ -93,7 +93,7 @@ def check_target(path: str | Path, *, make_parents: bool = False) -> Path:
     target = resolve(path)
     try:
         info = os.stat(target)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the folder checks below say which
         info = None
     except OSError as exc:
         raise os_error(exc, path) from None
@@ -106,9 +106,9 @@ def check_target(path: str | Path, *, make_parents: bool = False) -> Path:
         if not stat.S_ISREG(info.st_mode):
             raise WriteError("not a regular file", file=_shown(path), doing=_REFUSE)
         if not info.st_mode & 0o222 or not os.access(target, os.W_OK):
+            mode = stat.S_IMODE(info.st_mode)
             raise WriteError(
-                f"refusing to write: the file is read-only (mode {stat.S_IMODE(info.st_mode):04o})",
-                file=_shown(path),
+                f"the file is read-only (mode {mode:04o})", file=_shown(path), doing=_REFUSE
             )
         return target
     parent = target.parent

@@ -51,9 +51,7 @@ def _fail(exc: InputError) -> NoReturn:
     sys.exit(2 if isinstance(exc, UsageError) else 1)
 
 
-def _known_format(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> str | None:
+def _known_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return value
     from detectors.load import SOURCE_FORMATS

@@ -42,6 +42,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from detectors import schema as S
+from detectors.atomic import private_dir
 from detectors.config import Config, cache_dir
 from detectors.dataset import Dataset
 from detectors.engine import DetectorOutcome, RunResult, merge
@@ -457,8 +458,7 @@ def detect_partitioned(
     """Partition the inputs in a scratch directory (removed afterwards) and run."""
     size = config.engine_settings().partition_events
     count = count or partition_count(estimate_events(paths), size)
-    scratch = cache_dir() / "partitions"
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch = private_dir(cache_dir() / "partitions")  # 0700: it holds the events
     directory = Path(tempfile.mkdtemp(prefix="run-", dir=scratch))
     try:
         parts = write_partitions(paths, directory, count, source_format, config.mapping, progress)

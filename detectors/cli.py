@@ -295,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
-        exc.message = visible(exc.message, limit=None)  # it may quote what was typed
+        exc.message = visible(exc.message, limit=None)  # type: ignore[misc]  # quotes input
         exc.show()
         code = exc.exit_code
     except BrokenPipeError:  # `detect ... | head`: the reader left; not an input error

@@ -83,7 +83,7 @@ def detect(capsys, events: Path, *extra: str | bytes) -> tuple[int, str, str]:
 def test_output_refuses_a_fifo_and_leaves_it_a_fifo(capsys, events, tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    code, out, err = detect(capsys, events, "--output", str(fifo))
+    code, _out, err = detect(capsys, events, "--output", str(fifo))
     assert code == 1
     assert one_line_error(err) == (
         f"beacon-triage: error: {fifo}: refusing to write: it is a FIFO (named pipe), "
@@ -158,13 +158,13 @@ def test_allowlist_subcommands_escape_controls_bidi_and_zero_width(capsys, tmp_p
             "x\u202e.com",
             "--reason",
             "r\x9b",
-        ),  # fmt: skip
+        ),
         cli(capsys, "allowlist", "remove", "--file", str(name), "1"),
     ]
     broken = tmp_path / "broken\u202e.toml"
     broken.write_text('[[allow]]\n"k\\u001b" = 1\n', encoding="utf-8")
     outputs.append(cli(capsys, "allowlist", "check", "--file", str(broken)))
-    for code, out, err in outputs:
+    for _code, out, err in outputs:
         for ch in UNSAFE:
             assert ch not in out + err, (ch, out, err)
     listed = outputs[0][1]
@@ -295,7 +295,8 @@ def test_an_empty_port_is_its_own_candidate(tmp_path):
         [hit(None, 150), hit(443, 20), hit(8443, 30)], schema=S.CANDIDATE_BASE_SCHEMA
     )
     merged = merge_candidates({"intervals": hits}, dataset)
-    got = dict(zip(merged[S.C_REMOTE_PORT].to_list(), merged[S.C_CONNECTIONS].to_list()))
+    ports, counts = merged[S.C_REMOTE_PORT].to_list(), merged[S.C_CONNECTIONS].to_list()
+    got = dict(zip(ports, counts, strict=True))
     assert got == {None: 150, 443: 20, 8443: 30}
 
 
@@ -343,7 +344,7 @@ def test_a_missing_allowlist_is_an_error_unless_created(capsys, events, tmp_path
         f"beacon-triage: error: {typo}: allow-list file not found "
         "(--allowlist-create starts a new one)"
     )
-    code, out, err = detect(capsys, events, "--allowlist", str(typo), "--allowlist-create")
+    code, _out, err = detect(capsys, events, "--allowlist", str(typo), "--allowlist-create")
     assert code == 0, err
     assert typo.read_text(encoding="utf-8").startswith("# beacon-triage allow-list")
     assert AllowList.load(typo).entries == ()

@@ -12,7 +12,6 @@ expected text is computed from the labels, not by the store's own line classifie
 from __future__ import annotations
 
 import tomllib
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -5,7 +5,7 @@ same file at the same time (each command is a whole load-add-save, as a user's s
 would run it; the loop saves 100 interpreter start-ups on a loaded 2-core box). Before
 the lock, every process printed "added" and exited 0 while 4-11 of the 100 entries
 were lost. A second test interleaves CLI adds with the TUI's save path
-(``tui.curation.Curation.save``, the function Ctrl+S calls).
+(``detectors.curate.session.Curation.save``, the function Ctrl+S calls).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from detectors.allowlist import AllowList
+from detectors.curate.allowlist import AllowList
 
 _WORKER = textwrap.dedent(
     """
@@ -66,7 +66,7 @@ def test_two_processes_adding_fifty_entries_each_keep_all_hundred(tmp_path):
 
 
 def test_cli_adds_interleaved_with_tui_saves_lose_nothing(tmp_path):
-    from tui.curation import ALLOWLIST, Curation
+    from detectors.curate.session import ALLOWLIST, Curation
 
     file = tmp_path / "allow.toml"
     go = tmp_path / "go"

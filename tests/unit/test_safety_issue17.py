@@ -21,8 +21,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.allowlist import AllowList
+from detectors.base import schema as S
+from detectors.curate.allowlist import AllowList
 
 HEADER = (
     "Timestamp,DeviceId,DeviceName,ActionType,RemoteIP,RemotePort,RemoteUrl,LocalIP,LocalPort,"
@@ -93,7 +93,7 @@ def test_output_refuses_a_fifo_and_leaves_it_a_fifo(capsys, events, tmp_path):
 
 
 def test_a_character_device_is_refused_before_anything_is_written():
-    from detectors.atomic import WriteError, check_target
+    from detectors.base.atomic import WriteError, check_target
 
     with pytest.raises(WriteError, match="it is a character device, not a regular file"):
         check_target("/dev/null")
@@ -103,7 +103,7 @@ def test_a_character_device_is_refused_before_anything_is_written():
 def test_a_socket_is_refused(tmp_path):
     import socket
 
-    from detectors.atomic import WriteError, safe_write_text
+    from detectors.base.atomic import WriteError, safe_write_text
 
     path = tmp_path / "s.sock"
     with socket.socket(socket.AF_UNIX) as server:
@@ -266,8 +266,8 @@ def test_a_full_stdout_is_one_line(capsys, events, monkeypatch):
 
 
 def test_an_empty_port_is_its_own_candidate(tmp_path):
-    from detectors.dataset import Dataset
-    from detectors.scoring import merge_candidates
+    from detectors.pairs.context import PairContext as Dataset
+    from detectors.rank.scoring import merge_candidates
 
     start = datetime(2026, 11, 20, tzinfo=timezone.utc)
     base = {S.DEVICE_NAME: "ws-1", S.PROCESS: "svc.exe", S.REMOTE_IP: "45.77.1.2"}
@@ -366,7 +366,7 @@ def test_allowlist_detector_names_are_checked_with_a_suggestion(capsys, tmp_path
 
 
 def test_telemetry_strings_are_written_to_toml_as_u_escapes(tmp_path):
-    from detectors.triage import TriageStore
+    from detectors.curate.triage import TriageStore
 
     hostile = "evil\u202eexe.\x9bcom\u200b"
     allow = AllowList.load(tmp_path / "allow.toml")
@@ -388,8 +388,9 @@ def test_telemetry_strings_are_written_to_toml_as_u_escapes(tmp_path):
 
 
 def test_cache_entries_are_0700_folders_of_0600_files(tmp_path):
-    from detectors.cache import CacheSettings, LoadCache
+    from detectors.base.config import CacheSettings
     from detectors.load import load_paths
+    from detectors.load.cache import LoadCache
 
     events = tmp_path / "e.csv"
     beacon_csv(events)

@@ -15,7 +15,7 @@ import tomllib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.allowlist import AllowList
+from detectors.curate.allowlist import AllowList
 
 _COMMENT_TEXT = st.text(
     alphabet=st.characters(

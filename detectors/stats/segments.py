@@ -47,6 +47,11 @@ def _sorted_within_groups(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return ordered.to_series().to_numpy()
 
 
+def segment_sorted(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Indices that order ``values`` by (group, value); ``values[result]`` is sorted per group."""
+    return np.lexsort((values, ids))
+
+
 def segment_quantiles(
     values: np.ndarray,
     ids: np.ndarray,

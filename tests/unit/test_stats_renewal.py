@@ -209,3 +209,28 @@ def test_settings_fractions_set_the_bonferroni_factor():
     one = renewal_test(d, np.array([10]), RenewalSettings(fractions=(0.9,)))["p_value"][0]
     three = renewal_test(d, np.array([10]))["p_value"][0]
     assert three <= 3 * one + 1e-300
+
+
+def _workhours_times(rng, sleep: float, jitter: float) -> np.ndarray:
+    """A one-sided-jitter implant active 09:00-17:00 on five weekdays of one week."""
+    days = []
+    for day in range(5):
+        t = day * 86400.0 + 9 * 3600.0 + rng.uniform(0, sleep)
+        stamps = []
+        while t < day * 86400.0 + 17 * 3600.0:
+            stamps.append(t)
+            t += rng.uniform(sleep * (1 - jitter), sleep)
+        days.append(stamps)
+    return np.concatenate(days)
+
+
+def test_workhours_beacon_keeps_its_period_inside_the_active_windows():
+    # 15 min sleeps, 30 % one-sided jitter, five office days: the four nights are pauses
+    # (not loss, not jitter), and the sleep comes from the in-window deltas only.
+    times = _workhours_times(np.random.default_rng(21), 900.0, 0.3)
+    d, c = deltas_from_times(times, np.array([times.size]))
+    r = renewal_test(d, c)
+    assert r["pauses"][0] == 4
+    assert r["missed_share"][0] == 0.0
+    assert r["upper_s"][0] == pytest.approx(900.0, rel=0.05)
+    assert r["p_value"][0] < 1e-10

@@ -56,8 +56,10 @@ one-sleep deltas without bias for a uniform distribution (``upper_s``
 is the configured sleep under Cobalt Strike's one-sided jitter: data cannot tell the
 two apart, both are uniform on an interval); ``spread`` = (p95 - p5) / p50 of the
 one-sleep deltas (0 for a fixed sleep, 0.6 for Cobalt Strike's 50 %, 0.45 for a
-symmetric 50 %); ``n_used`` the deltas that are one sleep; ``missed_share`` the
-share of in-run deltas that are 2 or more sleeps; ``pauses`` the count of pauses.
+symmetric 50 %); ``ci_low_s`` / ``ci_high_s`` the 95 % distribution-free interval of
+the median one-sleep delta (``stats.smalln``; NaN under 6 deltas); ``n_used`` the
+deltas that are one sleep; ``missed_share`` the share of in-run deltas that are 2 or
+more sleeps; ``pauses`` the count of pauses.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ from detectors.stats.segments import (
     segment_quantiles,
     segment_sorted,
 )
+from detectors.stats.smalln import median_ci
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,8 @@ def renewal_test(
     """The renewal test for many pairs: ``deltas`` laid end to end, ``counts`` per pair.
 
     Deltas that are not positive (duplicate times) are left out. Returns arrays per
-    pair: ``p_value``, ``sleep_s``, ``lower_s``, ``upper_s``, ``spread``, ``n_used``,
+    pair: ``p_value``, ``sleep_s``, ``lower_s``, ``upper_s``, ``spread``, ``ci_low_s``,
+    ``ci_high_s``, ``n_used``,
     ``missed_share``, ``pauses``, ``n_deltas`` (positive deltas tested) and
     ``window_ratio`` (c of the most significant window). See the module docstring.
     """
@@ -281,6 +285,7 @@ def renewal_test(
         upper = hi_k + k * width / (n_used + 1)
         spread = (q95 - q05) / q50
     centre = (lower + upper) / 2
+    ci = median_ci(d, ids, n, one)
     nan = ~testable | (n_used < 2)
     return {
         "p_value": np.where(testable, p_value, 1.0),
@@ -288,6 +293,8 @@ def renewal_test(
         "lower_s": np.where(nan, np.nan, lower),
         "upper_s": np.where(nan, np.nan, upper),
         "spread": np.where(nan, np.nan, spread),
+        "ci_low_s": np.where(nan, np.nan, ci["low"]),
+        "ci_high_s": np.where(nan, np.nan, ci["high"]),
         "n_used": n_used,
         "missed_share": segment_count(multiple, ids, n) / np.maximum(in_run, 1),
         "pauses": segment_count(pause, ids, n),

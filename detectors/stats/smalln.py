@@ -67,9 +67,11 @@ def median_ci(
     n: int,
     mask: np.ndarray | None = None,
     alpha: float = 0.05,
+    presorted: bool = False,
 ) -> dict[str, np.ndarray]:
     """Per group: ``low``, ``median``, ``high`` (the 1 - alpha interval) and
-    ``relative_width`` = (high - low) / median; NaN where the group is too small."""
+    ``relative_width`` = (high - low) / median; NaN where the group is too small.
+    ``presorted`` as for ``segment_quantiles``."""
     if mask is None:
         mask = np.ones(values.size, dtype=bool)
     m = segment_count(mask, ids, n)
@@ -78,7 +80,9 @@ def median_ci(
     # Order statistic l of m values is the quantile (l - 1) / (m - 1) with numpy's
     # linear method (exactly on a sample point).
     q_low = np.where(has, (rank - 1) / np.maximum(m - 1, 1), 0.0)
-    low, median, high = segment_quantiles(values, ids, n, (q_low, 0.5, 1.0 - q_low), mask)
+    low, median, high = segment_quantiles(
+        values, ids, n, (q_low, 0.5, 1.0 - q_low), mask, presorted
+    )
     low = np.where(has, low, np.nan)
     high = np.where(has, high, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):

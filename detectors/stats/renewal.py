@@ -203,13 +203,14 @@ def segment_shorth(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = sorted_values[top] / sorted_values[where]
     ratio = np.where(np.isfinite(ratio), ratio, np.inf)
-    group = ids[where]
-    order = np.lexsort((ratio, group))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = group[order][1:] != group[order][:-1]
-    winners = order[first]
-    best_index[group[winners]] = where[winners]
-    best_ratio[group[winners]] = ratio[winners]
+    group = ids[where]  # ascending: each group's windows are one contiguous run
+    new_run = np.r_[True, group[1:] != group[:-1]]
+    least = np.minimum.reduceat(ratio, np.flatnonzero(new_run))
+    run_of = np.cumsum(new_run) - 1
+    first = np.flatnonzero(ratio == least[run_of])
+    first = first[np.r_[True, run_of[first][1:] != run_of[first][:-1]]]  # earliest per group
+    best_index[group[first]] = where[first]
+    best_ratio[group[first]] = ratio[first]
     return best_index, best_ratio
 
 

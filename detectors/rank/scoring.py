@@ -224,6 +224,9 @@ _OPTIONAL = {
     "jitter_kind": pl.String(),
     "missed_fraction": pl.Float64(),
     "schedule": pl.String(),
+    "sleep_ci_low_s": pl.Float64(),
+    "sleep_ci_high_s": pl.Float64(),
+    "burst_size": pl.Float64(),
 }
 _KEY3 = [S.C_DEVICE, S.C_PROCESS, S.C_REMOTE_IP]
 
@@ -292,6 +295,9 @@ def _combine(rows: pl.DataFrame) -> pl.DataFrame:
             _first_from("jitter_kind", PERIOD_SOURCES),
             _first_from("missed_fraction", PERIOD_SOURCES),
             _first_from("schedule", PERIOD_SOURCES),
+            _first_from("sleep_ci_low_s", PERIOD_SOURCES),
+            _first_from("sleep_ci_high_s", PERIOD_SOURCES),
+            _first_from("burst_size", PERIOD_SOURCES),
         )
     )
 
@@ -323,8 +329,25 @@ def _timing_text() -> pl.Expr:
             pl.col("jitter_kind").fill_null("?"),
         )
     )
+    # The uncertainty of the sleep (95 % interval of the median one-sleep delta): what
+    # a few-connection long sleep can honestly show. Bursts: connections per check-in.
+    interval = pl.when(pl.col("sleep_ci_low_s").is_not_null()).then(
+        pl.format(
+            ", median delta 95 % CI {}-{} s",
+            _fmt(pl.col("sleep_ci_low_s"), 1),
+            _fmt(pl.col("sleep_ci_high_s"), 1),
+        )
+    )
+    burst = pl.when(pl.col("burst_size") >= 2).then(
+        pl.format(", bursts of {}", _fmt(pl.col("burst_size"), 1))
+    )
     return pl.format(
-        "{} score {}{}", pl.col("_timing_by"), _fmt(pl.col("_timing")), sleep.fill_null("")
+        "{} score {}{}{}{}",
+        pl.col("_timing_by"),
+        _fmt(pl.col("_timing")),
+        sleep.fill_null(""),
+        interval.fill_null(""),
+        burst.fill_null(""),
     )
 
 

@@ -19,6 +19,7 @@ import click
 from detectors.base.errors import InputError
 from detectors.base.progress import Progress
 from detectors.base.sanitize import visible
+from tui.cli_allowlist import allowlist
 
 SUBCOMMANDS = {"detect", "detectors", "eval", "allowlist", "open"}
 
@@ -230,15 +231,7 @@ def eval_command(
     finish_writes()
 
 
-def _register_optional_groups() -> None:
-    try:
-        from tui.cli_allowlist import allowlist
-    except ImportError:  # lands with the allow-list issue
-        return
-    cli.add_command(allowlist)
-
-
-_register_optional_groups()
+cli.add_command(allowlist)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

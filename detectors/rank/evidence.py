@@ -38,7 +38,9 @@ else:  # pragma: no cover
 LOLBINS_RESOURCE = "data/lolbins.toml"
 
 # Connection states that mean nobody answered (Defender, then Zeek conn_state).
-FAILED_STATES = (S.ACTION_FAILED, "S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
+FAILED_STATES = (
+    S.ACTION_FAILED, S.ACTION_FAILED_AGG, "S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH",
+)  # fmt: skip
 _NOT_OUTBOUND = (S.ACTION_INBOUND, S.ACTION_LISTENING)
 _CORPORATE_WORDS = {
     "inc", "llc", "ltd", "limited", "corp", "corporation", "co", "company", "gmbh", "ag",
@@ -67,6 +69,8 @@ F_RARE_UA_DEVICES = "rare_user_agent_devices"
 F_MISSING_HOST = "missing_host"
 F_TLS_NO_SNI = "tls_no_sni"
 F_SCANNING = "scanning"
+F_FAILED_ONLY = "failed_only"
+F_OWN_CONNECTIONS = "own_connections"
 F_NEW_DESTINATION = "new_destination"
 F_IP_FIRST_SEEN = "ip_first_seen"
 F_VENDOR_DOMAIN = "vendor_domain"
@@ -99,7 +103,8 @@ def default_process_lists() -> ProcessLists:
 
 _EVENT_COLUMNS = [
     S.TIMESTAMP, S.DEVICE_ID, S.ACCOUNT, S.PROCESS, S.ACTION, S.REMOTE_IP, S.REMOTE_PORT,
-    S.REMOTE_URL, S.BYTES_OUT, S.BYTES_IN, S.COMPANY, S.UID, S.PROTOCOL, S.LOCAL_IP,
+    S.REMOTE_URL, S.BYTES_OUT, S.BYTES_IN, S.COMPANY, S.UID, S.CONNECTIONS, S.PROTOCOL,
+    S.LOCAL_IP,
 ]  # fmt: skip
 
 
@@ -447,6 +452,9 @@ def context_facts(
             *_placed_facts(population),
             pl.col(S.PROTOCOL).drop_nulls().first().alias(infrastructure.I_PROTOCOL),
             pl.col(S.LOCAL_IP).drop_nulls().first().alias(infrastructure.I_LOCAL_IP),
+            # Dead C2: every connection failed (Defender ConnectionFailed, Zeek S0/REJ/...).
+            pl.col(S.ACTION).is_in(list(FAILED_STATES)).fill_null(False).all().alias(F_FAILED_ONLY),
+            pl.col(S.CONNECTIONS).fill_null(1).sum().cast(pl.Int64).alias(F_OWN_CONNECTIONS),
         ],
     )
     facts = _join(facts, own_events, S.CANDIDATE_KEY).with_columns(

@@ -15,6 +15,7 @@ from typing import Protocol
 from detectors.base.config import Config
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.hunts.registry import all_detectors
+from detectors.load.cache import WRITE_LATER
 from detectors.pairs.context import PairContext
 from detectors.pairs.network import place_context
 from detectors.run import partitioned
@@ -35,13 +36,17 @@ class Strategy(Protocol):
 
 
 def choose_strategy(
-    paths: Sequence[str], config: Config, source_format: str | None = None, use_cache: bool = True
+    paths: Sequence[str],
+    config: Config,
+    source_format: str | None = None,
+    use_cache: bool = True,
+    cache_write: str = WRITE_LATER,
 ) -> Strategy:
     """Partitions on disk when the input holds more than ``[engine] max_events_in_memory``
-    events; in memory otherwise."""
+    events; in memory otherwise (``cache_write``: see ``InMemory``)."""
     if partitioned.wanted(paths, config):
         return partitioned.Partitioned(paths, source_format)
-    return InMemory(paths, source_format, use_cache)
+    return InMemory(paths, source_format, use_cache, cache_write=cache_write)
 
 
 def run(

@@ -63,22 +63,44 @@ def _text(column: str) -> Callable[[dict[str, Any]], str]:
     return lambda row: visible(row.get(column)) if row.get(column) is not None else ""
 
 
-def remote_text(ip: str | None, port: int | None, protocol: str | None = None) -> str:
+def remote_text(
+    ip: str | None,
+    port: int | None,
+    protocol: str | None = None,
+    *,
+    inbound: bool = False,
+    proxy: str | None = None,
+) -> str:
     """``ip:port`` for TCP, ``ip:port/udp`` for UDP, ``ip icmp`` for ICMP (whose "port"
-    is an ICMP type or code, not a port: ``:3`` would mislead), IPv6 in brackets."""
+    is an ICMP type or code, not a port: ``:3`` would mislead), IPv6 in brackets; ``← ``
+    when the remote end connected to us, `` via proxy P`` for a proxied pair."""
     shown = visible(ip or "")
     proto = (protocol or "").lower()
     if proto.startswith("icmp"):
-        return f"{shown} {proto}"
-    if ":" in shown:  # IPv6: brackets keep the port readable
-        shown = f"[{shown}]"
-    if port is None:
-        return shown
-    return f"{shown}:{port}/udp" if proto == "udp" else f"{shown}:{port}"
+        text = f"{shown} {proto}"
+    else:
+        if ":" in shown:  # IPv6: brackets keep the port readable
+            shown = f"[{shown}]"
+        if port is None:
+            text = shown
+        else:
+            text = f"{shown}:{port}/udp" if proto == "udp" else f"{shown}:{port}"
+    if inbound:
+        text = f"← {text}"
+    return f"{text} via proxy {visible(proxy)}" if proxy else text
 
 
 def _remote(row: dict[str, Any]) -> str:
-    return remote_text(row.get(S.C_REMOTE_IP), row.get(S.C_REMOTE_PORT), row.get(C_PROTOCOL))
+    return remote_text(
+        row.get(S.C_REMOTE_IP),
+        row.get(S.C_REMOTE_PORT),
+        row.get(C_PROTOCOL),
+        inbound=row.get(S.C_DIRECTION) == S.DIR_INBOUND,
+        proxy=row.get(S.C_VIA_PROXY),
+    )
+
+
+REMOTE_MAX = 60  # "← [IPv6]:port/udp" fits; only a proxy name beyond it is cut
 
 
 def _remote_width(frame: pl.DataFrame) -> int:
@@ -96,7 +118,13 @@ def _remote_width(frame: pl.DataFrame) -> int:
         width = width + pl.when(proto == "udp").then(4).when(proto.str.starts_with("icmp")).then(
             proto.str.len_chars() + 1
         ).otherwise(0)
-    return int(frame.select(width.max()).item() or 0)
+    if S.C_DIRECTION in frame.columns:
+        width = width + (pl.col(S.C_DIRECTION) == S.DIR_INBOUND).fill_null(False).cast(pl.Int64) * 2
+    if S.C_VIA_PROXY in frame.columns:
+        proxy = pl.col(S.C_VIA_PROXY).cast(pl.String)
+        width = width + (proxy.str.len_chars() + len(" via proxy ")).fill_null(0)
+    # A long proxy name is cut at the end (ellipsis); the address before it never is.
+    return min(REMOTE_MAX, int(frame.select(width.max()).item() or 0))
 
 
 def _longest(column: str, cap: int) -> Callable[[pl.DataFrame], int]:

@@ -106,3 +106,15 @@ async def test_80x24_shows_12_rows_and_the_footer_keeps_help(tmp_path):
             seg.text for strip in app.screen._compositor.render_strips()[-1:] for seg in strip
         )
         assert " ".join(footer.split()).count("? Help") == 1, footer
+
+
+def test_inbound_and_proxied_remote_cells_keep_the_address_whole():
+    assert remote_text("1.2.3.4", 443, "tcp", inbound=True) == "← 1.2.3.4:443"
+    proxied = remote_text("1.2.3.4", 443, None, proxy="proxy.corp")
+    assert proxied == "1.2.3.4:443 via proxy proxy.corp"
+    frame = _frame().with_columns(
+        pl.Series(S.C_VIA_PROXY, ["p" * 80, None, None]),
+        pl.Series(S.C_DIRECTION, [None, S.DIR_INBOUND, None]),
+    )
+    shown = dict((c.key, w) for c, w in layout(frame, 200))
+    assert len("[2001:db8::1]:65535") + 2 <= shown["remote"] <= 60

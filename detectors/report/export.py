@@ -28,6 +28,7 @@ from detectors.base.sanitize import visible
 from detectors.curate.allowlist import C_NAMES
 from detectors.curate.triage import C_MARK, C_NOTE, ESCALATE
 from detectors.report import output
+from detectors.report.figures import INTERVAL, JITTER, SLEEP
 
 FORMATS = ("csv", "json", "markdown")
 _SUFFIXES = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown"}
@@ -113,12 +114,10 @@ def _candidate_section(rank: int, row: Mapping[str, Any]) -> list[str]:
         facts.append(("Score", _number(row[S.C_SCORE])))
     if S.C_DETECTORS in row or S.C_DETECTOR in row:
         facts.append(("Detectors", _codes(row.get(S.C_DETECTORS) or row.get(S.C_DETECTOR))))
-    if C_PERIOD in row:
-        facts.append(("Period", _number(row[C_PERIOD], " s", 1)))
-    if S.C_INTERVAL in row:
-        facts.append(("Median interval", _number(row[S.C_INTERVAL], " s", 1)))
-    if S.C_JITTER in row:
-        facts.append(("Jitter", _number(row[S.C_JITTER], " %", 1)))
+    for figure in (SLEEP, INTERVAL, JITTER):  # named as in the table (report.figures)
+        if figure.column in row:
+            label = f"{figure.label.capitalize()} ({figure.definition})"
+            facts.append((label, _number(row[figure.column], f" {figure.unit}", 1)))
     if S.C_DOMAIN in row:
         facts.append(("Registered domain", md_code(row[S.C_DOMAIN], in_table=True)))
     if C_NAMES in row:

@@ -158,9 +158,46 @@ async def test_detail_pane_figures_match_an_independent_computation(tmp_path):
         # The other candidate to the same address is the hostile device's :8443 pair.
         assert detail.sharing[S.C_REMOTE_PORT].to_list() == [8443]
         facts = app.main_screen.query_one(CandidateFacts).plain
-        for text in ("connections 288", "p5 4m 48s", "p50 5m 03s", "p95 5m 09s"):
+        for text in ("connections 288", "interval 5m 03s", "p5 4m 48s", "p50 5m 03s"):
             assert text in facts
+        assert "p95 5m 09s" in facts
+        # The fake hunt's jitter is the CoV of the same gaps: one figure, two places.
         assert f"jitter {F.percent(jitter)}" in facts
+        assert f"CoV {F.percent(jitter)}" in facts
+        assert "jitter = coefficient of variation of the deltas, stdev/mean" in facts
+
+
+async def test_table_and_detail_show_the_candidates_one_jitter_and_name_its_definition(
+    tmp_path, monkeypatch
+):
+    """A candidate whose jitter came from the periodicity hunt (9.9 %, "uniform") differs
+    from the CoV of its charted gaps (2.6 %, by hand: gaps 306, 288, 309, 294, 303 have
+    stdev 7.8 around 300): the table and the detail show 9.9 % as "jitter", the CoV
+    only under its own name."""
+    from detectors.run import outcome
+
+    def merged(outcomes, dataset, config):
+        frame = original(outcomes, dataset, config)
+        beacon = pl.col(S.C_DEVICE) == "ws-beacon"
+        return frame.with_columns(
+            pl.when(beacon).then(9.9).otherwise(pl.col(S.C_JITTER)).alias(S.C_JITTER),
+            pl.when(beacon).then(pl.lit("uniform")).alias("jitter_kind"),
+            pl.when(beacon).then(300.0).alias(S.C_PERIOD),
+        )
+
+    original = outcome.merge
+    monkeypatch.setattr(outcome, "merge", merged)
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"beac", "enter")
+        await settle(app, pilot, lambda: app.main_screen.detail.row[S.C_DEVICE] == "ws-beacon")
+        table = _table(app)
+        assert "9.9%" in table.render_line(1).text  # the table's jitter cell
+        facts = app.main_screen.query_one(CandidateFacts).plain
+        assert "sleep 5m 00s  jitter 9.9%" in facts  # the same figure, the same name
+        assert "jitter = width of the sleep interval over its centre" in facts
+        assert "CoV 2.6%" in facts  # the charted gaps' own statistic, named apart
 
 
 async def test_enter_maximises_the_detail_and_escape_restores(tmp_path):

@@ -90,7 +90,7 @@ def remote_text(
     return f"{text} via proxy {visible(proxy)}" if proxy else text
 
 
-def _remote(row: dict[str, Any]) -> str:
+def remote_cell(row: dict[str, Any]) -> str:
     return remote_text(
         row.get(S.C_REMOTE_IP),
         row.get(S.C_REMOTE_PORT),
@@ -255,7 +255,7 @@ COLUMNS: tuple[Column, ...] = (
         "remote",
         "remote",
         15,
-        _remote,
+        remote_cell,
         _by(S.C_REMOTE_IP),
         (S.C_REMOTE_IP,),
         sort_hint="by address",

@@ -68,6 +68,10 @@ async def test_a_late_detector_is_merged_into_the_rows_already_shown(tmp_path, m
         await settle(app, pilot)
         detectors = screen.view.get_column(S.C_DETECTORS).to_list()
         assert all(sorted(d) == ["fake_periodic", "late_detector"] for d in detectors)
+        # The user never moved: the cursor (and the detail) stay on the best row.
+        table = screen.query_one(CandidateTable)
+        assert table.cursor_row == 0
+        assert screen.detail.row[S.C_DEVICE] == screen.view.row(0, named=True)[S.C_DEVICE]
 
 
 async def test_header_counts_the_allow_listed_and_a_shows_them(tmp_path):

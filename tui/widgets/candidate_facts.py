@@ -19,7 +19,7 @@ from detectors.base import schema as S
 from detectors.base.sanitize import visible
 from detectors.report.figures import INTERVAL, JITTER, SLEEP, jitter_definition
 from tui import format as F
-from tui.view import C_ALLOWED, C_MARK, UNREVIEWED
+from tui.view import C_ALLOWED, C_MARK, UNREVIEWED, remote_cell
 
 C_NOTE = "note"  # detectors.curate.triage.C_NOTE
 C_ALLOWED_BY = "allowed_by"  # detectors.curate.allowlist.C_ALLOWED_BY
@@ -68,7 +68,7 @@ def facts_text(detail: CandidateDetail, styles: FactStyles) -> Text:
     text = Text(no_wrap=False, end="")
     title = (
         f"{visible(row.get(S.C_DEVICE) or '?')} · {visible(row.get(S.C_PROCESS) or '?')}"
-        f" → {visible(row.get(S.C_REMOTE_IP) or '?')}:{row.get(S.C_REMOTE_PORT) or '?'}"
+        f" → {remote_cell(row) or '?'}"
     )
     text.append(title + "\n", styles.heading)
     detectors = row.get(S.C_DETECTORS) or []

@@ -160,6 +160,7 @@ class CandidateTable(ScrollView, can_focus=True):
         self._cursor_key: tuple[Any, ...] | None = None
         self._row_cache: dict[int, dict[str, Any]] = {}
         self._announced: tuple[Any, ...] | bool | None = False
+        self._user_moved = False  # the cursor follows its candidate once the user moved it
 
     # --- data in -------------------------------------------------------------------
 
@@ -168,7 +169,9 @@ class CandidateTable(ScrollView, can_focus=True):
         out), stay at the same height, on the candidate that took its place."""
         self._row_cache.clear()
         row = None
-        if self._cursor_key is not None:
+        # Until the user moves, the cursor stays on the top row: while results stream
+        # in, the best candidate so far is what they look at, not whichever came first.
+        if self._cursor_key is not None and self._user_moved:
             row = find_row(frame, self._cursor_key)
         target = row if row is not None else self.cursor_row
         self._layout_columns()
@@ -184,6 +187,7 @@ class CandidateTable(ScrollView, can_focus=True):
         self.refresh()
 
     def watch_cursor_row(self, old: int, new: int) -> None:
+        self._user_moved = self._user_moved or new != old
         self._scroll_to_cursor()
         self.refresh()
         self._announce()

@@ -40,13 +40,17 @@ SLEEP = Figure(S.C_PERIOD, "sleep", "s", "estimated period of the beacon")
 JITTER = Figure(S.C_JITTER, "jitter", "%", "how much the sleeps vary")
 FIGURES = (INTERVAL, SLEEP, JITTER)
 
+JITTER_SOURCE = "periodicity"  # rank.scoring takes jitter from it first, then intervals
 JITTER_UNIFORM = "width of the sleep interval over its centre, (upper − lower)/(upper + lower)"
 JITTER_COV = "coefficient of variation of the deltas, stdev/mean"
 
 
 def jitter_definition(row: Mapping[str, Any]) -> str:
-    """Which jitter this candidate carries (the periodicity hunt's when it has a kind)."""
+    """Which jitter this candidate carries: the periodicity hunt's when that hunt found
+    it (the merge prefers its value), else the intervals hunt's CoV."""
     kind = row.get(C_JITTER_KIND)
     if kind:
         return f"{JITTER_UNIFORM} ({kind})"
+    if JITTER_SOURCE in (row.get(S.C_DETECTORS) or ()):
+        return JITTER_UNIFORM
     return JITTER_COV

@@ -32,7 +32,7 @@ class SortPickerScreen(ModalScreen[str | None]):
         align: center middle;
     }
     SortPickerScreen > Vertical {
-        width: 48;
+        width: 56;
         max-width: 100%;
         height: auto;
         max-height: 100%;

@@ -266,7 +266,8 @@ BUILTIN_KEYS: tuple[tuple[str, str], ...] = (
     ("Ctrl+Q", "Quit (running work is cancelled; unsaved edits are asked about)"),
     ("Tab / Shift+Tab", "Move focus between the table, the filter and the facts"),
     ("↑ ↓ j k", "Move in the table"),
-    ("PgUp PgDn Home End g G", "Page / jump in the table"),
+    ("PgUp PgDn", "Page up / down in the table"),
+    ("Home End g G", "First / last row of the table"),
     ("← →", "Scroll the table sideways"),
     ("click a header", "Sort by that column (again to reverse)"),
 )

@@ -140,6 +140,16 @@ def _longest(column: str, cap: int) -> Callable[[pl.DataFrame], int]:
     return measure
 
 
+def _detectors_width(frame: pl.DataFrame) -> int:
+    """The longest detectors list as shown (comma-joined), up to 30 cells."""
+    if frame.height == 0 or S.C_DETECTORS not in frame.columns:
+        return 0
+    if not isinstance(frame.schema[S.C_DETECTORS], pl.List):
+        return 0
+    joined = pl.col(S.C_DETECTORS).list.join(",").str.len_chars().max()
+    return min(30, int(frame.select(joined).item() or 0))
+
+
 def _format_width(column: str, fmt: Callable[[Any], str]) -> Callable[[pl.DataFrame], int]:
     """The widest formatted value among the column's extremes (numbers only)."""
 
@@ -322,6 +332,7 @@ COLUMNS: tuple[Column, ...] = (
         descending_first=True,
         sort_hint="most detectors first",
         keep=8,
+        measure=_detectors_width,
     ),
     Column(
         "first",

@@ -15,13 +15,13 @@ from textual.widgets import Label, Static
 from tui import keymap
 
 WHERE = {
-    "main": "candidate list",
+    "main": "candidates",
     "app": "anywhere",
     "params": "parameters",
     "log": "log, help",
     "allowlist": "allow-list",
-    "entry": "allow-list entry editor",
-    "note": "mark and note editor",
+    "entry": "entry editor",
+    "note": "note editor",
     "export": "export",
     "confirm": "questions",
 }
@@ -37,8 +37,10 @@ def help_rows() -> list[tuple[str, str, str]]:
 def help_table(rows: list[tuple[str, str, str]]) -> Table:
     """The keys as a rich table whose last column wraps (never cut at any width)."""
     table = Table(box=None, expand=True, show_edge=False, pad_edge=False)
-    table.add_column("where", no_wrap=True, style="bold")
-    table.add_column("key", no_wrap=True)
+    where_width = max(len(w) for w, _, _ in rows)
+    key_width = max(len(k) for _, k, _ in rows)
+    table.add_column("where", no_wrap=True, style="bold", width=where_width)
+    table.add_column("key", no_wrap=True, width=key_width)
     table.add_column("what it does", overflow="fold", ratio=1)
     for where, key, text in rows:
         table.add_row(Text(where), Text(key), Text(text))

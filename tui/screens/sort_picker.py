@@ -66,7 +66,10 @@ class SortPickerScreen(ModalScreen[str | None]):
             )
 
     def on_mount(self) -> None:
-        options = self.query_one(OptionList)
+        found = self.query(OptionList)
+        if not found:  # opened while the app quits (keys typed after q): nothing to show
+            return
+        options = found.first()
         keys = [key for key, _ in sort_choices()]
         options.highlighted = keys.index(self.current) if self.current in keys else 0
         options.focus()

@@ -3,13 +3,22 @@
 The header says everything needed to read the records: ``#separator`` (written as an
 escape such as ``\\x09``; any single character works), ``#set_separator``,
 ``#empty_field`` and ``#unset_field`` (both read as null), ``#path`` (which log this
-is) and ``#fields`` (column names). Comment lines anywhere, including the ``#close``
-footer, are skipped; quotes mean nothing in Zeek TSV, so quoting is off.
+is) and ``#fields`` (column names). ``#types`` is not needed and never read: a site's
+own fields may have any Zeek type (``int64``, ``vector[string]``, ``set[addr]``,
+``table[...]``) and only the fields the loader uses are kept, by name, so their order
+does not matter either. Comment lines anywhere, including the ``#close`` footer, are
+skipped; quotes mean nothing in Zeek TSV, so quoting is off.
+
+Logs concatenated into one file (``cat conn.*.log > all.log``) repeat the header; when
+the repeated ``#fields`` lines differ, each part is read with its own header.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +26,11 @@ import polars as pl
 
 from detectors.errors import InputError
 from detectors.load.common import RawTable, reading
-from detectors.load.tables import line_of_record, open_text
+from detectors.load.tables import is_gzip, line_of_record, open_text
+
+SOURCE_PATH = "__source_path"  # the file each row came from, in a scan of many files
+_CHUNK = 16 << 20
+_FIELDS = b"\n#fields"
 
 
 @dataclass
@@ -32,59 +45,143 @@ class ZeekHeader:
     fields: list[str] = field(default_factory=list)
     lines: int = 0  # how many header lines precede the first record
 
+    def signature(self) -> tuple[object, ...]:
+        """Files whose headers agree on this can be read in one scan."""
+        return (self.separator, self.empty_field, self.unset_field, tuple(self.fields))
+
 
 def _unescape(value: str) -> str:
     """Zeek writes the separator as an escape such as ``\\x09``."""
     return re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), value)
 
 
-def read_header(path: Path) -> ZeekHeader:
+def _parse_header(lines: Sequence[str], path: Path, first_line: int = 1) -> ZeekHeader:
     header = ZeekHeader()
+    for line in lines:
+        header.lines += 1
+        line = line.rstrip("\r\n")
+        if line.startswith("#separator"):
+            header.separator = _unescape(line[len("#separator") :].strip())
+            continue
+        key, *values = line[1:].split(header.separator)
+        if key == "set_separator" and values:
+            header.set_separator = _unescape(values[0])
+        elif key == "empty_field" and values:
+            header.empty_field = values[0]
+        elif key == "unset_field" and values:
+            header.unset_field = values[0]
+        elif key == "path" and values:
+            header.path = values[0]
+        elif key == "fields":
+            header.fields = values
+    if len(header.separator) != 1:
+        raise InputError(
+            f"Zeek #separator {header.separator!r} is not one character",
+            file=str(path),
+            line=first_line,
+            field="#separator",
+        )
+    if not header.fields:
+        raise InputError("Zeek log without a #fields header line", file=str(path), field="#fields")
+    return header
+
+
+def read_header(path: Path) -> ZeekHeader:
+    lines = []
     with open_text(path) as handle:
         for line in handle:
             if not line.startswith("#"):
                 break
-            header.lines += 1
-            line = line.rstrip("\r\n")
-            if line.startswith("#separator"):
-                header.separator = _unescape(line[len("#separator") :].strip())
+            lines.append(line)
+    return _parse_header(lines, path)
+
+
+def repeats_other_fields(path: Path, header: ZeekHeader) -> bool:
+    """True when a later ``#fields`` line differs from the first (concatenated logs).
+
+    Scans the bytes in C (no Python per line), so a big log costs a read, not a parse.
+    """
+    first = ("#fields" + header.separator + header.separator.join(header.fields)).encode()
+    with gzip.open(path, "rb") if is_gzip(path) else path.open("rb") as handle:
+        carry = b""
+        while chunk := handle.read(_CHUNK):
+            data = carry + chunk
+            start = data.find(_FIELDS)
+            while start >= 0:
+                end = data.find(b"\n", start + 1)
+                if end < 0:
+                    break  # the line continues in the next chunk
+                if data[start + 1 : end].rstrip(b"\r") != first:
+                    return True
+                start = data.find(_FIELDS, end)
+            carry = data[-(len(first) + 64) :] if start < 0 else data[start:]
+    return False
+
+
+def segments(path: Path) -> list[tuple[ZeekHeader, bytes, int]]:
+    """Each header's records of a concatenated log: (header, record bytes, line offset).
+
+    Only for the rare file whose ``#fields`` change part way; read into memory once.
+    """
+    parts: list[tuple[ZeekHeader, bytes, int]] = []
+    head: list[str] = []
+    body: list[str] = []
+    header: ZeekHeader | None = None
+    start = 0
+    with open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.startswith("#"):
+                if body and header is not None:
+                    parts.append((header, "".join(body).encode(), start))
+                    body, header = [], None
+                if not line.startswith("#close"):
+                    head.append(line)
                 continue
-            key, *values = line[1:].split(header.separator)
-            if key == "set_separator" and values:
-                header.set_separator = _unescape(values[0])
-            elif key == "empty_field" and values:
-                header.empty_field = values[0]
-            elif key == "unset_field" and values:
-                header.unset_field = values[0]
-            elif key == "path" and values:
-                header.path = values[0]
-            elif key == "fields":
-                header.fields = values
-    if len(header.separator) != 1:
-        raise InputError(
-            f"Zeek #separator {header.separator!r} is not one character", file=str(path), line=1
-        )
-    if not header.fields:
-        raise InputError("Zeek log without a #fields header line", file=str(path))
-    return header
+            if header is None:
+                header = _parse_header(head, path, number - len(head))
+                head, start = [], number - 1
+            body.append(line)
+    if body and header is not None:
+        parts.append((header, "".join(body).encode(), start))
+    return parts
 
 
-def tsv_table(path: Path, header: ZeekHeader, wanted: tuple[str, ...]) -> RawTable:
+def tsv_table(
+    path: Path,
+    header: ZeekHeader,
+    wanted: tuple[str, ...],
+    sources: Sequence[Path] | io.BytesIO | None = None,
+    line_offset: int = 0,
+) -> RawTable:
+    """The records of ``path`` (or of every file in ``sources``, read in one scan).
+
+    With several files, each row carries its file in ``SOURCE_PATH``; records are
+    located by line only for one file (a failed batch is re-read file by file).
+    """
+    many = isinstance(sources, list | tuple)
+    source: list[str] | io.BytesIO | Path = path
+    if isinstance(sources, list | tuple):
+        source = [str(p) for p in sources]
+    elif isinstance(sources, io.BytesIO):
+        source = sources
     with reading(path):
         frame = pl.scan_csv(
-            path,
+            source,
             has_header=False,
             separator=header.separator,
             comment_prefix="#",
             quote_char=None,
             schema={name: pl.String for name in header.fields},
             null_values=[header.unset_field, header.empty_field],
+            include_file_paths=SOURCE_PATH if many else None,
         )
-    keep = [name for name in header.fields if name in wanted]
+    keep = [name for name in dict.fromkeys(header.fields) if name in wanted]
 
     def locate(index: int) -> dict[str, int]:
+        if isinstance(sources, io.BytesIO):
+            return {"line": line_offset + index + 1}
         return {"line": line_of_record(path, index, lambda line: line.startswith("#"))}
 
-    return RawTable(
-        frame.select(keep), dict.fromkeys(keep, pl.String()), locate, "lines counted from 1"
-    )
+    columns = keep + ([SOURCE_PATH] if many else [])
+    schema: dict[str, pl.DataType] = dict.fromkeys(columns, pl.String())
+    return RawTable(frame.select(columns), schema, locate, "lines counted from 1")

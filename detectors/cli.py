@@ -61,6 +61,11 @@ config_option = click.option(
 allowlist_option = click.option(
     "--allowlist", "allowlist_path", type=click.Path(dir_okay=False), help="Allow-list TOML."
 )
+no_recursive_option = click.option(
+    "--no-recursive",
+    is_flag=True,
+    help="Read only the files directly inside a folder, not its sub-folders.",
+)
 no_cache_option = click.option(
     "--no-cache",
     is_flag=True,
@@ -148,6 +153,7 @@ def _known_detectors(
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @source_format_option
 @no_cache_option
+@no_recursive_option
 def detect_command(
     paths: tuple[str, ...],
     detector_names: tuple[str, ...],
@@ -161,6 +167,7 @@ def detect_command(
     quiet: bool,
     source_format: str | None,
     no_cache: bool,
+    no_recursive: bool,
 ) -> None:
     """Run detectors on PATHS and print the ranked candidates."""
     from detectors.headless import detect
@@ -180,6 +187,7 @@ def detect_command(
             progress=progress,
             warn=lambda line: _say("warning", line),
             use_cache=not no_cache,
+            recursive=not no_recursive,
         )
     except InputError as exc:
         _fail(exc)

@@ -23,6 +23,7 @@ def load(
     source_format: str | None,
     progress: Progress,
     use_cache: bool = True,
+    recursive: bool = True,
 ) -> Dataset:
     from detectors.cache import WRITE_LATER, LoadCache
     from detectors.load import load_paths
@@ -30,7 +31,12 @@ def load(
     # The copy is written once the caller has its answer (``cache.finish_writes``).
     cache = LoadCache(config.cache_settings(), write=WRITE_LATER) if use_cache else None
     return load_paths(
-        paths, source_format=source_format, mapping=config.mapping, progress=progress, cache=cache
+        paths,
+        source_format=source_format,
+        mapping=config.mapping,
+        progress=progress,
+        cache=cache,
+        recursive=recursive,
     )
 
 
@@ -61,6 +67,7 @@ def detect(
     progress: Progress = NULL_PROGRESS,
     warn: Callable[[str], None] = lambda line: None,
     use_cache: bool = True,
+    recursive: bool = True,
 ) -> str:
     """Everything ``beacon-triage detect`` does, returning the text to print."""
     from detectors import domains, registry
@@ -81,7 +88,7 @@ def detect(
         for line in dataset.warnings:
             warn(line)
     else:
-        dataset = load(paths, config, source_format, progress, use_cache)
+        dataset = load(paths, config, source_format, progress, use_cache, recursive)
         for line in dataset.warnings:
             warn(line)
         result = run_all(dataset, config, detector_names or None, progress)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,8 +88,9 @@ def count_summary(items: Sequence[tuple[Path, str]]) -> str:
 
 def _singular(label: str) -> str:
     """``files without rows`` → ``file without rows``, ``Zeek weird logs`` → ``... log``."""
-    label = "file" + label[len("files") :] if label.startswith("files") else label
-    return label[: -len("logs")] + "log" if label.endswith("logs") else label
+    if label.startswith("Zeek "):
+        return label.removesuffix("logs") + "log" if label.endswith("logs") else label
+    return re.sub(r"\b(file|log)s\b", r"\1", label, count=1)
 
 
 def skip_summary(skipped: Sequence[tuple[Path, str]]) -> str | None:

@@ -304,10 +304,11 @@ def _other_ids(ids: pl.Series) -> list[str]:
     """One line: ``skipped 355 events of other IDs (1: 227, 10: 60, ...)``."""
     if ids.is_empty():
         return []
-    counts = ids.fill_null("none").value_counts(sort=True)
+    counts = ids.fill_null("none").value_counts().sort(["count", ids.name], descending=[True, False])
     listed = ", ".join(f"{i}: {n}" for i, n in counts.head(8).iter_rows())
     more = ", ..." if counts.height > 8 else ""
-    return [f"skipped {ids.len()} events of other IDs ({listed}{more}); used: 3 and 5156"]
+    noun = "event" if ids.len() == 1 else "events"
+    return [f"skipped {ids.len()} {noun} of other IDs ({listed}{more}); used: 3 and 5156"]
 
 
 def _json_lines_error(path: Path, data: bytes, exc: Exception) -> InputError:
@@ -352,10 +353,11 @@ def _events(path: Path, table: RawTable, warnings: list[str]) -> LoadedFile:
     protocol = pl.col("Protocol").str.strip_chars().str.to_lowercase()
     # the record's own time when Sysmon's UtcTime is absent; /Date(ms)/ became "<ms>e-3"
     record_ms = pl.col(_TIME).str.extract(r"^(-?\d+)e-3$", 1)
-    stamp = pl.coalesce(
-        pl.when(sysmon).then(text_timestamp(pl.col("UtcTime"))),
-        epoch_text(record_ms, "ms"),
-        text_timestamp(pl.col(_TIME)),
+    # a Sysmon UtcTime that does not parse is an error, not a reason to use another time
+    stamp = (
+        pl.when(sysmon & pl.col("UtcTime").is_not_null())
+        .then(text_timestamp(pl.col("UtcTime")))
+        .otherwise(pl.coalesce(epoch_text(record_ms, "ms"), text_timestamp(pl.col(_TIME))))
     )
     columns = {
         S.DEVICE_ID: pl.col(_COMPUTER).str.to_lowercase(),

@@ -304,7 +304,9 @@ def _other_ids(ids: pl.Series) -> list[str]:
     """One line: ``skipped 355 events of other IDs (1: 227, 10: 60, ...)``."""
     if ids.is_empty():
         return []
-    counts = ids.fill_null("none").value_counts().sort(["count", ids.name], descending=[True, False])
+    counts = (
+        ids.fill_null("none").value_counts().sort(["count", ids.name], descending=[True, False])
+    )
     listed = ", ".join(f"{i}: {n}" for i, n in counts.head(8).iter_rows())
     more = ", ..." if counts.height > 8 else ""
     noun = "event" if ids.len() == 1 else "events"

@@ -121,15 +121,23 @@ def test_corelight_json_nested_id_iso_time_and_system_name(tmp_path: Path) -> No
 def test_open_conn_counts_only_connections_not_logged_closed(tmp_path: Path) -> None:
     header = "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\torig_bytes"
     (tmp_path / "conn.log").write_text(
-        tsv("#separator \\x09", "#path\tconn", header,
-            "1700000000\tC1\t10.0.0.5\t1\t203.0.113.5\t443\ttcp\t900")  # fmt: skip
+        tsv(
+            "#separator \\x09",
+            "#path\tconn",
+            header,
+            "1700000000\tC1\t10.0.0.5\t1\t203.0.113.5\t443\ttcp\t900",
+        )
     )
     (tmp_path / "open_conn.log").write_text(
-        tsv("#separator \\x09", "#path\topen_conn", header,
+        tsv(
+            "#separator \\x09",
+            "#path\topen_conn",
+            header,
             "1700000000\tC1\t10.0.0.5\t1\t203.0.113.5\t443\ttcp\t100",  # closed since
             "1700000100\tC2\t10.0.0.5\t2\t203.0.113.5\t443\ttcp\t10",  # still open
-            "1700000100\tC2\t10.0.0.5\t2\t203.0.113.5\t443\ttcp\t20")  # its next report
-    )  # fmt: skip
+            "1700000100\tC2\t10.0.0.5\t2\t203.0.113.5\t443\ttcp\t20",
+        )  # its next report
+    )
     assert load_paths([tmp_path], cache=False).events.select(S.UID, S.BYTES_OUT).rows() == [
         ("C1", 900),
         ("C2", 10),
@@ -172,6 +180,4 @@ def test_security_onion_zeek_conn_document(tmp_path: Path) -> None:
         "network": {"transport": "tcp"},
     }  # fmt: skip
     path.write_text(json.dumps(doc) + "\n")
-    assert rows(path) == [
-        (T0, "10.0.0.7", 1, "203.0.113.7", 22, "tcp", None, None, "CSo1", "REJ")
-    ]
+    assert rows(path) == [(T0, "10.0.0.7", 1, "203.0.113.7", 22, "tcp", None, None, "CSo1", "REJ")]

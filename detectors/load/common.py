@@ -144,7 +144,9 @@ def reading(file: Path) -> Iterator[None]:
     except InputError:
         raise
     except READ_ERRORS as exc:
-        raise InputError(f"cannot read: {first_line_of(exc)}", file=str(file)) from None
+        from detectors.load.diagnose import explain  # the error path only; avoids a cycle
+
+        raise explain(file, first_line_of(exc)) from None
 
 
 # --- column conversions: source column (of a known dtype) -> canonical type -----------------

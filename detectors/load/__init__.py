@@ -1,12 +1,14 @@
-"""Loaders: files of any supported format into one canonical ``Dataset``.
+"""Loaders: files of any supported format into one canonical ``Loaded``.
 
 Public entry point: ``load_paths(paths, source_format=None, mapping=None, progress=...)``.
-Each path may be a file, a directory (its files, sorted, not recursive, dotfiles
-skipped; files in no supported format skipped with a warning) or a glob; formats may
-be mixed and are told apart by content (``sniff``) unless ``source_format`` forces one
-for every file. Events, names and app rows of all files are concatenated (events that
-repeat exactly, as overlapping exports do, are kept once, with a warning); DeviceInfo
-rows go to ``Dataset.device_info``.
+Each path may be a file, a directory (walked recursively unless ``recursive=False``,
+dotfiles and dot-folders skipped; files holding nothing usable counted in one warning
+line, see ``paths``) or a glob; formats may be mixed and are told apart by content
+(``sniff``) unless ``source_format`` forces one for every file. Zeek TSV logs of one
+kind with the same header (rotated hourly logs) are read ``BATCH_FILES`` to a scan.
+Events, names and app rows of all files are concatenated (events that repeat exactly,
+as overlapping exports do, are kept once, with a warning); DeviceInfo rows go to
+``Loaded.device_info``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
+from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.load.common import LoadedFile, reading
+from detectors.load.dataset import Loaded
 from detectors.load.deviceinfo import load_deviceinfo
 from detectors.load.ecs import load_ecs
 from detectors.load.mapped_csv import load_mapped_csv
@@ -47,10 +50,9 @@ from detectors.load.sniff import (
 from detectors.load.windows import load_windows
 from detectors.load.zeek import load_zeek, load_zeek_many, log_kind, used_log
 from detectors.load.zeek_tsv import ZeekHeader, read_header, repeats_other_fields
-from detectors.progress import NULL_PROGRESS, Progress
 
 if TYPE_CHECKING:
-    from detectors.cache import LoadCache
+    from detectors.load.cache import LoadCache
 
 _ZEEK = (ZEEK_TSV, ZEEK_JSON)
 
@@ -198,17 +200,17 @@ def load_paths(
     cache: LoadCache | bool | None = True,
     recursive: bool = True,
     require_events: bool = True,
-) -> Dataset:
-    """Load every file named by ``paths`` into one ``Dataset`` (see the module docstring).
+) -> Loaded:
+    """Load every file named by ``paths`` into one ``Loaded`` (see the module docstring).
 
     A file named explicitly (or by a glob) in an unrecognised format is an error; one
     found by listing a directory is skipped (a README beside the exports should not stop
     the run): one warning line counts every skipped file by kind. Paths that yield no
     connection event at all are an error saying what they held instead (unless not
     ``require_events``: a caller reading only names or DeviceInfo). Big text files
-    go through ``cache`` (True: the configured ``detectors.cache``; False/None: none).
+    go through ``cache`` (True: the configured ``detectors.load.cache``; False/None: none).
     """
-    from detectors.cache import default_cache
+    from detectors.load.cache import default_cache
 
     store = default_cache() if cache is True else (cache or None)
     if source_format is not None and source_format not in SOURCE_FORMATS:
@@ -255,7 +257,7 @@ def load_paths(
             "no connection events found; these paths hold " + found_instead(held + skipped),
             file=", ".join(str(p) for p in paths),
         )
-    return Dataset(
+    return Loaded(
         events=events,
         names=_concat([p.names for p in loaded], S.NAMES_SCHEMA).unique(maintain_order=True),
         app=_app(loaded),

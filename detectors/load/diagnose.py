@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from detectors.errors import InputError
+from detectors.base.errors import InputError
 from detectors.load.tables import GZIP_MAGIC, open_text, sniff_delimiter, split_fields
 
 _SCAN_LIMIT = 8 << 30  # a diagnosis never reads more than this much text

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from detectors.errors import InputError
+from detectors.base.errors import InputError
 
 _GLOB_CHARS = set("*?[")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detectors.errors import InputError
+from detectors.base.errors import InputError
 from detectors.load import load_paths
 
 HEADER = "Timestamp,DeviceId,DeviceName,ActionType,RemoteIP,RemotePort,LocalIP,LocalPort\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
 from detectors.load import load_paths, sniff_format
 from detectors.load.zeek_tsv import read_header
 

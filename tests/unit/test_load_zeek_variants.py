@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from detectors import schema as S
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
 from detectors.load import load_paths, sniff_format
 
 UTC = timezone.utc

@@ -1,0 +1,1 @@
+"""The run loop: a strategy builds the PairContext, the hunts run, the hits are merged."""

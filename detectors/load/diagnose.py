@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from detectors.base.errors import InputError
-from detectors.load.tables import GZIP_MAGIC, open_text, sniff_delimiter, split_fields
+from detectors.load.text import GZIP_MAGIC, open_text, sniff_delimiter, split_fields
 
 _SCAN_LIMIT = 8 << 30  # a diagnosis never reads more than this much text
 

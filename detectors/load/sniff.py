@@ -28,7 +28,8 @@ import pyarrow.parquet as pq
 from detectors.base.errors import InputError
 from detectors.load import mde
 from detectors.load.common import first_line_of
-from detectors.load.tables import GZIP_MAGIC, looks_like_api_json, sniff_delimiter, split_fields
+from detectors.load.tables import looks_like_api_json
+from detectors.load.text import GZIP_MAGIC, sniff_delimiter, split_fields
 from detectors.load.windows import is_evtx, looks_like_windows
 
 MDE_CSV = "mde-csv"

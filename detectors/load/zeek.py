@@ -53,7 +53,8 @@ from detectors.load.common import (
     reading,
     timestamp_spec,
 )
-from detectors.load.tables import jsonl_table, open_text
+from detectors.load.tables import jsonl_table
+from detectors.load.text import open_text
 from detectors.load.timestamps import epoch_text, text_timestamp
 from detectors.load.zeek_tsv import (
     SOURCE_PATH,

@@ -26,7 +26,8 @@ import polars as pl
 
 from detectors.base.errors import InputError
 from detectors.load.common import RawTable, reading
-from detectors.load.tables import is_gzip, line_of_record, open_text
+from detectors.load.tables import line_of_record
+from detectors.load.text import is_gzip, open_text
 
 SOURCE_PATH = "__source_path"  # the file each row came from, in a scan of many files
 _CHUNK = 16 << 20

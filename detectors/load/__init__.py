@@ -35,6 +35,7 @@ from detectors.load.sniff import (
     CSV_MAPPED,
     DEVICEINFO,
     ECS,
+    HEAD_BYTES,
     MDE_CSV,
     MDE_JSON,
     MDE_JSONL,
@@ -48,8 +49,8 @@ from detectors.load.sniff import (
     sniff_format,
 )
 from detectors.load.windows import load_windows
-from detectors.load.zeek import load_zeek, load_zeek_many, log_kind, used_log
-from detectors.load.zeek_tsv import ZeekHeader, read_header, repeats_other_fields
+from detectors.load.zeek import load_zeek, load_zeek_many, log_kind, log_of_header, used_log
+from detectors.load.zeek_tsv import ZeekHeader, header_of, repeats_other_fields
 
 if TYPE_CHECKING:
     from detectors.load.cache import LoadCache
@@ -73,8 +74,9 @@ CACHED_FORMATS = frozenset(
     {MDE_CSV, MDE_JSON, MDE_JSONL, DEVICEINFO, ZEEK_TSV, ZEEK_JSON, ECS, CSV_MAPPED}
 )
 # Rotated logs of one kind are read this many files to a scan: one polars pipeline per
-# batch instead of ~20 per file, and still a progress report every few seconds.
-BATCH_FILES = 500
+# batch instead of ~20 per file (a day of hourly logs of 24 sensors, or a month of one
+# sensor's, is one scan), and still a progress report every few seconds.
+BATCH_FILES = 2000
 
 _LOADERS: dict[str, Loader] = {
     MDE_CSV: lambda p, m: load_mde(p, "csv"),
@@ -102,12 +104,18 @@ def expand_paths(paths: Sequence[str | Path], recursive: bool = True) -> list[Pa
 
 
 def format_of(
-    path: Path, source_format: str | None = None, mapping: Mapping[str, str] | None = None
+    path: Path,
+    source_format: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    head: bytes | None = None,
 ) -> str:
-    """The format a file will be loaded as; InputError if it cannot be loaded at all."""
-    if not read_head(path, 4096).strip():
+    """The format a file will be loaded as; InputError if it cannot be loaded at all.
+
+    ``head``: the file's first ``HEAD_BYTES`` when the caller has read them already.
+    """
+    if not (read_head(path, 4096) if head is None else head[:4096]).strip():
         raise InputError("file is empty", file=str(path))
-    fmt = source_format or sniff_format(path)
+    fmt = source_format or sniff_format(path, head)
     if fmt == CSV_MAPPED and not mapping:
         raise InputError(
             "CSV columns not recognised as a supported format; add a [mapping] section to "
@@ -141,6 +149,7 @@ def _plan(
     mapping: Mapping[str, str] | None,
 ) -> tuple[list[_Plan], list[tuple[Path, str]], InputError | None]:
     """What to read and how (batches of same-header Zeek TSV logs), and what to skip."""
+    batch_files = BATCH_FILES  # read here, so a test can make batches small
     plans: list[_Plan] = []
     skipped: list[tuple[Path, str]] = []
     first_error: InputError | None = None
@@ -148,8 +157,10 @@ def _plan(
     for path, listed in files:
         try:
             with reading(path):
-                fmt = format_of(path, source_format, mapping)
-                log = log_kind(path, "tsv" if fmt == ZEEK_TSV else "json") if fmt in _ZEEK else ""
+                head = read_head(path)  # one read of each file decides everything below
+                fmt = format_of(path, source_format, mapping, head)
+                header = header_of(head, path) if fmt == ZEEK_TSV else None
+                log = zeek_log(path, fmt, header)
         except InputError as error:
             if not listed:
                 raise
@@ -162,18 +173,26 @@ def _plan(
         if fmt != ZEEK_TSV:
             plans.append(_Plan([path], fmt, log))
             continue
+        assert header is not None
         with reading(path):
-            header = read_header(path)
-            if repeats_other_fields(path, header):  # a concatenated log: read on its own
-                plans.append(_Plan([path], fmt, log))
+            whole = len(head) < HEAD_BYTES  # the head is the whole (small) file
+            if repeats_other_fields(path, header, head if whole else None):
+                plans.append(_Plan([path], fmt, log))  # a concatenated log: read on its own
                 continue
         key = (log, *header.signature())
         batch = batches.get(key)
-        if batch is None or len(batch.paths) >= BATCH_FILES:
+        if batch is None or len(batch.paths) >= batch_files:
             batch = batches[key] = _Plan([], fmt, log, header)
             plans.append(batch)
         batch.paths.append(path)
     return plans, skipped, first_error
+
+
+def zeek_log(path: Path, fmt: str, header: ZeekHeader | None) -> str:
+    """The Zeek log kind of a file ("" when not Zeek), from its parsed header if TSV."""
+    if fmt == ZEEK_TSV and header is not None:
+        return log_of_header(header, path)
+    return log_kind(path, "json") if fmt == ZEEK_JSON else ""
 
 
 def _read(plan: _Plan, mapping: Mapping[str, str] | None, store: LoadCache | None) -> LoadedFile:

@@ -141,10 +141,13 @@ def container_of(path: Path) -> str:
     return "csv"
 
 
-def sniff_format(path: Path) -> str:
-    """One of ``SOURCE_FORMATS`` for ``path``; InputError naming the file when unknown."""
+def sniff_format(path: Path, head: bytes | None = None) -> str:
+    """One of ``SOURCE_FORMATS`` for ``path``; InputError naming the file when unknown.
+
+    ``head`` is the file's first ``HEAD_BYTES`` (``read_head``) when the caller has them.
+    """
     path = Path(path)
-    head = read_head(path)
+    head = read_head(path) if head is None else head
     if not head.strip():
         raise InputError("file is empty", file=str(path))
     if head.startswith(b"PAR1"):

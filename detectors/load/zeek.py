@@ -149,10 +149,15 @@ def _log_of_json(path: Path, table: RawTable) -> str:
     return _log_of_keys(path, {}, present)
 
 
+def log_of_header(header: ZeekHeader, path: Path) -> str:
+    """The log kind a TSV header says (``#path``), else the file name's."""
+    return (header.path or _log_of_name(path)).lower()
+
+
 def log_kind(path: Path, flavour: str) -> str:
     """Which Zeek log a file holds (``conn``, ``open_conn``, ``weird``...), cheaply."""
     if flavour == "tsv":
-        return (read_header(path).path or _log_of_name(path)).lower()
+        return log_of_header(read_header(path), path)
     with open_text(path) as handle:
         line = handle.readline().lstrip("\ufeff")
     try:

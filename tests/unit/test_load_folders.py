@@ -9,9 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from detectors import load
 from detectors.base import schema as S
 from detectors.base.errors import InputError
-from detectors.load import BATCH_FILES, load_file, load_paths
+from detectors.load import load_file, load_paths
 
 UTC = timezone.utc
 T0 = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)  # epoch 1700000000
@@ -89,15 +90,18 @@ def test_a_folder_of_only_unused_zeek_logs_is_an_error_saying_what_it_holds(tmp_
     )
 
 
-def test_rotated_logs_in_one_scan_equal_file_by_file(tmp_path: Path) -> None:
+def test_rotated_logs_in_one_scan_equal_file_by_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(load, "BATCH_FILES", 4)
     paths = []
-    for hour in range(BATCH_FILES + 3):  # two batches
-        paths.append(tmp_path / f"conn.{hour:04d}.log")
-        paths[-1].write_bytes(conn_log(hour, count=3))
-    batched = load_paths([tmp_path], cache=False).events
+    for hour in range(11):  # batches of 4, 4 and 3 files; every other one gzip
+        paths.append(tmp_path / f"conn.{hour:04d}.log{'.gz' if hour % 2 else ''}")
+        data = conn_log(hour, count=3)
+        paths[-1].write_bytes(gzip.compress(data) if hour % 2 else data)
+    batched = load_paths([tmp_path], cache=False)
     one_by_one = pl.concat([load_file(p).events for p in paths])  # type: ignore[misc]
-    assert batched.height == 3 * (BATCH_FILES + 3)
-    assert batched.equals(one_by_one)
+    assert batched.events.height == 3 * 11
+    assert batched.events.equals(one_by_one)
+    assert batched.files == [str(p) for p in paths]
 
 
 def test_a_bad_row_in_a_batch_names_its_file_and_line(tmp_path: Path) -> None:

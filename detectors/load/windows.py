@@ -41,6 +41,7 @@ string in the next never stops the read.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 from collections.abc import Callable
@@ -61,6 +62,7 @@ from detectors.load.common import (
     row_locator,
 )
 from detectors.load.tables import line_of_record
+from detectors.load.text import GZIP_MAGIC
 from detectors.load.timestamps import epoch_text, text_timestamp
 
 SYSMON_NETWORK = 3
@@ -216,6 +218,8 @@ def _evtx_table(path: Path) -> tuple[RawTable, list[str]]:
 
 def _json_table(path: Path) -> tuple[RawTable, list[str]]:
     data = path.read_bytes()
+    if data.startswith(GZIP_MAGIC):
+        data = gzip.decompress(data)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         data = data.decode("utf-16").encode("utf-8")
     body = data.lstrip(b"\xef\xbb\xbf \t\r\n")

@@ -339,6 +339,7 @@ class BeaconTriageApp(CurationApp):
 
     def on_unmount(self) -> None:
         self.pipeline.cancel("")
+        self.pipeline.close()
 
 
 def _exit_if_workers_linger(grace: float = _EXIT_GRACE_S) -> None:

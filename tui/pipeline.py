@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from detectors.curate.allowlist import AllowList
     from detectors.curate.triage import TriageStore
     from detectors.pairs.context import PairContext
+    from detectors.run.loop import Strategy
     from detectors.run.outcome import DetectorOutcome
 
 Loader = Callable[..., "PairContext"]
@@ -65,6 +66,8 @@ def detector_key(name: str) -> str:
 
 
 def default_loader(paths: Sequence[str], **kwargs: Any) -> PairContext:
+    """Stands for "the run loop's own strategy" (``Pipeline._load_job``); called directly
+    it loads in memory."""
     from detectors.load import load_paths
     from detectors.pairs.context import PairContext
 
@@ -87,6 +90,7 @@ class Pipeline:
         self.app = app
         self.clock = clock
         self.run_id = 0
+        self.strategy: Strategy | None = None  # how the open data was loaded and is hunted
         self._progress: dict[str, Progress] = {}
         self._lock = threading.Lock()
 
@@ -158,11 +162,25 @@ class Pipeline:
         from detectors.base import domains
 
         domains.prepare_in_background()  # parsed while the files load
+        from detectors.load.cache import WRITE_IN_BACKGROUND
+        from detectors.run.loop import choose_strategy
+        from detectors.run.memory import InMemory
+
         started = self.clock()
         try:
-            dataset = loader(
-                list(paths), source_format=source_format, mapping=config.mapping, progress=progress
-            )
+            if loader is default_loader:  # the run loop's choice: in memory or partitions
+                strategy = choose_strategy(
+                    list(paths), config, source_format, cache_write=WRITE_IN_BACKGROUND
+                )
+                dataset = strategy.context(config, progress)
+            else:  # a loader handed in (tests): its data, hunted in memory
+                dataset = loader(
+                    list(paths),
+                    source_format=source_format,
+                    mapping=config.mapping,
+                    progress=progress,
+                )
+                strategy = InMemory.of(dataset)
         except Cancelled:
             if self._is_current(LOAD, progress):
                 self._stage(LOAD, 0.0, "cancelled", ST.CANCELLED)
@@ -176,9 +194,17 @@ class Pipeline:
             self._stage(LOAD, 0.0, str(exc), ST.FAILED)
             self._post(LoadFailed(f"internal error while loading: {type(exc).__name__}: {exc}"))
             return
+        self.close()
+        self.strategy = strategy
         seconds = self.clock() - started
         self._stage(LOAD, 1.0, f"{dataset.events.height:,} events in {seconds:.1f}s", ST.DONE)
         self._post(DatasetLoaded(dataset))
+
+    def close(self) -> None:
+        """Release what the open data's strategy holds (partitions on disk)."""
+        if self.strategy is not None:
+            self.strategy.close()
+            self.strategy = None
 
     # --- indexes for the detail pane ------------------------------------------------------
 
@@ -216,11 +242,12 @@ class Pipeline:
     def _detector_job(
         self, run_id: int, name: str, dataset: PairContext, config: Config, progress: Progress
     ) -> None:
-        from detectors.run.outcome import run_detector
+        from detectors.run.memory import InMemory
 
         key = detector_key(name)
+        strategy = self.strategy or InMemory.of(dataset)
         try:
-            outcome = run_detector(dataset, config, name, progress)
+            (outcome,) = strategy.hunts(dataset, config, [name], progress)
         except Cancelled:
             if self._is_current(key, progress):
                 self._stage(key, 0.0, "cancelled", ST.CANCELLED)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from detectors.base import schema as S
-from detectors.base.errors import InputError
+from detectors.base.errors import InputError, UsageError
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.load.common import LoadedFile, reading
 from detectors.load.dataset import Loaded
@@ -233,7 +233,7 @@ def load_paths(
 
     store = default_cache() if cache is True else (cache or None)
     if source_format is not None and source_format not in SOURCE_FORMATS:
-        raise InputError(
+        raise UsageError(
             f"unknown source format '{source_format}'; choose one of: " + ", ".join(SOURCE_FORMATS),
             field="source-format",
         )

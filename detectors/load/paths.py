@@ -58,26 +58,39 @@ def expand(paths: Sequence[str | Path], recursive: bool = True) -> list[tuple[Pa
     files: list[tuple[Path, bool, tuple[int, int]]] = []
     for given in paths:
         path = Path(given).expanduser()
-        if path.is_dir():
-            inside = _walk(path, recursive)
-            if not inside:
-                raise InputError("directory has no files", file=str(path))
-            files += [(p, True, key) for p, key in inside]
-        elif path.is_file():
-            files.append((path, False, _key(path)))
-        elif _GLOB_CHARS & set(str(given)):
-            matches = sorted(Path(m) for m in glob.glob(str(path)) if Path(m).is_file())
-            if not matches:
-                raise InputError("no files match this pattern", file=str(given))
-            files += [(p, False, _key(p)) for p in matches]
-        elif path.exists():
-            raise InputError("not a regular file", file=str(path))
-        else:
-            raise InputError("file not found", file=str(path))
+        try:
+            files += _files_named(given, path, recursive)
+        except OSError as exc:  # an unreadable folder: one line, not a traceback
+            reason = exc.strerror or type(exc).__name__
+            raise InputError(f"cannot read: {reason}", file=str(exc.filename or path)) from None
     unique: dict[tuple[int, int], tuple[Path, bool]] = {}  # one file named twice: read once
     for file, listed, key in files:
         unique.setdefault(key, (file, listed))
     return list(unique.values())
+
+
+def _files_named(
+    given: str | Path, path: Path, recursive: bool
+) -> list[tuple[Path, bool, tuple[int, int]]]:
+    """The files one argument names (a file, a folder's files, a glob's matches)."""
+    files: list[tuple[Path, bool, tuple[int, int]]] = []
+    if path.is_dir():
+        inside = _walk(path, recursive)
+        if not inside:
+            raise InputError("directory has no files", file=str(path))
+        files += [(p, True, key) for p, key in inside]
+    elif path.is_file():
+        files.append((path, False, _key(path)))
+    elif _GLOB_CHARS & set(str(given)):
+        matches = sorted(Path(m) for m in glob.glob(str(path)) if Path(m).is_file())
+        if not matches:
+            raise InputError("no files match this pattern", file=str(given))
+        files += [(p, False, _key(p)) for p in matches]
+    elif path.exists():
+        raise InputError("not a regular file", file=str(path))
+    else:
+        raise InputError("file not found", file=str(path))
+    return files
 
 
 def skip_label(path: Path, reason: str) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from detectors.base.errors import InputError
-from detectors.load.common import RawTable, reading
+from detectors.load.common import RawTable, polars_source, reading
 from detectors.load.tables import line_of_record
 from detectors.load.text import is_gzip, open_text
 
@@ -221,7 +221,9 @@ def tsv_table(
     """
     many = isinstance(sources, list | tuple)
     source: list[str] | io.BytesIO | Path = path
-    if isinstance(sources, list | tuple):
+    if sources is None:
+        source = polars_source(path)  # a file name that is not UTF-8: read from memory
+    elif isinstance(sources, list | tuple):
         source = [str(p) for p in sources]
     elif isinstance(sources, io.BytesIO):
         source = sources

@@ -38,7 +38,10 @@ C_DEVICE_ID = "device_id"
 
 RARE_DESTINATIONS = "rare_destinations"
 CONTEXT_DETECTORS = frozenset({RARE_DESTINATIONS})  # hits that say "unusual", not "periodic"
-PERIOD_SOURCES = ("periodicity",)  # detectors whose period_s is an estimated sleep
+PERIOD_SOURCES = ("periodicity",)
+PORTLESS_DETECTORS = frozenset(
+    {"aggregated"}
+)  # hourly reports carry no port at all  # detectors whose period_s is an estimated sleep
 
 EVIDENCE_TYPE = pl.List(
     pl.Struct({"name": pl.String(), "value": pl.String(), "points": pl.Float64()})
@@ -227,10 +230,20 @@ def _detector_rows(per_detector: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def _attach_portless(rows: pl.DataFrame) -> pl.DataFrame:
-    """Give port-less hits (aggregated reports) the ports other detectors found."""
-    with_port = rows.filter(pl.col(S.C_REMOTE_PORT).is_not_null())
-    portless = rows.filter(pl.col(S.C_REMOTE_PORT).is_null())
-    ports = with_port.select(*_KEY3, S.C_REMOTE_PORT).unique()
+    """Give port-less hits (aggregated reports) the ports other detectors found.
+
+    Only detectors that never see a port (``PORTLESS_DETECTORS``) are spread this way.
+    An empty port from any other detector is a value of its own (ICMP, a sensor that
+    left the field blank): taking it as a wildcard merged a 150-connection beacon into
+    every same-pair candidate that had a port, and it vanished from the list.
+    """
+    portless_hit = pl.col(S.C_REMOTE_PORT).is_null() & pl.col(S.C_DETECTOR).is_in(
+        list(PORTLESS_DETECTORS)
+    )
+    with_port = rows.filter(~portless_hit)
+    portless = rows.filter(portless_hit)
+    ports = with_port.filter(pl.col(S.C_REMOTE_PORT).is_not_null())
+    ports = ports.select(*_KEY3, S.C_REMOTE_PORT).unique()
     matched = portless.drop(S.C_REMOTE_PORT).join(ports, on=_KEY3, how="inner", nulls_equal=True)
     alone = portless.join(ports, on=_KEY3, how="anti", nulls_equal=True)
     return pl.concat([with_port, matched.select(rows.columns), alone], how="vertical_relaxed")

@@ -15,6 +15,7 @@ from typing import Protocol
 from detectors.base.config import Config
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.hunts.registry import all_detectors
+from detectors.load.cache import WRITE_LATER
 from detectors.pairs.context import PairContext
 from detectors.run import partitioned
 from detectors.run.memory import InMemory
@@ -38,13 +39,14 @@ def choose_strategy(
     config: Config,
     source_format: str | None = None,
     use_cache: bool = True,
+    cache_write: str = WRITE_LATER,
     recursive: bool = True,
 ) -> Strategy:
     """Partitions on disk when the input holds more than ``[engine] max_events_in_memory``
-    events; in memory otherwise."""
+    events; in memory otherwise (``cache_write``: see ``InMemory``)."""
     if partitioned.wanted(paths, config):
         return partitioned.Partitioned(paths, source_format)
-    return InMemory(paths, source_format, use_cache, recursive=recursive)
+    return InMemory(paths, source_format, use_cache, cache_write=cache_write, recursive=recursive)
 
 
 def run(

@@ -39,6 +39,9 @@ class InMemory:
     workers: int | None = None
     context_given: PairContext | None = None
     recursive: bool = True  # folders walked into their sub-folders
+    # When the cache's copy is written: after the answer (the CLI calls
+    # ``cache.finish_writes``), or in the background (the TUI, which stays open).
+    cache_write: str = WRITE_LATER
 
     @classmethod
     def of(cls, context: PairContext, workers: int | None = None) -> InMemory:
@@ -48,8 +51,9 @@ class InMemory:
     def context(self, config: Config, progress: Progress) -> PairContext:
         if self.context_given is not None:
             return self.context_given
-        # The copy is written once the caller has its answer (``cache.finish_writes``).
-        cache = LoadCache(config.cache_settings(), write=WRITE_LATER) if self.use_cache else None
+        settings = config.cache_settings()
+        use_cache = self.use_cache and settings.enabled
+        cache = LoadCache(settings, write=self.cache_write) if use_cache else None
         loaded = load_paths(
             self.paths,
             source_format=self.source_format,

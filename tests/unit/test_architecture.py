@@ -137,3 +137,11 @@ def test_engine_has_no_import_cycle():
             {m for m in targets if (ENGINE.parent / m.replace(".", "/") / "__init__.py").exists()}
         )
     assert find_cycle(graph) is None
+
+
+def test_generated_parameter_reference_is_current():
+    from tui.reference import PARAMETERS_PAGE, parameters_markdown
+
+    assert PARAMETERS_PAGE.read_text(encoding="utf-8") == parameters_markdown(), (
+        "docs/parameters.md is stale: run `python -m tui.reference`"
+    )

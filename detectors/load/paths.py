@@ -93,6 +93,10 @@ def _files_named(
     return files
 
 
+# Groups whose files are named in the summary: the user may have meant them as data.
+UNEXPLAINED = ("in no supported format", "empty", "binary or UTF-16")
+
+
 def skip_label(path: Path, reason: str) -> str:
     """The group a skipped file is counted in: a README by name, else by why."""
     stem = path.name.split(".")[0].upper()
@@ -115,7 +119,18 @@ def count_summary(items: Sequence[tuple[Path, str]]) -> str:
         parts.append((sum(zeek.values()), f"Zeek {kinds} logs"))
     parts += [(n, label) for label, n in counts.items() if label not in zeek]
     parts.sort(key=lambda item: (-item[0], item[1]))
-    return ", ".join(f"{n} {_singular(label) if n == 1 else label}" for n, label in parts)
+    return ", ".join(
+        f"{n} {_singular(label) if n == 1 else label}{_examples(items, label)}"
+        for n, label in parts
+    )
+
+
+def _examples(items: Sequence[tuple[Path, str]], label: str) -> str:
+    """`` (notes.txt, truth.csv, ...)`` for files skipped for no reason a name explains."""
+    if label not in UNEXPLAINED:
+        return ""
+    names = [path.name for path, group in items if group == label]
+    return f" ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
 
 
 def _singular(label: str) -> str:

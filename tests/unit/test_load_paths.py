@@ -148,7 +148,7 @@ def test_a_directory_skips_files_in_no_supported_format_with_one_line(tmp_path: 
     ds = load_paths([tmp_path])
     assert ds.files == [str(tmp_path / "conn.log")]
     assert ds.events.height == 3
-    assert ds.warnings == ["skipped 2 files: 1 README, 1 in no supported format"]
+    assert ds.warnings == ["skipped 2 files: 1 README, 1 in no supported format (truth.csv)"]
 
 
 def test_a_directory_where_nothing_loads_is_an_error(tmp_path: Path) -> None:

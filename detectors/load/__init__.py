@@ -14,7 +14,7 @@ as overlapping exports do, are kept once, with a warning); DeviceInfo rows go to
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +77,7 @@ CACHED_FORMATS = frozenset(
 # batch instead of ~20 per file (a day of hourly logs of 24 sensors, or a month of one
 # sensor's, is one scan), and still a progress report every few seconds.
 BATCH_FILES = 2000
+_KEEP_BYTES = 256 << 20  # file text the planning read may keep for the batch read
 
 _LOADERS: dict[str, Loader] = {
     MDE_CSV: lambda p, m: load_mde(p, "csv"),
@@ -141,6 +142,9 @@ class _Plan:
     fmt: str
     log: str = ""  # the Zeek log kind (conn, open_conn, dns...), "" for other formats
     header: ZeekHeader | None = None
+    # each file's whole text when the planning read already held all of it (small
+    # rotated logs), so the batch does not read it again; None: read it then
+    contents: list[bytes | None] = field(default_factory=list)
 
 
 def _plan(
@@ -154,6 +158,7 @@ def _plan(
     skipped: list[tuple[Path, str]] = []
     first_error: InputError | None = None
     batches: dict[tuple[object, ...], _Plan] = {}
+    kept = 0  # bytes of file text held for the batches
     for path, listed in files:
         try:
             with reading(path):
@@ -185,6 +190,9 @@ def _plan(
             batch = batches[key] = _Plan([], fmt, log, header)
             plans.append(batch)
         batch.paths.append(path)
+        keep = whole and kept + len(head) <= _KEEP_BYTES
+        kept += len(head) if keep else 0
+        batch.contents.append(head if keep else None)
     return plans, skipped, first_error
 
 
@@ -198,7 +206,7 @@ def zeek_log(path: Path, fmt: str, header: ZeekHeader | None) -> str:
 def _read(plan: _Plan, mapping: Mapping[str, str] | None, store: LoadCache | None) -> LoadedFile:
     if len(plan.paths) > 1 and plan.header is not None:
         try:
-            return load_zeek_many(plan.paths, plan.header, plan.log)
+            return load_zeek_many(plan.paths, plan.header, plan.log, plan.contents)
         except InputError:
             for path in plan.paths:  # find the file and line to name
                 with reading(path):

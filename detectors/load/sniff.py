@@ -154,6 +154,8 @@ def sniff_format(path: Path, head: bytes | None = None) -> str:
         return _sniff_parquet(path)
     if is_evtx(head):
         return WINDOWS_EVTX
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith((b"#separator", b"#fields")):
+        return ZEEK_TSV  # decided on the bytes: rotated logs come by the thousand
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) and _windows_utf16(head):
         return WINDOWS_JSON  # Windows PowerShell 5.1 writes ConvertTo-Json output as UTF-16
     text = _text(head, path).lstrip("\ufeff")

@@ -199,13 +199,20 @@ def load_zeek(path: Path, flavour: str) -> LoadedFile:
     return _load_table(path, table, log, ZeekHeader())
 
 
-def load_zeek_many(paths: list[Path], header: ZeekHeader, log: str) -> LoadedFile:
+def load_zeek_many(
+    paths: list[Path],
+    header: ZeekHeader,
+    log: str,
+    contents: list[bytes | None] | None = None,
+) -> LoadedFile:
     """Zeek TSV files of one log with the same header, read in one scan (rotated logs).
 
+    ``contents``: each file's text when the caller already read all of it (else None).
     Row ``source_file`` says which file each row came from. Errors are not located
     here: the caller re-reads the files one by one to name the file and line.
     """
-    table = tsv_table(paths[0], header, _FIELDS_BY_LOG[used_log(log) or CONN], paths)
+    wanted = _FIELDS_BY_LOG[used_log(log) or CONN]
+    table = tsv_table(paths[0], header, wanted, paths, contents=contents)
     return _load_table(paths[0], table, log, header)
 
 

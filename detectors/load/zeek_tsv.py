@@ -170,14 +170,20 @@ def segments(path: Path) -> list[tuple[ZeekHeader, bytes, int]]:
 
 
 def _records(data: bytes) -> int:
-    """Record lines in a Zeek TSV text: lines that are neither comments nor empty."""
-    lines = data.count(b"\n")
-    comments = data.count(b"\n#") + data.startswith(b"#")
-    empty = (data.count(b"\n\n") if b"\n\n" in data else 0) + data.startswith(b"\n")
-    return lines - comments - empty
+    """Record lines in a Zeek TSV text (ending in a newline): lines less comment lines.
+
+    Zeek writes no empty lines; a file that has some makes the batch's row count
+    disagree, and the batch is then scanned file by file instead (``_joined``).
+    """
+    return data.count(b"\n") - data.count(b"\n#") - data.startswith(b"#")
 
 
-def _joined(paths: list[Path], options: dict[str, object], keep: list[str]) -> pl.LazyFrame | None:
+def _joined(
+    paths: list[Path],
+    options: dict[str, object],
+    keep: list[str],
+    contents: Sequence[bytes | None] | None = None,
+) -> pl.LazyFrame | None:
     """Small files' bytes joined and parsed once, each row tagged with its file.
 
     polars opens each file of a multi-file scan on its own (~0.25 ms a file); joining
@@ -188,9 +194,13 @@ def _joined(paths: list[Path], options: dict[str, object], keep: list[str]) -> p
     parts: list[bytes] = []
     counts: list[int] = []
     size = 0
-    for path in paths:
-        with gzip.open(path, "rb") if is_gzip(path) else path.open("rb") as handle:
-            data = handle.read()
+    for number, path in enumerate(paths):
+        held = contents[number] if contents else None
+        if held is not None:
+            data = held
+        else:
+            with gzip.open(path, "rb") if is_gzip(path) else path.open("rb") as handle:
+                data = handle.read()
         if data and not data.endswith(b"\n"):
             data += b"\n"
         size += len(data)
@@ -213,6 +223,7 @@ def tsv_table(
     wanted: tuple[str, ...],
     sources: Sequence[Path] | io.BytesIO | None = None,
     line_offset: int = 0,
+    contents: Sequence[bytes | None] | None = None,
 ) -> RawTable:
     """The records of ``path`` (or of every file in ``sources``, read in one scan).
 
@@ -239,7 +250,7 @@ def tsv_table(
     frame: pl.LazyFrame | None = None
     if isinstance(sources, list | tuple):
         with reading(path):  # a failure here is located file by file by the caller
-            frame = _joined(list(sources), options, keep)
+            frame = _joined(list(sources), options, keep, contents)
     if frame is None:
         with reading(path):
             frame = pl.scan_csv(

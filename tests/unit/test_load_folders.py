@@ -140,3 +140,17 @@ def test_impossible_values_are_dropped_with_one_warning_per_kind(tmp_path: Path)
         f"{path}: 1 rows with a timestamp before 1970 dropped (first in {path})",
         f"{path}: 1 rows with a timestamp in 2100 or later dropped (first in {path})",
     ]
+
+
+def test_a_blank_line_in_one_rotated_log_keeps_rows_with_their_files(tmp_path: Path) -> None:
+    paths = []
+    for hour in range(3):
+        data = conn_log(hour, count=2)
+        if hour == 1:  # Zeek never writes one; a hand-edited file may
+            data = data.replace(b"SF\n", b"SF\n\n", 1)
+        paths.append(tmp_path / f"conn.{hour}.log")
+        paths[-1].write_bytes(data)
+    batched = load_paths([tmp_path], cache=False)
+    assert batched.events.select(S.UID, S.SOURCE_FILE).rows() == [
+        (f"C{h}x{i}", str(paths[h])) for h in range(3) for i in range(2)
+    ]

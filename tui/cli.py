@@ -9,14 +9,16 @@ Exit codes: 0 ok, 1 bad input (one line on stderr, no traceback), 2 usage error,
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from detectors.base.errors import InputError
+from detectors.base.errors import InputError, UsageError
 from detectors.base.progress import Progress
 from detectors.base.sanitize import visible
 from tui.cli_allowlist import allowlist
@@ -45,14 +47,29 @@ def _say(level: str, text: object) -> None:
     click.echo(f"beacon-triage: {level}: {visible(text)}", err=True)
 
 
-def _fail(exc: InputError) -> None:
+def _fail(exc: InputError) -> NoReturn:
     _say("error", exc)
-    sys.exit(1)
+    sys.exit(2 if isinstance(exc, UsageError) else 1)
+
+
+def _known_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return value
+    from detectors.load import SOURCE_FORMATS
+
+    if value not in SOURCE_FORMATS:
+        close = difflib.get_close_matches(value, SOURCE_FORMATS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise click.BadParameter(
+            f"unknown format '{visible(value)}'{hint}; one of: {', '.join(SOURCE_FORMATS)}"
+        )
+    return value
 
 
 source_format_option = click.option(
     "--source-format",
     default=None,
+    callback=_known_format,
     help="Skip format detection: mde-csv, mde-json, mde-jsonl, mde-parquet, deviceinfo, "
     "zeek-tsv, zeek-json, ecs, csv-mapped.",
 )
@@ -60,7 +77,15 @@ config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), help="Config TOML."
 )
 allowlist_option = click.option(
-    "--allowlist", "allowlist_path", type=click.Path(dir_okay=False), help="Allow-list TOML."
+    "--allowlist",
+    "allowlist_path",
+    type=click.Path(dir_okay=False),
+    help="Allow-list TOML (must exist, unless --allowlist-create).",
+)
+allowlist_create_option = click.option(
+    "--allowlist-create",
+    is_flag=True,
+    help="Start the --allowlist file if it does not exist (else a missing file is an error).",
 )
 no_cache_option = click.option(
     "--no-cache",
@@ -82,21 +107,26 @@ def cli() -> None:
 @click.argument("paths", nargs=-1)
 @config_option
 @allowlist_option
+@allowlist_create_option
 @source_format_option
 @no_cache_option
 def open_command(
     paths: tuple[str, ...],
     config_path: str | None,
     allowlist_path: str | None,
+    allowlist_create: bool,
     source_format: str | None,
     no_cache: bool,
 ) -> None:
     """Open the triage TUI on PATHS (default: the bundled sample data)."""
     from detectors.load import cache
+    from detectors.run.headless import open_allowlist_file
     from detectors.run.setup import load_config
 
     try:
         config = load_config(config_path)
+        if allowlist_path:
+            open_allowlist_file(allowlist_path, create=allowlist_create)
     except InputError as exc:
         _fail(exc)
     cache.configure(None if no_cache else config.cache_settings())  # the TUI's loads use it
@@ -135,6 +165,7 @@ def _known_detectors(
 )
 @config_option
 @allowlist_option
+@allowlist_create_option
 @click.option("--show-allowed", is_flag=True, help="Keep allow-listed candidates, flagged.")
 @click.option(
     "--format",
@@ -143,9 +174,18 @@ def _known_detectors(
     default="table",
     show_default=True,
 )
-@click.option("--output", type=click.Path(dir_okay=False), help="Write here (atomically).")
-@click.option("--explain", "explain_rank", type=int, help="Print the evidence of candidate N.")
-@click.option("--top", type=int, help="Only the N best candidates.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write here (atomically; a regular file in an existing folder, never a device).",
+)
+@click.option(
+    "--explain",
+    "explain_rank",
+    type=click.IntRange(min=1),
+    help="Print the evidence of candidate N (fields cut at 4,096 characters).",
+)
+@click.option("--top", type=click.IntRange(min=1), help="Only the N best candidates.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @source_format_option
 @no_cache_option
@@ -154,6 +194,7 @@ def detect_command(
     detector_names: tuple[str, ...],
     config_path: str | None,
     allowlist_path: str | None,
+    allowlist_create: bool,
     show_allowed: bool,
     fmt: str,
     output: str | None,
@@ -181,14 +222,15 @@ def detect_command(
             progress=progress,
             warn=lambda line: _say("warning", line),
             use_cache=not no_cache,
+            allowlist_create=allowlist_create,
         )
+        if output:
+            from detectors.base.atomic import safe_write_text
+
+            safe_write_text(output, text)  # refuses devices, FIFOs, read-only files
     except InputError as exc:
         _fail(exc)
-    if output:
-        from detectors.base.atomic import atomic_write_text
-
-        atomic_write_text(output, text)
-    else:
+    if not output:
         click.echo(text, nl=False)
     from detectors.load.cache import finish_writes
 
@@ -246,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
+        exc.message = visible(exc.message, limit=None)  # type: ignore[misc]  # quotes input
         exc.show()
         code = exc.exit_code
     except BrokenPipeError:  # `detect ... | head`: the reader left; not an input error
@@ -255,6 +298,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("beacon-triage: interrupted", err=True)
         code = 130
+    except OSError as exc:  # e.g. a full disk behind stdout: one line, never a traceback
+        where = "standard output" if exc.filename is None else os.fsdecode(exc.filename)
+        with contextlib.suppress(OSError):
+            _say("error", f"{where}: {exc.strerror or exc}")
+        code = 1
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -40,7 +40,7 @@ def _read(path: Path) -> tomlkit.TOMLDocument:
 
 def _write(path: Path, doc: tomlkit.TOMLDocument) -> None:
     try:
-        atomic_write_text(path, tomlkit.dumps(doc), backup=True)
+        atomic_write_text(path, tomlkit.dumps(doc), backup=True, make_parents=True)
     except OSError as exc:
         raise InputError(f"cannot write config: {exc.strerror or exc}", file=str(path)) from None
 

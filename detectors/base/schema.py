@@ -6,6 +6,8 @@ format. A field a source does not carry is null, never guessed.
 
 from __future__ import annotations
 
+import os
+
 import polars as pl
 
 # --- event columns -------------------------------------------------------------------
@@ -176,7 +178,9 @@ def conform(frame: pl.DataFrame | pl.LazyFrame, source_file: str) -> pl.LazyFram
     exprs = []
     for name, dtype in EVENT_SCHEMA.items():
         if name == SOURCE_FILE:
-            exprs.append(pl.lit(source_file, dtype=pl.String()).alias(name))
+            # a name that is not UTF-8 (bad\\xff.csv) is kept with \\xNN for its bytes
+            shown = os.fsencode(source_file).decode("utf-8", "backslashreplace")
+            exprs.append(pl.lit(shown, dtype=pl.String()).alias(name))
         elif name in have:
             exprs.append(pl.col(name).cast(dtype, strict=False).alias(name))
         else:

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from detectors.base import schema as S
-from detectors.base.errors import InputError
+from detectors.base.errors import InputError, UsageError
 from detectors.base.progress import NULL_PROGRESS, Progress
-from detectors.load.common import LoadedFile, reading
+from detectors.load.common import LoadedFile, first_line_of, reading
 from detectors.load.dataset import Loaded
 from detectors.load.deviceinfo import load_deviceinfo
 from detectors.load.ecs import load_ecs
@@ -84,26 +84,37 @@ def _expand(paths: Sequence[str | Path]) -> list[tuple[Path, bool]]:
     files: list[tuple[Path, bool]] = []
     for given in paths:
         path = Path(given).expanduser()
-        if path.is_dir():
-            inside = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-            if not inside:
-                raise InputError("directory has no files", file=str(path))
-            files += [(p, True) for p in inside]
-        elif path.is_file():
-            files.append((path, False))
-        elif _GLOB_CHARS & set(str(given)):
-            matches = sorted(Path(m) for m in glob.glob(str(path)) if Path(m).is_file())
-            if not matches:
-                raise InputError("no files match this pattern", file=str(given))
-            files += [(p, False) for p in matches]
-        elif path.exists():
-            raise InputError("not a regular file", file=str(path))
-        else:
-            raise InputError("file not found", file=str(path))
+        try:
+            files += _files_named(given, path)
+        except OSError as exc:  # an unreadable folder: one line, not a traceback
+            reason = exc.strerror or first_line_of(exc)
+            raise InputError(f"cannot read: {reason}", file=str(exc.filename or path)) from None
     unique: dict[Path, tuple[Path, bool]] = {}
     for file, listed in files:
         unique.setdefault(file.resolve(), (file, listed))
     return list(unique.values())
+
+
+def _files_named(given: str | Path, path: Path) -> list[tuple[Path, bool]]:
+    """The files one argument names (a file, a folder's files, a glob's matches)."""
+    files: list[tuple[Path, bool]] = []
+    if path.is_dir():
+        inside = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not inside:
+            raise InputError("directory has no files", file=str(path))
+        files += [(p, True) for p in inside]
+    elif path.is_file():
+        files.append((path, False))
+    elif _GLOB_CHARS & set(str(given)):
+        matches = sorted(Path(m) for m in glob.glob(str(path)) if Path(m).is_file())
+        if not matches:
+            raise InputError("no files match this pattern", file=str(given))
+        files += [(p, False) for p in matches]
+    elif path.exists():
+        raise InputError("not a regular file", file=str(path))
+    else:
+        raise InputError("file not found", file=str(path))
+    return files
 
 
 def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
@@ -153,7 +164,7 @@ def load_paths(
 
     store = default_cache() if cache is True else (cache or None)
     if source_format is not None and source_format not in SOURCE_FORMATS:
-        raise InputError(
+        raise UsageError(
             f"unknown source format '{source_format}'; choose one of: " + ", ".join(SOURCE_FORMATS),
             field="source-format",
         )

@@ -11,6 +11,8 @@ normalises IP text per distinct value and conforms to the canonical schema.
 from __future__ import annotations
 
 import csv
+import io
+import os
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -104,6 +106,22 @@ READ_ERRORS: tuple[type[BaseException], ...] = (
     csv.Error,
     RecursionError,
 )
+
+
+def polars_source(path: Path) -> Path | io.BytesIO:
+    """What to hand polars or pyarrow for ``path``.
+
+    Both take a path as UTF-8 text, so a file name that is not valid UTF-8 (``bad\\xff.csv``
+    from another system's archive) made polars raise ``TypeError: Object does not have a
+    .read() method``. Such a file is read through its bytes name into memory instead;
+    every other file keeps polars' lazy, projected scan.
+    """
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        with open(os.fsencode(path), "rb") as handle:
+            return io.BytesIO(handle.read())
+    return path
 
 
 def first_line_of(exc: BaseException) -> str:

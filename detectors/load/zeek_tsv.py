@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from detectors.base.errors import InputError
-from detectors.load.common import RawTable, reading
+from detectors.load.common import RawTable, polars_source, reading
 from detectors.load.tables import line_of_record, open_text
 
 
@@ -72,7 +72,7 @@ def read_header(path: Path) -> ZeekHeader:
 def tsv_table(path: Path, header: ZeekHeader, wanted: tuple[str, ...]) -> RawTable:
     with reading(path):
         frame = pl.scan_csv(
-            path,
+            polars_source(path),
             has_header=False,
             separator=header.separator,
             comment_prefix="#",

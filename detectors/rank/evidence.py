@@ -37,7 +37,9 @@ else:  # pragma: no cover
 LOLBINS_RESOURCE = "data/lolbins.toml"
 
 # Connection states that mean nobody answered (Defender, then Zeek conn_state).
-FAILED_STATES = (S.ACTION_FAILED, "S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
+FAILED_STATES = (
+    S.ACTION_FAILED, S.ACTION_FAILED_AGG, "S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH",
+)  # fmt: skip
 _NOT_OUTBOUND = (S.ACTION_INBOUND, S.ACTION_LISTENING)
 _CORPORATE_WORDS = {
     "inc", "llc", "ltd", "limited", "corp", "corporation", "co", "company", "gmbh", "ag",
@@ -63,6 +65,8 @@ F_RARE_UA_DEVICES = "rare_user_agent_devices"
 F_MISSING_HOST = "missing_host"
 F_TLS_NO_SNI = "tls_no_sni"
 F_SCANNING = "scanning"
+F_FAILED_ONLY = "failed_only"
+F_OWN_CONNECTIONS = "own_connections"
 F_NEW_DESTINATION = "new_destination"
 F_IP_FIRST_SEEN = "ip_first_seen"
 F_VENDOR_DOMAIN = "vendor_domain"
@@ -95,7 +99,7 @@ def default_process_lists() -> ProcessLists:
 
 _EVENT_COLUMNS = [
     S.TIMESTAMP, S.DEVICE_ID, S.ACCOUNT, S.PROCESS, S.ACTION, S.REMOTE_IP, S.REMOTE_PORT,
-    S.REMOTE_URL, S.BYTES_OUT, S.BYTES_IN, S.COMPANY, S.UID,
+    S.REMOTE_URL, S.BYTES_OUT, S.BYTES_IN, S.COMPANY, S.UID, S.CONNECTIONS,
 ]  # fmt: skip
 
 
@@ -418,6 +422,9 @@ def context_facts(
             pl.col(S.BYTES_OUT).is_not_null().sum().alias("_with_bytes"),
             pl.col(S.DEVICE_ID).drop_nulls().first().alias(F_DEVICE_ID),
             pl.col(S.ACCOUNT).drop_nulls().first().alias(F_ACCOUNT),
+            # Dead C2: every connection failed (Defender ConnectionFailed, Zeek S0/REJ/...).
+            pl.col(S.ACTION).is_in(list(FAILED_STATES)).fill_null(False).all().alias(F_FAILED_ONLY),
+            pl.col(S.CONNECTIONS).fill_null(1).sum().cast(pl.Int64).alias(F_OWN_CONNECTIONS),
         ],
     )
     facts = _join(facts, own_events, S.CANDIDATE_KEY).with_columns(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
 
 from detectors.base import domains
-from detectors.base.errors import InputError
+from detectors.base.errors import InputError, UsageError
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.base.sanitize import visible
 from detectors.curate.allowlist import AllowList
@@ -36,6 +37,22 @@ def apply_allowlist(
     return flagged if show_allowed else hide_allowed(flagged)
 
 
+def open_allowlist_file(path: str | Path, *, create: bool) -> None:
+    """A named allow-list must exist: ``/typo.toml`` read as empty would hide nothing.
+
+    With ``create`` a missing file is started (the new-file comment only).
+    """
+    from detectors.curate.allowlist import AllowList
+
+    if os.path.lexists(path):
+        return
+    if not create:
+        raise InputError(
+            "allow-list file not found (--allowlist-create starts a new one)", file=str(path)
+        )
+    AllowList.create(path)
+
+
 def detect(
     paths: Sequence[str],
     *,
@@ -50,12 +67,15 @@ def detect(
     progress: Progress = NULL_PROGRESS,
     warn: Callable[[str], None] = lambda line: None,
     use_cache: bool = True,
+    allowlist_create: bool = False,
 ) -> str:
     """Everything ``beacon-triage detect`` does, returning the text to print."""
     # Work the files do not need, done while they load.
     domains.prepare_in_background()
     registry.import_in_background()
     config = load_config(config_path)
+    if allowlist_path:  # a typo must not silently hide nothing
+        open_allowlist_file(allowlist_path, create=allowlist_create)
     if config_path is None and config.path is not None:
         warn(f"using the config {config.path}")  # read without being named: say so
     for name in detector_names:
@@ -83,10 +103,11 @@ def detect(
 def explain(candidates: pl.DataFrame, rank: int) -> str:
     """The evidence of the candidate at 1-based ``rank`` in the list."""
     if not 1 <= rank <= candidates.height:
-        raise InputError(f"--explain {rank}: there are {candidates.height} candidates")
+        raise UsageError(f"--explain {rank}: there are {candidates.height} candidates")
     text = scoring.explain(candidates.row(rank - 1, named=True))
-    # the explanation quotes telemetry: each line is made inert for the terminal
-    return "".join(visible(line, limit=None) + "\n" for line in text.splitlines())
+    # the explanation quotes telemetry: each line is made inert for the terminal, and
+    # cut at 4,096 characters with its real length said (a 10 MB URL is not printed)
+    return "".join(visible(line) + "\n" for line in text.splitlines())
 
 
 def evaluate_paths(

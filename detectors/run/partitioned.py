@@ -43,6 +43,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from detectors.base import schema as S
+from detectors.base.atomic import private_dir
 from detectors.base.config import (
     DEFAULT_PARTITION_EVENTS,
     Config,
@@ -349,8 +350,7 @@ class Partitioned:
         if self.parts is None:
             size = config.engine_settings().partition_events
             count = self.count or partition_count(estimate_events(self.paths), size)
-            scratch = cache_dir() / "partitions"
-            scratch.mkdir(parents=True, exist_ok=True)
+            scratch = private_dir(cache_dir() / "partitions")  # 0700: it holds the events
             self._scratch = Path(tempfile.mkdtemp(prefix="run-", dir=scratch))
             self.parts = write_partitions(
                 self.paths, self._scratch, count, self.source_format, config.mapping, progress

@@ -18,9 +18,9 @@ import polars as pl
 
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from sample_data import defender, simulate, truth, zeek
+    from sample_data import defender, network_world, simulate, truth, zeek
 else:
-    from . import defender, simulate, truth, zeek
+    from . import defender, network_world, simulate, truth, zeek
 
 DEFENDER_FILE = "defender_network_events"
 DEVICE_INFO_FILE = "device_info.csv"
@@ -96,12 +96,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="Defender file")
     p.add_argument("--no-zeek", action="store_true", help="skip the Zeek logs")
     p.add_argument("--plain-conn", action="store_true", help="write conn.log, not conn.log.gz")
+    p.add_argument(
+        "--scenario",
+        choices=("office", "network"),
+        default="office",
+        help="office: the shipped sample (default); network: proxy, DMZ sensor host, "
+        "resolvers and NTP (sample_data/network_world.py; --seed only)",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     began = time.perf_counter()
+    if args.scenario == "network":
+        table = network_world.generate_network(args.out, seed=args.seed if args.seed != 7 else 14)
+        for name in network_world.FILES:
+            print(f"{(Path(args.out) / name).stat().st_size / 1e6:9.2f} MB  {name}")
+        beacons = table.filter(pl.col("label") == "beacon").height
+        print(f"{beacons} beacons, {table.height - beacons} benign periodic programs")
+        return 0
     table = generate(
         args.out,
         days=args.days,

@@ -29,6 +29,7 @@ import polars as pl
 from detectors.base import schema as S
 from detectors.pairs.context import PairContext
 from detectors.rank import evidence as E
+from detectors.rank import infrastructure
 
 # Merged-list columns beyond the schema's C_* constants.
 C_NAMES = S.C_NAMES
@@ -66,6 +67,8 @@ MERGED_SCHEMA: dict[str, pl.DataType] = {
     S.C_EVIDENCE: EVIDENCE_TYPE,
     S.C_ACCOUNT: pl.String(),
     C_DEVICE_ID: pl.String(),
+    S.C_DIRECTION: pl.String(),
+    S.C_VIA_PROXY: pl.String(),
 }
 
 
@@ -113,6 +116,22 @@ class ScoreWeights:
         },
     )
     common_share: float = _w(0.5, "'Most devices' = at least this share of hosts (RITA: 50 %).")
+    w_infrastructure: float = _w(
+        -0.30,
+        "An infrastructure service (NTP, DNS forwarding from a resolver, a monitoring "
+        "agent; data/infrastructure.toml): periodic by design. Shown with its reason.",
+    )
+    w_public_service: float = _w(
+        -0.15,
+        "Inbound: our port answers many external sources (public_service_sources or more): "
+        "a public service that uptime checkers and crawlers poll.",
+    )
+    public_service_sources: float = _w(20, "See w_public_service.")
+    w_private_listener: float = _w(
+        0.10,
+        "Inbound: our port answered no external source but this one (and at most one "
+        "other): a listener someone polls privately, as a controller polls an implant.",
+    )
     w_domain_rare: float = _w(0.05, "The registered domain is reached by few devices.")
     w_domain_common: float = _w(-0.10, "The registered domain is reached by most devices.")
     w_direct_ip: float = _w(
@@ -173,6 +192,13 @@ class ScoreWeights:
         "ports of the address: a scan, not a beacon.",
     )
     scan_min_ports: int = field(default=10, metadata={"doc": "See w_scanning."})
+    infrastructure_file: str | None = field(
+        default=None,
+        metadata={
+            "doc": "The infrastructure services list (TOML); unset: the shipped "
+            'detectors/rank/data/infrastructure.toml; "": none.'
+        },
+    )
     few_failed_max_score: float = _w(
         0.30,
         "Highest score of a pair whose only connections are a handful of failures "
@@ -372,11 +398,16 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
     extra_timing = (pl.col("_n_timing") - 1).clip(0, None)
     agreement = (extra_timing * w.w_agreement).clip(None, w.max_agreement)
     proxy = pl.col(E.F_VIA_PROXY).fill_null(False)
-    ip_rare = ip_devices <= rare
-    ip_common = ip_devices >= w.common_share * hosts
-    domain_rare = pl.col(E.F_DOMAIN_DEVICES) <= rare
-    domain_common = pl.col(E.F_DOMAIN_DEVICES) >= w.common_share * hosts
-    port_rare = (pl.col(E.F_PORT_DEVICES) <= rare) | (
+    # Prevalence tells rare from common only when the two bands cannot overlap: with
+    # a handful of devices "1 of 1" is both, and says nothing (no points either way).
+    informative = rare < w.common_share * hosts
+    inbound = (pl.col(E.F_DIRECTION) == S.DIR_INBOUND).fill_null(False)
+    rekeyed = pl.col(E.F_PROXY).is_not_null()
+    ip_rare = informative & (ip_devices <= rare)
+    ip_common = informative & (ip_devices >= w.common_share * hosts)
+    domain_rare = informative & (pl.col(E.F_DOMAIN_DEVICES) <= rare)
+    domain_common = informative & (pl.col(E.F_DOMAIN_DEVICES) >= w.common_share * hosts)
+    port_rare = (informative & (pl.col(E.F_PORT_DEVICES) <= rare)) | (
         (pl.col(E.F_PROCESS_DEVICES) >= 5)
         & (pl.col(E.F_PROCESS_PORT_SHARE) <= w.process_port_share)
     )
@@ -397,14 +428,40 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
             w.w_rare_destination_detector,
         ),
         _entry(
-            ~proxy & ip_rare,
+            ~proxy & ~rekeyed & ~inbound & ip_rare,
             "rare destination IP",
             pl.format("{}{}", ip_devices, of_hosts),
             w.w_ip_rare,
         ),
         _entry(
-            ~proxy & ip_common,
+            ~proxy & ~rekeyed & ~inbound & ip_common,
             "common destination IP",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_common,
+        ),
+        # Inbound: the remote address is the source that connects to us.
+        _entry(
+            inbound & ip_rare,
+            "rare source IP",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_rare,
+        ),
+        _entry(
+            inbound & ip_common,
+            "common source IP",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_common,
+        ),
+        # Through a proxy the destination is the host the client asked for.
+        _entry(
+            rekeyed & ip_rare,
+            "rare destination host",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_rare,
+        ),
+        _entry(
+            rekeyed & ip_common,
+            "common destination host",
             pl.format("{}{}", ip_devices, of_hosts),
             w.w_ip_common,
         ),
@@ -434,7 +491,51 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
             w.w_domain_common,
         ),
         _entry(
-            pl.col(C_NAMES).list.len() == 0,
+            ~informative,
+            "prevalence not used",
+            pl.format("only {} devices: rare and common cannot be told apart", hosts),
+            0.0,
+        ),
+        _entry(
+            pl.col(E.F_PROXY).is_not_null(),
+            "via proxy",
+            pl.format("{} (destination named by CONNECT, URL or RemoteUrl)", pl.col(E.F_PROXY)),
+            0.0,
+        ),
+        _entry(
+            inbound,
+            "inbound",
+            pl.format("{} connects to our port {}", pl.col(S.C_REMOTE_IP), pl.col(S.C_REMOTE_PORT)),
+            0.0,
+        ),
+        _entry(
+            inbound & (pl.col(E.F_SERVED_SOURCES) >= w.public_service_sources),
+            "public service",
+            pl.format(
+                "our port {} answers {} external sources",
+                pl.col(S.C_REMOTE_PORT),
+                pl.col(E.F_SERVED_SOURCES),
+            ),
+            w.w_public_service,
+        ),
+        _entry(
+            inbound & (pl.col(E.F_SERVED_SOURCES) <= 2),
+            "private listener",
+            pl.format(
+                "our port {} answers {} external sources",
+                pl.col(S.C_REMOTE_PORT),
+                pl.col(E.F_SERVED_SOURCES),
+            ),
+            w.w_private_listener,
+        ),
+        _entry(
+            pl.col(infrastructure.F_INFRASTRUCTURE).is_not_null(),
+            "infrastructure service",
+            pl.col(infrastructure.F_INFRASTRUCTURE),
+            w.w_infrastructure,
+        ),
+        _entry(
+            (pl.col(C_NAMES).list.len() == 0) & ~inbound,  # an inbound source has none
             "no name",
             pl.lit("no DNS, SNI, Host or URL ever seen for this address"),
             w.w_direct_ip,
@@ -450,7 +551,7 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
             w.w_system_process,
         ),
         _entry(
-            (pl.col(E.F_PROCESS_DEVICES) <= rare) & pl.lit(w.w_process_rare != 0.0),
+            informative & (pl.col(E.F_PROCESS_DEVICES) <= rare) & pl.lit(w.w_process_rare != 0.0),
             "rare process",
             pl.format("{} on {}{}", pl.col(S.C_PROCESS), pl.col(E.F_PROCESS_DEVICES), of_hosts),
             w.w_process_rare,
@@ -598,6 +699,7 @@ def merge_candidates(
         rare_floor_devices=w.rare_floor_devices,
         scan_min_ports=w.scan_min_ports,
         new_after_share=w.new_after_share,
+        infrastructure_file=w.infrastructure_file,
     )
     joined = combined.join(facts, on=S.CANDIDATE_KEY, how="left", nulls_equal=True)
     joined = joined.with_columns(
@@ -643,8 +745,12 @@ def explain(candidate: dict[str, Any]) -> str:
     port = candidate.get(S.C_REMOTE_PORT)
     remote = f"{_text(candidate.get(S.C_REMOTE_IP))}:{_text(port)}"
     domain = candidate.get(S.C_DOMAIN)
+    arrow = "<-" if candidate.get(S.C_DIRECTION) == S.DIR_INBOUND else "->"
+    proxy = candidate.get(S.C_VIA_PROXY)
     head = (
-        f"{_text(candidate.get(S.C_DEVICE))}  {_text(candidate.get(S.C_PROCESS))}  ->  {remote}"
+        f"{_text(candidate.get(S.C_DEVICE))}  {_text(candidate.get(S.C_PROCESS))}  {arrow}  "
+        f"{remote}"
+        + (f"  via proxy {proxy}" if proxy else "")
         + (f"  ({domain})" if domain else "")
     )
     lines = [

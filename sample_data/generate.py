@@ -18,9 +18,9 @@ import polars as pl
 
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from sample_data import archive, defender, simulate, truth, windows, zeek
+    from sample_data import archive, defender, network_world, simulate, truth, windows, zeek
 else:
-    from . import archive, defender, simulate, truth, windows, zeek
+    from . import archive, defender, network_world, simulate, truth, windows, zeek
 
 DEFENDER_FILE = "defender_network_events"
 DEVICE_INFO_FILE = "device_info.csv"
@@ -116,12 +116,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--plain-conn", action="store_true", help="write conn.log, not conn.log.gz")
     p.add_argument("--windows", action="store_true", help="also windows/: Sysmon + 5156 JSON")
     p.add_argument("--zeek-archive", action="store_true", help="also zeek_archive/: hourly logs")
+    p.add_argument(
+        "--scenario",
+        choices=("office", "network"),
+        default="office",
+        help="office: the shipped sample (default); network: proxy, DMZ sensor host, "
+        "resolvers and NTP (sample_data/network_world.py; --seed only)",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     began = time.perf_counter()
+    if args.scenario == "network":
+        table = network_world.generate_network(args.out, seed=args.seed if args.seed != 7 else 14)
+        for name in network_world.FILES:
+            print(f"{(Path(args.out) / name).stat().st_size / 1e6:9.2f} MB  {name}")
+        beacons = table.filter(pl.col("label") == "beacon").height
+        print(f"{beacons} beacons, {table.height - beacons} benign periodic programs")
+        return 0
     table = generate(
         args.out,
         days=args.days,

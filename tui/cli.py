@@ -92,6 +92,13 @@ no_recursive_option = click.option(
     is_flag=True,
     help="Read only the files directly inside a folder, not its sub-folders.",
 )
+internal_option = click.option(
+    "--internal",
+    "internal",
+    multiple=True,
+    metavar="CIDR",
+    help="Another subnet of ours, added to [network] internal (repeatable).",
+)
 no_cache_option = click.option(
     "--no-cache",
     is_flag=True,
@@ -195,6 +202,7 @@ def _known_detectors(
 @source_format_option
 @no_cache_option
 @no_recursive_option
+@internal_option
 def detect_command(
     paths: tuple[str, ...],
     detector_names: tuple[str, ...],
@@ -210,6 +218,7 @@ def detect_command(
     source_format: str | None,
     no_cache: bool,
     no_recursive: bool,
+    internal: tuple[str, ...],
 ) -> None:
     """Run detectors on PATHS and print the ranked candidates."""
     from detectors.run.headless import detect
@@ -230,6 +239,7 @@ def detect_command(
             warn=lambda line: _say("warning", line),
             use_cache=not no_cache,
             recursive=not no_recursive,
+            internal=internal,
             allowlist_create=allowlist_create,
         )
         if output:
@@ -262,16 +272,36 @@ def detectors_command() -> None:
 @cli.command("eval")
 @click.argument("paths", nargs=-1)
 @click.option("--truth", "truth_path", type=click.Path(dir_okay=False), help="Ground-truth CSV.")
+@click.option(
+    "--scenario",
+    type=click.Choice(["office", "network"]),
+    default="office",
+    show_default=True,
+    help="Which bundled sample to score when no PATHS are given.",
+)
 @config_option
+@internal_option
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def eval_command(
-    paths: tuple[str, ...], truth_path: str | None, config_path: str | None, quiet: bool
+    paths: tuple[str, ...],
+    truth_path: str | None,
+    scenario: str,
+    config_path: str | None,
+    internal: tuple[str, ...],
+    quiet: bool,
 ) -> None:
     """Recall and precision of each detector and of the merged list on labelled data."""
     from detectors.run.headless import evaluate_paths
 
     try:
-        text = evaluate_paths(paths, truth_path, config_path, Progress(StderrProgress(quiet)))
+        text = evaluate_paths(
+            paths,
+            truth_path,
+            config_path,
+            Progress(StderrProgress(quiet)),
+            scenario=scenario,
+            internal=internal,
+        )
     except InputError as exc:
         _fail(exc)
     # the report names files and programs: inert for the terminal, line by line

@@ -112,3 +112,25 @@ def save_detector_params(config: Config, overrides: Mapping[str, Mapping[str, An
         **{k: dict(v) for k, v in overrides.items() if v},
     }
     return path
+
+
+def save_network_settings(config: Config, values: Mapping[str, Any]) -> Path:
+    """Replace the ``[network]`` table with ``values`` (none: the table goes).
+
+    Only what differs from the defaults is written; comments elsewhere stay.
+    """
+    path = config_file(config)
+    doc = _read(path)
+    if not values:
+        config.network = {}
+        if "network" not in doc:
+            return path  # nothing to change: the file (and its .bak) stay as they are
+        del doc["network"]
+    else:
+        table = tomlkit.table()
+        for key, value in values.items():
+            table[key] = list(value) if isinstance(value, tuple) else value
+        doc["network"] = table
+    _write(path, doc)
+    config.network = dict(values)
+    return path

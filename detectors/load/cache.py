@@ -47,7 +47,7 @@ from detectors.base.config import (
 )
 from detectors.load.common import READ_ERRORS, LoadedFile
 
-LOADER_VERSION = 1  # bump when any loader's output changes: every old entry goes stale
+LOADER_VERSION = 2  # bump when any loader's output changes: every old entry goes stale
 WRITE_NOW, WRITE_IN_BACKGROUND, WRITE_LATER = "now", "background", "later"
 WRITE_MODES = (WRITE_NOW, WRITE_IN_BACKGROUND, WRITE_LATER)
 ENTRIES = "loads"

@@ -22,7 +22,7 @@ Process, account and company are null; connections is 1.
 
 dns.log: each IP in ``answers`` → names (ip, ``query``, "dns").
 http.log: names (``id.resp_h``, ``host`` without its port, "http_host") and app rows
-(``uid``, "http", ``user_agent``, ``host``, ``method``). A CONNECT request names its
+(``uid``, "http", ``user_agent``, ``host``, ``method``, ``uri``). A CONNECT request names its
 target (``uri``, else ``host``) for the proxy's address with source "connect", and the
 app row's host is that target.
 ssl.log: names (``id.resp_h``, ``server_name``, "ssl_sni") and app rows (``uid``, "ssl",
@@ -342,6 +342,7 @@ def _http(path: Path, table: RawTable, schema: dict[str, pl.DataType]) -> Loaded
             F.text(schema, USER_AGENT).alias(S.APP_USER_AGENT),
             seen_host.alias(S.APP_HOST),
             method.alias(S.APP_METHOD),
+            F.text(schema, URI).alias(S.APP_URI),
             F.text(schema, RESP_H).alias(S.NAME_IP),
             pl.when(is_connect)
             .then(pl.lit("connect"))

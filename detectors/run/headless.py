@@ -9,18 +9,14 @@ from pathlib import Path
 import polars as pl
 
 from detectors.base import domains
+from detectors.base.config import Config
 from detectors.base.errors import InputError, UsageError
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.base.sanitize import visible
 from detectors.curate.allowlist import AllowList
 from detectors.curate.decorate import decorate, hide_allowed
 from detectors.hunts import registry
-from detectors.load.sample import (
-    SAMPLE_GROUND_TRUTH,
-    sample_dir,
-    sample_paths,
-    sample_zeek_dir,
-)
+from detectors.load.sample import SAMPLE_GROUND_TRUTH, scenario_dir, scenario_paths
 from detectors.rank import scoring
 from detectors.report import output
 from detectors.run import evaluate
@@ -68,13 +64,14 @@ def detect(
     warn: Callable[[str], None] = lambda line: None,
     use_cache: bool = True,
     recursive: bool = True,
+    internal: Sequence[str] = (),
     allowlist_create: bool = False,
 ) -> str:
     """Everything ``beacon-triage detect`` does, returning the text to print."""
     # Work the files do not need, done while they load.
     domains.prepare_in_background()
     registry.import_in_background()
-    config = load_config(config_path)
+    config = with_internal(load_config(config_path), internal)
     if allowlist_path:  # a typo must not silently hide nothing
         open_allowlist_file(allowlist_path, create=allowlist_create)
     if config_path is None and config.path is not None:
@@ -101,6 +98,17 @@ def detect(
     return output.render(candidates, fmt)
 
 
+def with_internal(config: Config, internal: Sequence[str]) -> Config:
+    """``config`` with ``--internal`` subnets added (checked: a bad CIDR is one line)."""
+    if not internal:
+        return config
+    from dataclasses import replace
+
+    config = replace(config, extra_internal=tuple(internal))
+    config.network_settings()
+    return config
+
+
 def explain(candidates: pl.DataFrame, rank: int) -> str:
     """The evidence of the candidate at 1-based ``rank`` in the list."""
     if not 1 <= rank <= candidates.height:
@@ -112,12 +120,17 @@ def explain(candidates: pl.DataFrame, rank: int) -> str:
 
 
 def evaluate_paths(
-    paths: Sequence[str], truth_path: str | None, config_path: str | None, progress: Progress
+    paths: Sequence[str],
+    truth_path: str | None,
+    config_path: str | None,
+    progress: Progress,
+    scenario: str = "office",
+    internal: Sequence[str] = (),
 ) -> str:
-    """``beacon-triage eval``: defaults to the bundled sample data and its ground truth."""
-    config = load_config(config_path)
-    chosen = list(paths) or [*map(str, sample_paths()), str(sample_zeek_dir())]
-    truth_file = Path(truth_path) if truth_path else sample_dir() / SAMPLE_GROUND_TRUTH
+    """``beacon-triage eval``: defaults to a bundled sample (``scenario``) and its truth."""
+    config = with_internal(load_config(config_path), internal)
+    chosen = list(paths) or list(map(str, scenario_paths(scenario)))
+    truth_file = Path(truth_path) if truth_path else scenario_dir(scenario) / SAMPLE_GROUND_TRUTH
     if not truth_file.exists():
         raise InputError("ground truth file not found", file=str(truth_file))
     context = InMemory(chosen).context(config, progress)

@@ -17,6 +17,7 @@ from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.hunts.registry import all_detectors
 from detectors.load.cache import WRITE_LATER
 from detectors.pairs.context import PairContext
+from detectors.pairs.network import place_context
 from detectors.run import partitioned
 from detectors.run.memory import InMemory
 from detectors.run.outcome import DetectorOutcome, RunResult, merge
@@ -64,6 +65,7 @@ def run(
     chosen = list(names) if names else list(all_detectors())
     try:
         context = strategy.context(config, progress)
+        place_context(context, config.network_settings())  # direction, proxies: before pairs
         progress.report("detect", 0.0, f"running {', '.join(chosen)}")
         done: dict[str, DetectorOutcome] = {}
         for outcome in strategy.hunts(context, config, chosen, progress):

@@ -356,12 +356,18 @@ class Partitioned:
                 self.paths, self._scratch, count, self.source_format, config.mapping, progress
             )
         parts = self.parts
+        warnings = list(parts.warnings)
+        if config.network_settings().enabled:
+            warnings.append(
+                "input bigger than memory: [network] placement (direction, proxies as "
+                "destinations, inbound pairs) is not applied yet; public addresses are hunted"
+            )
         return PairContext(
             names=parts.names,
             app=parts.app,
             device_info=parts.device_info,
             files=parts.files,
-            warnings=list(parts.warnings),
+            warnings=warnings,
             population=Population(parts.scan(), parts.names, streaming=True),
         )
 

@@ -119,3 +119,21 @@ def test_detectors_lists_parameters_with_defaults():
     done = run("detectors")
     assert done.returncode == 0
     assert "intervals:" in done.stdout and "jitter_threshold = 50" in done.stdout
+
+
+def test_detect_internal_subnet_makes_a_destination_ours(tmp_path):
+    source = beacon_csv(tmp_path / "events.csv")
+    hunted = json.loads(run("detect", str(source), "--format", "json", "--quiet").stdout)
+    assert {c["remote_ip"] for c in hunted} == {"45.77.1.2"}
+    assert {c["direction"] for c in hunted} == {"outbound"}
+    done = run("detect", str(source), "--format", "json", "--quiet", "--internal", "45.77.0.0/16")
+    assert json.loads(done.stdout) == []  # ours to ours: internal traffic is not hunted
+
+
+def test_detect_bad_internal_subnet_is_one_line_error(tmp_path):
+    source = beacon_csv(tmp_path / "events.csv")
+    done = run("detect", str(source), "--internal", "10.0.0.0/33")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "beacon-triage: error: field --internal: '10.0.0.0/33' is not an address or CIDR block"
+    ]

@@ -57,6 +57,9 @@ FORBIDDEN_ATTRIBUTES = {
 # importlib.import_module only with the built-in detector names, a constant tuple
 # (importlib.resources, which reads bundled data files, is fine anywhere)
 IMPORTLIB_ALLOWED = {Path("detectors/builtin.py")}
+# subprocess only where the offline bundle runs pip with fixed arguments, and only from a
+# source checkout (it checks for pyproject.toml before anything else); shell=True stays banned
+SUBPROCESS_ALLOWED = {Path("tui/bundle.py")}
 
 
 def product_modules() -> list[Path]:
@@ -90,6 +93,8 @@ def findings(path: Path, label: str | None = None) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         for name in names:
+            if name == "subprocess" and where in SUBPROCESS_ALLOWED:
+                continue
             if name in FORBIDDEN_MODULES or name.split(".")[0] in {"pickle", "yaml", "dill"}:
                 found.append(f"{where}:{node.lineno} imports {name}")
             if name.endswith("import_module") and where not in IMPORTLIB_ALLOWED:

@@ -110,9 +110,10 @@ def test_zeek_http_host_and_connect_target_names_and_app_rows() -> None:
         ("10.0.0.3", "c2.example", "connect"),  # the proxy's address, named by CONNECT target
     ]
     assert ds.app.rows() == [
-        ("CHttp1", "http", "Mozilla/5.0 (X; beacon)", "evil.example", "GET", None),
-        ("CHttp2", "http", None, "c2.example", "CONNECT", None),  # user_agent (empty) → null
-        ("CHttp3", "http", "curl/8.0", None, "POST", None),  # host '-' → null
+        ("CHttp1", "http", "Mozilla/5.0 (X; beacon)", "evil.example", "GET", None, "/beacon?id=1"),
+        # user_agent (empty) → null; the uri names the proxied target (detectors.pairs.proxy)
+        ("CHttp2", "http", None, "c2.example", "CONNECT", None, "c2.example:443"),
+        ("CHttp3", "http", "curl/8.0", None, "POST", None, "/upload"),  # host '-' → null
     ]
     assert ds.app.schema == pl.Schema(S.APP_SCHEMA)
 
@@ -121,8 +122,8 @@ def test_zeek_ssl_server_name_names_and_app_rows() -> None:
     ds = load_paths([DATA / "ssl.log"], require_events=False)
     assert ds.names.rows() == [("203.0.113.5", "evil.example", "ssl_sni")]
     assert ds.app.rows() == [
-        ("CAbc1", "ssl", None, None, None, "evil.example"),
-        ("CSsl2", "ssl", None, None, None, None),  # no SNI: kept, it is evidence itself
+        ("CAbc1", "ssl", None, None, None, "evil.example", None),
+        ("CSsl2", "ssl", None, None, None, None, None),  # no SNI: kept, it is evidence itself
     ]
 
 

@@ -87,6 +87,11 @@ allowlist_create_option = click.option(
     is_flag=True,
     help="Start the --allowlist file if it does not exist (else a missing file is an error).",
 )
+no_recursive_option = click.option(
+    "--no-recursive",
+    is_flag=True,
+    help="Read only the files directly inside a folder, not its sub-folders.",
+)
 internal_option = click.option(
     "--internal",
     "internal",
@@ -196,6 +201,7 @@ def _known_detectors(
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @source_format_option
 @no_cache_option
+@no_recursive_option
 @internal_option
 def detect_command(
     paths: tuple[str, ...],
@@ -211,6 +217,7 @@ def detect_command(
     quiet: bool,
     source_format: str | None,
     no_cache: bool,
+    no_recursive: bool,
     internal: tuple[str, ...],
 ) -> None:
     """Run detectors on PATHS and print the ranked candidates."""
@@ -231,6 +238,7 @@ def detect_command(
             progress=progress,
             warn=lambda line: _say("warning", line),
             use_cache=not no_cache,
+            recursive=not no_recursive,
             internal=internal,
             allowlist_create=allowlist_create,
         )

@@ -9,8 +9,6 @@ off) loads its whole records and warns how many were dropped.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import io
 import json
 import re
@@ -31,43 +29,16 @@ from detectors.load.common import (
     reading,
     row_locator,
 )
+from detectors.load.text import (
+    first_line,
+    is_gzip,
+    open_text,
+    sniff_delimiter,
+    split_fields,
+)
 
-GZIP_MAGIC = b"\x1f\x8b"
 _TAIL_BYTES = 1 << 20  # enough to hold any one record
-_DELIMITERS = ",;\t|"
 _PYTHON_JSON_LIMIT = 256 << 20  # locate JSON syntax errors with the stdlib up to this size
-
-
-def is_gzip(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(2) == GZIP_MAGIC
-
-
-def open_text(path: Path) -> io.TextIOBase:
-    """The file as text, transparently gunzipped; undecodable bytes are replaced."""
-    if is_gzip(path):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return path.open("r", encoding="utf-8", errors="replace", newline="")
-
-
-def first_line(path: Path) -> str:
-    with open_text(path) as handle:
-        return handle.readline().lstrip("\ufeff").rstrip("\r\n")
-
-
-def split_fields(line: str, delimiter: str) -> list[str]:
-    """The fields of one CSV line; a stray CR or NUL inside it never raises."""
-    try:
-        return next(csv.reader([line], delimiter=delimiter), [])
-    except csv.Error:
-        return line.split(delimiter)
-
-
-def sniff_delimiter(header: str) -> str:
-    """The delimiter of a header line: whichever of , ; TAB | occurs most (comma on ties)."""
-    counts = {d: header.count(d) for d in _DELIMITERS}
-    best = max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
-    return best if counts[best] else ","
 
 
 def line_of_record(path: Path, index: int, skip: Callable[[str], bool]) -> int:

@@ -63,6 +63,7 @@ def detect(
     progress: Progress = NULL_PROGRESS,
     warn: Callable[[str], None] = lambda line: None,
     use_cache: bool = True,
+    recursive: bool = True,
     internal: Sequence[str] = (),
     allowlist_create: bool = False,
 ) -> str:
@@ -77,7 +78,7 @@ def detect(
         warn(f"using the config {config.path}")  # read without being named: say so
     for name in detector_names:
         registry.get(name)  # unknown names fail before the (maybe long) load
-    strategy = choose_strategy(paths, config, source_format, use_cache)
+    strategy = choose_strategy(paths, config, source_format, use_cache, recursive=recursive)
     result = run(strategy, config, detector_names or None, progress)
     if result.context is not None:
         for line in result.context.warnings:

@@ -41,12 +41,13 @@ def choose_strategy(
     source_format: str | None = None,
     use_cache: bool = True,
     cache_write: str = WRITE_LATER,
+    recursive: bool = True,
 ) -> Strategy:
     """Partitions on disk when the input holds more than ``[engine] max_events_in_memory``
     events; in memory otherwise (``cache_write``: see ``InMemory``)."""
     if partitioned.wanted(paths, config):
         return partitioned.Partitioned(paths, source_format)
-    return InMemory(paths, source_format, use_cache, cache_write=cache_write)
+    return InMemory(paths, source_format, use_cache, cache_write=cache_write, recursive=recursive)
 
 
 def run(

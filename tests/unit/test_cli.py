@@ -62,12 +62,16 @@ def test_detect_json_is_an_array_of_candidates_with_contract_fields(tmp_path):
     assert top["connections"] == 40
 
 
-def test_detect_header_only_file_is_zero_candidates_exit_0(tmp_path):
+def test_detect_header_only_file_is_an_error_not_a_clean_network_exit_1(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text(HEADER + "\n")
     done = run("detect", str(path), "--format", "json")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == []
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines()[-1] == (
+        f"beacon-triage: error: {path}: no connection events found; "
+        "these paths hold 1 file without rows"
+    )
 
 
 def test_detect_missing_file_is_one_line_error_exit_1(tmp_path):

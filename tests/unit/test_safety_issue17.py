@@ -213,7 +213,10 @@ def test_an_unreadable_folder_is_one_line(capsys, tmp_path, monkeypatch):
     def denied(self):
         raise PermissionError(errno.EACCES, "Permission denied", str(self))
 
+    # (root reads any folder, so the refusal is simulated; folders are listed with
+    # os.scandir since the recursive walk, Path.iterdir before)
     monkeypatch.setattr(Path, "iterdir", denied)
+    monkeypatch.setattr(os, "scandir", denied)
     code, _, err = cli(capsys, "detect", str(folder), "--quiet", "--no-cache")
     assert code == 1
     assert one_line_error(err) == f"beacon-triage: error: {folder}: cannot read: Permission denied"

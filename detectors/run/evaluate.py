@@ -81,6 +81,7 @@ def split_sources(dataset: PairContext) -> dict[str, PairContext]:
             events=events.filter(pl.col(S.SOURCE_FILE).is_in(zeek_files)),
             names=dataset.names,
             app=dataset.app,
+            dns=dataset.dns,
             files=list(dataset.files),
         )
     return parts

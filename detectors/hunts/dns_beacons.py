@@ -44,7 +44,7 @@ from detectors.stats.renewal import RenewalSettings
 NAME = "dns_beacons"
 
 RESOLVER = "resolver"
-DOMAIN_DEVICES = "domain_devices"
+DOMAIN_DEVICES = "domain_query_devices"  # devices asking for the domain at all
 Q_VALUE = "q_value"
 DNS_PORT = 53
 

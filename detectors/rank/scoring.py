@@ -39,7 +39,7 @@ C_DEVICE_ID = "device_id"
 
 RARE_DESTINATIONS = "rare_destinations"
 DNS_BEACONS = "dns_beacons"  # its remote is a registered domain, not an address
-DNS_DOMAIN_DEVICES = "domain_devices"
+DNS_DOMAIN_DEVICES = "domain_query_devices"
 DNS_RARE_TYPES = "rare_type_share"
 DNS_ENTROPY = "entropy_bits"
 CONTEXT_DETECTORS = frozenset({RARE_DESTINATIONS})  # hits that say "unusual", not "periodic"
@@ -235,6 +235,14 @@ class ScoreWeights:
     )
     dns_entropy_bits: float = _w(
         3.5, "See w_dns_tunnel: hex approaches 4 bits a character, words stay under 3.5."
+    )
+    campaign_rare: bool = field(
+        default=True,
+        metadata={
+            "doc": "A destination every one of whose devices beacons to it (2 to "
+            "campaign_max_devices of them) counts as rare for the prevalence modifier: "
+            "nobody else goes there. False: only rare_floor_devices / rare_share decide."
+        },
     )
     campaign_max_devices: int = field(
         default=5,
@@ -437,9 +445,25 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
     informative = rare < w.common_share * hosts
     inbound = (pl.col(E.F_DIRECTION) == S.DIR_INBOUND).fill_null(False)
     rekeyed = pl.col(E.F_PROXY).is_not_null()
-    ip_rare = informative & (ip_devices <= rare)
+    # A campaign's destination: every device that reaches it at all beacons to it, and
+    # there are at most campaign_max_devices of them. Nobody else has a reason to go
+    # there, so it is rare in the sense RITA's modifier means, though the victims
+    # outnumber the floor (see campaign_rare).
+    campaign_only = (
+        pl.lit(w.campaign_rare)
+        & (pl.col(C_CAMPAIGN) >= 2)
+        & (ip_devices <= pl.col(C_CAMPAIGN))
+        & (ip_devices <= w.campaign_max_devices)
+    ).fill_null(False)
+    ip_rare = informative & ((ip_devices <= rare) | campaign_only)
     ip_common = informative & (ip_devices >= w.common_share * hosts)
-    domain_rare = informative & (pl.col(E.F_DOMAIN_DEVICES) <= rare)
+    domain_campaign = (
+        pl.lit(w.campaign_rare)
+        & (pl.col(C_CAMPAIGN) >= 2)
+        & (pl.col(E.F_DOMAIN_DEVICES) <= pl.col(C_CAMPAIGN))
+        & (pl.col(E.F_DOMAIN_DEVICES) <= w.campaign_max_devices)
+    ).fill_null(False)
+    domain_rare = informative & ((pl.col(E.F_DOMAIN_DEVICES) <= rare) | domain_campaign)
     domain_common = informative & (pl.col(E.F_DOMAIN_DEVICES) >= w.common_share * hosts)
     port_rare = (informative & (pl.col(E.F_PORT_DEVICES) <= rare)) | (
         (pl.col(E.F_PROCESS_DEVICES) >= 5)

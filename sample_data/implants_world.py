@@ -263,7 +263,8 @@ def _reputation_lookups(rng: np.random.Generator) -> pl.DataFrame:
         times = np.sort(rng.uniform(0, SPAN_S, n))
         labels = _random_labels(rng, n, 32, _HEX)
         frames.append(
-            _frame(n, t=times, device=device, query=[f"{x}.rep.avcloud-lookup.example" for x in labels],
+            _frame(n, t=times, device=device,
+                   query=[f"{x}.rep.avcloud-lookup.example" for x in labels],
                    qtype="A", answer="127.0.0.2", prog=None)
         )  # fmt: skip
     return pl.concat(frames)
@@ -280,6 +281,7 @@ def write_defender(conns: pl.DataFrame, path: Path, rng: np.random.Generator) ->
     ns = ((conns.get_column("t").to_numpy() + lag) * 1e9).astype(np.int64) + START_S * 10**9
     names = conns.get_column("device").unique().to_list()
     ids = {d: _device_id(d) for d in names}
+    workstation = pl.col("device").str.starts_with("ws-")
     frame = conns.with_columns(
         pl.Series("_ns", ns),
         pl.Series("LocalPort", rng.integers(49152, 65535, n)),
@@ -296,11 +298,14 @@ def write_defender(conns: pl.DataFrame, path: Path, rng: np.random.Generator) ->
         pl.col("url").alias("RemoteUrl"),
         pl.col("device_ip").alias("LocalIP"),
         "LocalPort",
-        pl.when(pl.col("proto") == "udp").then(pl.lit("Udp")).otherwise(pl.lit("Tcp")).alias("Protocol"),
+        pl.when(pl.col("proto") == "udp").then(pl.lit("Udp")).otherwise(pl.lit("Tcp"))
+        .alias("Protocol"),
         pl.lit("Public").alias("RemoteIPType"),
         pl.col("process").alias("InitiatingProcessFileName"),
-        pl.when(pl.col("device").str.starts_with("ws-")).then(pl.lit("corp")).otherwise(pl.lit("nt authority")).alias("InitiatingProcessAccountDomain"),
-        pl.when(pl.col("device").str.starts_with("ws-")).then(pl.lit("user")).otherwise(pl.lit("system")).alias("InitiatingProcessAccountName"),
+        pl.when(workstation).then(pl.lit("corp")).otherwise(pl.lit("nt authority"))
+        .alias("InitiatingProcessAccountDomain"),
+        pl.when(workstation).then(pl.lit("user")).otherwise(pl.lit("system"))
+        .alias("InitiatingProcessAccountName"),
         pl.col("company").alias("InitiatingProcessVersionInfoCompanyName"),
         pl.lit(None, pl.String).alias("AdditionalFields"),
         "prog",
@@ -328,7 +333,8 @@ def write_zeek(
     flows = pl.concat(
         [
             conns.select("t", "device_ip", "remote", "port", "proto", "state", "prog"),
-            dns.select("t", "device_ip", pl.lit(resolver_ip).alias("remote"), pl.lit(53).alias("port"),
+            dns.select("t", "device_ip", pl.lit(resolver_ip).alias("remote"),
+                       pl.lit(53).alias("port"),
                        pl.lit("udp").alias("proto"), pl.lit("SF").alias("state"), "prog"),
         ],
         how="vertical_relaxed",
@@ -360,7 +366,8 @@ def write_zeek(
         pl.when(ok).then(pl.col("dur").round(6).cast(pl.String)).otherwise(pl.lit("-")),
         pl.when(~ok).then(0)
         .when(pl.col("prog").is_in(list(idle)))
-        .then(pl.col("prog").replace_strict(idle, default=0, return_dtype=pl.Int64) + pl.col("ob") % 8)
+        .then(pl.col("prog").replace_strict(idle, default=0, return_dtype=pl.Int64)
+              + pl.col("ob") % 8)
         .otherwise(pl.col("ob")).cast(pl.String),
         pl.when(ok).then(pl.col("rb")).otherwise(0).cast(pl.String),
         pl.col("state"),

@@ -82,9 +82,7 @@ class LoadedFile:
     @property
     def rows(self) -> int:
         return sum(
-            f.height
-            for f in (self.events, self.names, self.app, self.device_info)
-            if f is not None
+            f.height for f in (self.events, self.names, self.app, self.device_info) if f is not None
         )
 
 

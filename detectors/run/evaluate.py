@@ -268,7 +268,7 @@ def evaluate_with_ranks(
                 }
             )
     all_ranks = pl.concat(ranks) if ranks else pl.DataFrame(schema=RANKS_SCHEMA)
-    return pl.DataFrame(rows, schema=RESULT_SCHEMA), all_ranks.cast(RANKS_SCHEMA)
+    return pl.DataFrame(rows, schema=RESULT_SCHEMA), all_ranks.cast(pl.Schema(RANKS_SCHEMA))
 
 
 def format_table(results: pl.DataFrame) -> str:

@@ -21,8 +21,10 @@ logs have none) and its ``resolver`` column the server the queries went to: the 
 Defender's DeviceNetworkEvents has no query rows (DnsQueryResponse events live in
 DeviceEvents), so Defender exports give this hunt nothing to read.
 
-Needs the whole DNS table at once (prevalence over every device): it declares no
-partition stages, and the partitioned strategy skips it with that reason.
+Needs the whole DNS table at once (prevalence over every device). The DNS table is a
+side table kept in memory by every strategy (one row per query, no bigger than the
+names), so on partitioned input the hunt does nothing per partition and runs once on
+the whole table when the partitions are combined.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import polars as pl
 from detectors.base import schema as S
 from detectors.base.domains import registered_domains_of_hosts
 from detectors.base.progress import Progress
-from detectors.hunts.spec import register
+from detectors.hunts.spec import register, register_stages
 from detectors.pairs.context import PairContext
 from detectors.stats import dns as D
 from detectors.stats.periodogram import benjamini_hochberg
@@ -227,3 +229,19 @@ def run(dataset: PairContext, params: DnsBeaconParams, progress: Progress) -> pl
     )
     progress.report(NAME, 1.0, f"{result.height} DNS beacons")
     return result
+
+
+def _nothing_per_partition(
+    dataset: PairContext, params: DnsBeaconParams, progress: Progress
+) -> None:
+    """The DNS table is not partitioned: nothing to do per device partition."""
+    return None
+
+
+def _on_the_whole_table(
+    partials: list[None], dataset: PairContext, params: DnsBeaconParams, progress: Progress
+) -> pl.DataFrame:
+    return run(dataset, params, progress)
+
+
+register_stages(NAME, _nothing_per_partition, _on_the_whole_table)

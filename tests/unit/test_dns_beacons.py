@@ -111,9 +111,13 @@ def test_no_dns_log_is_no_hit_and_no_error() -> None:
     assert H.run(PairContext(), H.DnsBeaconParams(), NULL_PROGRESS).height == 0
 
 
-def test_registered_without_partition_stages() -> None:
+def test_on_partitions_it_runs_once_on_the_whole_dns_table() -> None:
     spec = all_detectors()[H.NAME]
-    assert spec.stages is None  # the partitioned strategy skips it, saying why
+    assert spec.stages is not None
+    ctx = _context()
+    assert spec.stages.partial(ctx, H.DnsBeaconParams(), NULL_PROGRESS) is None
+    combined = spec.stages.combine([None, None], ctx, H.DnsBeaconParams(), NULL_PROGRESS)
+    assert combined.equals(H.run(ctx, H.DnsBeaconParams(), NULL_PROGRESS))
 
 
 def test_merged_list_judges_a_dns_beacon_by_its_domain() -> None:

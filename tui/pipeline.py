@@ -42,7 +42,7 @@ from tui.messages import (
     Note,
     StageChanged,
 )
-from tui.view import prepare
+from tui.view import pair_protocols, prepare, with_protocol
 
 if TYPE_CHECKING:
     from detectors.curate.allowlist import AllowList
@@ -93,6 +93,7 @@ class Pipeline:
         self.strategy: Strategy | None = None  # how the open data was loaded and is hunted
         self._progress: dict[str, Progress] = {}
         self._lock = threading.Lock()
+        self._protocol_cache: tuple[PairContext, pl.DataFrame] | None = None
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -293,13 +294,24 @@ class Pipeline:
 
         worker = get_current_worker()
         try:
-            candidates = prepare(merge(outcomes, dataset, config))
+            candidates = prepare(
+                with_protocol(merge(outcomes, dataset, config), self._protocols(dataset))
+            )
         except Exception as exc:
             self._post(Note("error", "".join(traceback.format_exception(exc)).rstrip()))
             self._post(Note("error", f"merging candidates failed: {type(exc).__name__}: {exc}"))
+            self._post(CandidatesMerged(run_id, None, final))
             return
         if not worker.is_cancelled:
             self._post(CandidatesMerged(run_id, candidates, final))
+
+    def _protocols(self, dataset: PairContext) -> pl.DataFrame:
+        """Each pair's protocol, computed on the first merge of a dataset and kept."""
+        cached = self._protocol_cache
+        if cached is None or cached[0] is not dataset:
+            cached = (dataset, pair_protocols(dataset.events))
+            self._protocol_cache = cached
+        return cached[1]
 
     # --- allow-list and triage marks ----------------------------------------------------
 

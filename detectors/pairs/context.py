@@ -30,7 +30,8 @@ class PairContext:
     ``events`` is the canonical event frame (``schema.EVENT_SCHEMA``). ``names`` maps
     remote IPs to names seen for them (RemoteUrl, Zeek dns/http/ssl). ``app`` holds
     per-connection HTTP/TLS details keyed by Zeek uid. ``device_info`` is Defender's
-    DeviceInfo when the user supplied it. ``warnings`` are one-line notes for the user.
+    DeviceInfo when the user supplied it. ``dns`` holds one row per DNS query (Zeek
+    dns.log, ``schema.DNS_SCHEMA``). ``warnings`` are one-line notes for the user.
     ``population`` answers questions about every event (``everyone()``): this dataset's
     own, unless it is one device partition of a bigger input (``detectors.run.partitioned``).
     """
@@ -39,6 +40,7 @@ class PairContext:
     names: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.NAMES_SCHEMA))
     app: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.APP_SCHEMA))
     device_info: pl.DataFrame | None = None
+    dns: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.DNS_SCHEMA))
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     _pair_cache: dict[tuple[tuple[str, ...] | None, int], pl.DataFrame] = field(
@@ -68,6 +70,7 @@ class PairContext:
             names=loaded.names,
             app=loaded.app,
             device_info=loaded.device_info,
+            dns=loaded.dns,
             files=loaded.files,
             warnings=loaded.warnings,
         )

@@ -15,6 +15,7 @@ import polars as pl
 
 from detectors.base import schema as S
 from detectors.base.sanitize import visible
+from detectors.rank.enrichment import same_destination
 from tui import format as F
 
 C_MARK = "mark"  # detectors.curate.triage.C_MARK: unreviewed, suspicious, benign, escalate
@@ -39,6 +40,8 @@ class ViewSpec:
     mark: str | None = None  # None: all, "unmarked", "marked", or one mark
     sort: str = "score"
     descending: bool = True
+    # ``C``: only the candidates to one destination, (address, registered domain)
+    destination: tuple[str | None, str | None] | None = None
 
     def with_(self, **changes: Any) -> ViewSpec:
         return replace(self, **changes)
@@ -46,6 +49,9 @@ class ViewSpec:
     def describe(self) -> str:
         """One line for the filter bar: what is hiding rows right now."""
         parts = []
+        if self.destination:
+            ip, domain = self.destination
+            parts.append(f"campaign→{visible(domain or ip or '?')}")
         if self.detector:
             parts.append(f"detector={self.detector}")
         if self.min_score > 0:
@@ -467,6 +473,8 @@ def _filters(frame: pl.DataFrame, spec: ViewSpec) -> pl.Expr:
     query = spec.text.strip().lower()
     if query and HAYSTACK in frame.columns:
         keep = keep & pl.col(HAYSTACK).str.contains(query, literal=True)
+    if spec.destination and S.C_REMOTE_IP in frame.columns:
+        keep = keep & same_destination(frame.columns, *spec.destination)
     if spec.detector and S.C_DETECTORS in frame.columns:
         keep = keep & pl.col(S.C_DETECTORS).list.contains(spec.detector).fill_null(False)
     if spec.min_score > 0 and S.C_SCORE in frame.columns:

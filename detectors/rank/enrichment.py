@@ -282,6 +282,26 @@ class DestinationIndex:
         return dest
 
 
+def same_destination(columns: Sequence[str], remote_ip: str | None, domain: str | None) -> pl.Expr:
+    """True for candidates to this address, or to this registered domain (by any host
+    name of it): the group a campaign's members share, as the detail pane, the ``C``
+    group filter and the campaign count all read it."""
+    same = pl.col(S.C_REMOTE_IP).eq_missing(pl.lit(remote_ip, dtype=pl.String))
+    if domain and S.C_DOMAIN in columns:
+        name = pl.col(S.C_DOMAIN).cast(pl.String).str.to_lowercase()
+        wanted = domain.lower()
+        same = same | (name == wanted) | name.str.ends_with("." + wanted)
+    return same.fill_null(False)
+
+
+def campaign_devices(candidates: pl.DataFrame, remote_ip: str | None, domain: str | None) -> int:
+    """How many devices are candidates to this destination (1 when only this one)."""
+    if candidates.height == 0 or S.C_REMOTE_IP not in candidates.columns:
+        return 0
+    group = candidates.filter(same_destination(candidates.columns, remote_ip, domain))
+    return int(group.get_column(S.C_DEVICE).drop_nulls().n_unique())
+
+
 def sharing_candidates(
     candidates: pl.DataFrame,
     remote_ip: str | None,
@@ -292,9 +312,7 @@ def sharing_candidates(
     """Other candidates to the same address or domain, best first (a campaign's spread)."""
     if candidates.height == 0 or S.C_REMOTE_IP not in candidates.columns:
         return candidates.head(0)
-    same = pl.col(S.C_REMOTE_IP).eq_missing(pl.lit(remote_ip))
-    if domain and S.C_DOMAIN in candidates.columns:
-        same = same | (pl.col(S.C_DOMAIN) == domain).fill_null(False)
+    same = same_destination(candidates.columns, remote_ip, domain)
     itself = pl.lit(True)
     for key in S.CANDIDATE_KEY:
         if key in candidates.columns:
@@ -323,6 +341,7 @@ class CandidateDetail:
     destination: Destination
     sharing: pl.DataFrame
     window: tuple[datetime | None, datetime | None]
+    campaign_devices: int = 0  # devices that are candidates to this destination
 
 
 def describe_candidate(
@@ -355,6 +374,7 @@ def describe_candidate(
         destination=destination,
         sharing=sharing,
         window=index.window,
+        campaign_devices=campaign_devices(candidates, destination.ip, destination.domain),
     )
 
 

@@ -179,8 +179,9 @@ class BeaconTriageApp(CurationApp):
             return 0
         return int(self.candidates.get_column(C_ALLOWED).sum() or 0)
 
-    def add_log(self, level: str, text: str) -> None:
-        self.log_entries.append(LogEntry(level, text, datetime.now().strftime("%H:%M:%S")))
+    def add_log(self, level: str, text: str, details: tuple[str, ...] = ()) -> None:
+        at = datetime.now().strftime("%H:%M:%S")
+        self.log_entries.append(LogEntry(level, text, at, details))
         if isinstance(self.screen, LogScreen):
             self.screen.entries = tuple(self.log_entries)
 
@@ -216,8 +217,12 @@ class BeaconTriageApp(CurationApp):
 
     def on_dataset_loaded(self, message: DatasetLoaded) -> None:
         self.dataset = message.dataset
+        skipped = message.dataset.skipped
+        summary = f"skipped {len(skipped)} file"  # load.paths.skip_summary's line
         for line in message.dataset.warnings:
-            self.add_log("warning", line)
+            listed = line.startswith(summary) and bool(skipped)
+            files = tuple(f"{path}  ({why})" for path, why in skipped) if listed else ()
+            self.add_log("warning", line, files)
         self.pipeline.build_indexes(message.dataset, self.config)
         self._run_detectors()
 

@@ -292,6 +292,7 @@ def load_paths(
         dns=_concat([p.dns for p in loaded], S.DNS_SCHEMA).sort(S.DNS_TIME, maintain_order=True),
         files=[str(f) for f in used],
         warnings=warnings,
+        skipped=[(str(path), why) for path, why in skipped],
     )
 
 

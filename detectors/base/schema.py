@@ -177,6 +177,8 @@ C_JITTER = "jitter_pct"
 C_DIRECTION = "direction"  # outbound | inbound (``DIRECTION``)
 C_VIA_PROXY = "via_proxy"  # the proxy a proxied destination was reached through
 C_PERIOD = "period_s"  # the periodicity hunt's estimate of the sleep, when it ran
+C_ASN = "asn"  # the remote's autonomous system number, from a local mmdb (else absent)
+C_ORG = "org"  # the organisation that AS is registered to, from the same mmdb
 C_NAMES = "names"  # every name seen for the remote address (DNS, SNI, Host, RemoteUrl)
 # Added by curation (``detectors.curate.decorate``):
 C_ALLOWED = "allowed"

@@ -397,6 +397,22 @@ class GeoLookup:
         except Exception:  # ImportError, OSError, InvalidDatabaseError: all mean "none"
             self._reader = None
 
+    @property
+    def available(self) -> bool:
+        """True when the file was opened: ASN columns can be filled."""
+        return self._reader is not None
+
+    def asn_frame(self, ips: Sequence[str]) -> pl.DataFrame:
+        """``remote_ip``, ``asn`` (Int64), ``org`` for each distinct address given: one
+        reader call per address, never per candidate (candidates join on it)."""
+        rows = []
+        for ip in dict.fromkeys(ips):
+            found = self.lookup(ip)
+            asn = found.get("asn", "").removeprefix("AS")
+            rows.append((ip, int(asn) if asn.isdigit() else None, found.get("org")))
+        schema = {S.C_REMOTE_IP: pl.String, S.C_ASN: pl.Int64, S.C_ORG: pl.String}
+        return pl.DataFrame(rows, schema=schema, orient="row")
+
     def lookup(self, ip: str) -> dict[str, str]:
         if self._reader is None:
             return {}
@@ -415,3 +431,16 @@ class GeoLookup:
         if isinstance(country, Mapping) and country.get("iso_code"):
             found["country"] = str(country["iso_code"])
         return found
+
+
+def with_asn(candidates: pl.DataFrame, geo: GeoLookup | None) -> pl.DataFrame:
+    """Candidates with ``asn`` and ``org`` columns from a local mmdb, for allow-list
+    entries by network owner; unchanged when there is no readable mmdb (so an entry by
+    ``asn``/``org`` matches nothing, as the entry form says)."""
+    if geo is None or not geo.available or S.C_REMOTE_IP not in candidates.columns:
+        return candidates
+    ips = candidates.get_column(S.C_REMOTE_IP).cast(pl.String).drop_nulls().unique().sort()
+    owners = geo.asn_frame(ips.to_list())
+    base = candidates.drop([c for c in (S.C_ASN, S.C_ORG) if c in candidates.columns])
+    right = owners.cast({S.C_REMOTE_IP: base.schema[S.C_REMOTE_IP]})
+    return base.join(right, on=S.C_REMOTE_IP, how="left", maintain_order="left")

@@ -15,7 +15,6 @@ import polars as pl
 
 from detectors.base import schema as S
 from detectors.base.sanitize import visible
-from detectors.rank.enrichment import same_destination
 from tui import format as F
 
 C_MARK = "mark"  # detectors.curate.triage.C_MARK: unreviewed, suspicious, benign, escalate
@@ -474,6 +473,8 @@ def _filters(frame: pl.DataFrame, spec: ViewSpec) -> pl.Expr:
     if query and HAYSTACK in frame.columns:
         keep = keep & pl.col(HAYSTACK).str.contains(query, literal=True)
     if spec.destination and S.C_REMOTE_IP in frame.columns:
+        from detectors.rank.enrichment import same_destination  # not before first paint
+
         keep = keep & same_destination(frame.columns, *spec.destination)
     if spec.detector and S.C_DETECTORS in frame.columns:
         keep = keep & pl.col(S.C_DETECTORS).list.contains(spec.detector).fill_null(False)

@@ -1,0 +1,1 @@
+"""Run strategies: how a source becomes the per-pair context the hunts read."""

@@ -1,0 +1,147 @@
+"""Population facts computed in Spark, and the Population that answers from them.
+
+A hunt running on one device group (in an executor) or the ranking on the driver asks
+the ``Population`` about every event: when the data starts and ends, which addresses
+are public, which have URLs, which names each address has, and (for the evidence)
+how many devices go out to public addresses. Spark computes each answer once over all
+events; executors and the driver get them as a ``KnownPopulation``, whose answers are
+remembered before anyone asks. Each answer is the same polars result the local
+``Population`` query returns, built from Spark's distinct values by the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from detectors import schema as S
+from detectors.evidence import OUTBOUND_SUMMARY, not_outbound_actions
+from detectors.netclass import public_addresses
+from detectors.population import Population
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_DEV = "_device"
+
+
+def _utc(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=int(micros))
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Answers about every event, picklable (shipped to executors)."""
+
+    bounds: tuple[datetime | None, datetime | None]
+    public: list[str]
+    url_addresses: list[str]
+    url_names: pl.DataFrame  # distinct (ip, remote_url) of events with a URL
+    public_devices: int
+    any_company: bool
+    outbound_start: datetime | None
+    outbound_span_us: int | None
+    outbound_rows: int
+
+
+def compute_facts(events: DataFrame) -> Facts:
+    """Every fact in a few Spark jobs (distinct values and min/max, no per-event data)."""
+    from pyspark.sql import functions as F
+
+    ts = F.unix_micros(F.col(S.TIMESTAMP))
+    first, last = events.select(F.min(ts), F.max(ts)).first()  # type: ignore[misc]
+    ips = [r[0] for r in events.select(S.REMOTE_IP).distinct().collect()]
+    public = public_addresses(pl.Series(S.REMOTE_IP, ips, dtype=pl.String))
+    url = F.col(S.REMOTE_URL)
+    with_url = events.filter(url.isNotNull())
+    url_addresses = [r[0] for r in with_url.select(S.REMOTE_IP).distinct().collect()]
+    pairs = (
+        with_url.filter(url != "")
+        .select(S.REMOTE_IP, S.REMOTE_URL)
+        .distinct()
+        .toArrow()
+    )
+    url_names = pl.from_arrow(pairs)
+    assert isinstance(url_names, pl.DataFrame)
+    action = F.col(S.ACTION)
+    outbound = events.filter(
+        F.col(S.REMOTE_IP).isNotNull()
+        & (action.isNull() | ~action.isin(list(not_outbound_actions())))
+    )
+    spark = events.sparkSession
+    public_df = spark.createDataFrame([(ip,) for ip in public], f"{S.REMOTE_IP} string")
+    device = F.coalesce(F.col(S.DEVICE_NAME), F.col(S.DEVICE_ID))
+    devices = (
+        outbound.join(F.broadcast(public_df), S.REMOTE_IP, "left_semi")
+        .select(F.countDistinct(device))
+        .first()
+    )
+    summary = outbound.select(F.min(ts), F.max(ts), F.count(F.lit(1))).first()
+    company = events.filter(F.col(S.COMPANY).isNotNull()).limit(1).count() > 0
+    assert devices is not None and summary is not None
+    start, end, rows = summary
+    return Facts(
+        bounds=(_utc(first), _utc(last)),
+        public=public,
+        url_addresses=url_addresses,
+        url_names=url_names.cast({S.REMOTE_IP: pl.String, S.REMOTE_URL: pl.String}),
+        public_devices=int(devices[0]),
+        any_company=company,
+        outbound_start=_utc(start),
+        outbound_span_us=None if start is None else int(end - start),
+        outbound_rows=int(rows),
+    )
+
+
+def _names_by_ip(facts: Facts, names: pl.DataFrame) -> pl.DataFrame:
+    """``Population.names_by_ip`` from the distinct (ip, URL) pairs and the side table."""
+    from_events = facts.url_names.select(
+        pl.col(S.REMOTE_IP).alias(S.NAME_IP),
+        pl.col(S.REMOTE_URL).alias(S.NAME),
+        pl.lit("remote_url").alias(S.NAME_SOURCE),
+    )
+    both = pl.concat([names, from_events], how="vertical_relaxed")
+    return both.group_by(S.NAME_IP).agg(pl.col(S.NAME).unique().sort().alias("names"))
+
+
+def _outbound_summary(facts: Facts) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The three whole-input frames ``evidence.context_facts`` would query."""
+    hosts = pl.DataFrame({_DEV: [facts.public_devices]}, schema={_DEV: pl.UInt32})
+    company = pl.DataFrame({S.COMPANY: [facts.any_company]})
+    bounds = pl.DataFrame(
+        {
+            "start": [facts.outbound_start],
+            "us": [facts.outbound_span_us],
+            "rows": [facts.outbound_rows],
+        },
+        schema={"start": pl.Datetime("us", "UTC"), "us": pl.Int64, "rows": pl.UInt32},
+    )
+    return hosts, company, bounds
+
+
+class KnownPopulation(Population):
+    """A ``Population`` whose answers about every event are known in advance.
+
+    ``events`` is what the holder has (one device group, or the driver's slice of
+    candidate-related rows); questions outside the known ones are asked of it.
+    """
+
+    def __init__(self, events: pl.LazyFrame, names: pl.DataFrame, facts: Facts) -> None:
+        super().__init__(events, names)
+        self._answers.update(
+            {
+                "bounds": facts.bounds,
+                "public": facts.public,
+                "url_addresses": pl.Series(S.REMOTE_IP, facts.url_addresses, dtype=pl.String),
+                "names_by_ip": _names_by_ip(facts, self.names),
+                OUTBOUND_SUMMARY: _outbound_summary(facts),
+            }
+        )
+
+
+def known_population(events: pl.DataFrame, names: pl.DataFrame, facts: Facts) -> Any:
+    return KnownPopulation(events.lazy(), names, facts)

@@ -1,0 +1,347 @@
+"""The Spark strategy: hunts' per-pair work in executors, ranking on the driver.
+
+Why this seam. Every hunt is already split in two (``registry.Stages``) for input
+bigger than memory: ``partial`` runs on the events of some devices and returns
+something small, ``combine`` joins those and applies what needs everyone. The
+partitioned strategy runs ``partial`` per device partition on disk; this one runs the
+very same function per device group inside Spark executors (``applyInArrow``), on a
+``Dataset`` built there from the group's canonical events, whose population answers
+from facts Spark computed over all events (``facts``). The pair index, deltas and
+every statistic are therefore computed by the same numpy code in both engines, which
+is what makes the scores equal, not merely close.
+
+What comes back to the driver: each group's partial results (candidate rows and
+per-pair summaries), the facts, and for the ranking a slice of the events, namely the
+outbound rows to the candidates' addresses, of their processes or ports, carrying a
+URL or an HTTP/TLS uid (the questions the evidence asks). ``rare_destinations`` runs
+on the driver over the servers' events and the events to the addresses they reached:
+all it asks of everyone is answered by that slice.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+
+from detectors import schema as S
+from detectors.config import Config
+from detectors.dataset import Dataset
+from detectors.engine import DetectorOutcome, RunResult, merge
+from detectors.errors import Cancelled, InputError
+from detectors.population import INPUT_ROW
+from detectors.progress import NULL_PROGRESS, Progress
+from detectors.registry import all_detectors, get
+from detectors.run.spark.facts import Facts, KnownPopulation, compute_facts
+from detectors.run.spark.read import SparkInput, collect_events, conform_events, read_inputs
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+GROUP = "__group"
+_RESULT_SCHEMA = "group int, detector string, kind string, blob binary"
+PARTIAL, SKIPPED, FAILED, DUPLICATES = "partial", "skipped", "error", "duplicates"
+RARE_DESTINATIONS = "rare_destinations"  # runs on the driver (see the module docstring)
+
+
+@dataclass(frozen=True)
+class GroupJob:
+    """What every executor needs to run the partial stages (broadcast once)."""
+
+    detectors: tuple[str, ...]
+    config: Config
+    names: pl.DataFrame
+    app: pl.DataFrame
+    device_info: pl.DataFrame | None
+    facts: Facts
+
+
+@dataclass
+class SparkRun:
+    """The run's result, the dataset its ranking used, and what Spark computed."""
+
+    result: RunResult
+    dataset: Dataset
+    facts: Facts
+    groups: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --- in an executor ---------------------------------------------------------------------------
+
+
+def run_group(table: pa.Table, job: GroupJob) -> pa.Table:
+    """Every chosen detector's ``partial`` over one device group's events."""
+    from detectors.load import _without_duplicates
+    from detectors.partitioned import _Progressing, _run_partial
+
+    group = int(table.column(GROUP)[0].as_py()) if table.num_rows else -1
+    collected = pl.from_arrow(table)
+    assert isinstance(collected, pl.DataFrame)
+    events, dropped = _without_duplicates(conform_events(collected).drop(INPUT_ROW))
+    dataset = Dataset(
+        events=events,
+        names=job.names,
+        app=job.app,
+        device_info=job.device_info,
+        population=KnownPopulation(events.lazy(), job.names, job.facts),
+    )
+    rows: list[dict[str, Any]] = [
+        {"group": group, "detector": "", "kind": DUPLICATES, "blob": str(dropped).encode()}
+    ]
+    for name in job.detectors:
+        item = _Progressing(DetectorOutcome(name))
+        _run_partial(item, dataset, job.config, NULL_PROGRESS)
+        outcome = item.outcome
+        if outcome.skipped is not None:
+            kind, blob = SKIPPED, outcome.skipped.encode()
+        elif outcome.error is not None:
+            kind, blob = FAILED, outcome.error.encode()
+        else:
+            kind, blob = PARTIAL, pickle.dumps(item.partials[0])
+        rows.append({"group": group, "detector": name, "kind": kind, "blob": blob})
+    schema = pa.schema(
+        [("group", pa.int32()), ("detector", pa.string()), ("kind", pa.string()), ("blob", pa.binary())]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+# --- on the driver ----------------------------------------------------------------------------
+
+
+def group_count(spark: SparkSession, events: int, partition_events: int) -> int:
+    """Device groups: enough for every core, each at most ``partition_events`` events."""
+    cores = max(1, int(spark.sparkContext.defaultParallelism))
+    return max(cores, math.ceil(events / max(1, partition_events)))
+
+
+def _grouped(events: DataFrame, groups: int) -> DataFrame:
+    """Each event's device group: a hash of the device name (no name: group 0), so a
+    device's events, and a name's, always meet in one group (as partitions on disk)."""
+    from pyspark.sql import functions as F
+
+    name = F.col(S.DEVICE_NAME)
+    bucket = F.when(name.isNull(), F.lit(0)).otherwise(F.pmod(F.xxhash64(name), F.lit(groups)))
+    return events.withColumn(GROUP, bucket.cast("int"))
+
+
+def run_partials(
+    events: DataFrame, job: GroupJob, groups: int
+) -> tuple[dict[str, list[Any]], dict[str, DetectorOutcome], int]:
+    """The partial stages in executors: partials per detector (in group order), the
+    outcomes of detectors that skipped or failed somewhere, and duplicates dropped."""
+    spark = events.sparkSession
+    shared = spark.sparkContext.broadcast(job)
+
+    def apply(table: pa.Table) -> pa.Table:
+        return run_group(table, shared.value)
+
+    rows = (
+        _grouped(events, groups)
+        .groupBy(GROUP)
+        .applyInArrow(apply, _RESULT_SCHEMA)
+        .toArrow()
+        .to_pylist()
+    )
+    rows.sort(key=lambda r: (r["group"], r["detector"]))
+    partials: dict[str, list[Any]] = {name: [] for name in job.detectors}
+    outcomes = {name: DetectorOutcome(name) for name in job.detectors}
+    duplicates = 0
+    for row in rows:
+        blob = bytes(row["blob"])
+        outcome = outcomes.get(row["detector"])
+        if row["kind"] == DUPLICATES:
+            duplicates += int(blob.decode())
+        elif outcome is None:
+            continue
+        elif row["kind"] == SKIPPED:
+            outcome.skipped = outcome.skipped or blob.decode()
+        elif row["kind"] == FAILED:
+            outcome.error = outcome.error or blob.decode()
+        else:
+            partials[row["detector"]].append(pickle.loads(blob))
+    return partials, outcomes, duplicates
+
+
+def combine_all(
+    partials: Mapping[str, list[Any]],
+    outcomes: dict[str, DetectorOutcome],
+    whole: Dataset,
+    config: Config,
+    progress: Progress,
+) -> None:
+    """Each detector's ``combine`` on the driver, as the partitioned strategy does."""
+    for name, parts in partials.items():
+        outcome = outcomes[name]
+        if outcome.skipped is not None or outcome.error is not None:
+            continue
+        stages = get(name).stages
+        assert stages is not None
+        began = time.perf_counter()
+        try:
+            outcome.hits = stages.combine(parts, whole, config.detector_params(name), progress)
+        except (Cancelled, InputError):
+            raise
+        except Exception as exc:  # one detector's bug must not lose the others
+            outcome.error = f"{type(exc).__name__}: {exc}"
+        outcome.seconds += time.perf_counter() - began
+
+
+def _sliced(frame: DataFrame, names: pl.DataFrame, facts: Facts, source: SparkInput) -> Dataset:
+    """Spark rows collected into a Dataset whose population knows the facts."""
+    from detectors.load import _without_duplicates
+
+    rows = collect_events(frame)
+    events, _ = _without_duplicates(rows.drop(INPUT_ROW))
+    population = KnownPopulation(rows.lazy(), names, facts)
+    return Dataset(
+        events=events,
+        names=names,
+        app=source.app,
+        device_info=source.device_info,
+        files=list(source.files),
+        warnings=list(source.warnings),
+        population=population,
+    )
+
+
+def server_slice(source: SparkInput, facts: Facts, config: Config) -> Dataset:
+    """What ``rare_destinations`` reads: servers' events and events to their addresses."""
+    from pyspark.sql import functions as F
+
+    from detectors.rare_destinations import servers
+
+    events = source.events
+    info = source.device_info
+    now = facts.bounds[1]
+    if info is None or now is None:
+        return _sliced(events.limit(0), source.names, facts, source)
+    params = config.detector_params(RARE_DESTINATIONS)
+    chosen = servers(info, now - timedelta(days=params.lookback_days), params)
+    on_server = F.col(S.DEVICE_NAME).isin(chosen)
+    reached = events.filter(on_server).select(S.REMOTE_IP).distinct().withColumn("_hit", F.lit(1))
+    joined = events.join(F.broadcast(reached), S.REMOTE_IP, "left")
+    wanted = joined.filter(on_server | F.col("_hit").isNotNull()).drop("_hit")
+    return _sliced(wanted, source.names, facts, source)
+
+
+def evidence_slice(
+    source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame]
+) -> Dataset:
+    """The outbound events the ranking's questions can touch (module docstring)."""
+    from pyspark.sql import functions as F
+
+    from detectors.evidence import not_outbound_actions
+
+    present = [h.select(S.CANDIDATE_KEY) for h in hits if h.height]
+    keys = pl.concat(present) if present else pl.DataFrame(schema=dict.fromkeys(S.CANDIDATE_KEY))
+    ips = keys.get_column(S.C_REMOTE_IP).drop_nulls().unique().to_list()
+    processes = keys.get_column(S.C_PROCESS).drop_nulls().unique().to_list()
+    ports = [int(p) for p in keys.get_column(S.C_REMOTE_PORT).drop_nulls().unique().to_list()]
+    events = source.events
+    spark = events.sparkSession
+    action = F.col(S.ACTION)
+    outbound = F.col(S.REMOTE_IP).isNotNull() & (
+        action.isNull() | ~action.isin(list(not_outbound_actions()))
+    )
+    related = (
+        F.col(S.REMOTE_IP).isin(ips)
+        | F.col(S.PROCESS).isin(processes)
+        | F.col(S.REMOTE_PORT).isin(ports)
+        | F.col(S.REMOTE_URL).isNotNull()
+    )
+    uids = source.app.get_column(S.APP_UID).drop_nulls().unique().to_list()
+    if uids:
+        known = spark.createDataFrame([(u, 1) for u in uids], f"{S.UID} string, _app int")
+        events = events.join(F.broadcast(known), S.UID, "left")
+        related = related | F.col("_app").isNotNull()
+    wanted = events.filter(outbound & related).drop("_app")
+    return _sliced(wanted, source.names, facts, source)
+
+
+def validate_params(config: Config, names: Sequence[str]) -> None:
+    """A mistake in a detector's parameters is the user's: said before Spark starts."""
+    for name in names:
+        config.detector_params(name)
+
+
+def run_spark(
+    spark: SparkSession,
+    paths: Sequence[str],
+    config: Config,
+    names: Sequence[str] | None = None,
+    source_format: str | None = None,
+    progress: Progress = NULL_PROGRESS,
+    groups: int | None = None,
+) -> SparkRun:
+    """Read, hunt and rank ``paths`` with Spark; see the module docstring."""
+    chosen = list(names) if names else list(all_detectors())
+    validate_params(config, chosen)
+    timings: dict[str, float] = {}
+    began = time.perf_counter()
+    progress.report("load", 0.0, "reading in Spark")
+    source = read_inputs(spark, paths, source_format, config.mapping)
+    total = source.events.count()
+    timings["read"] = time.perf_counter() - began
+    progress.report("load", 1.0, f"{total:,} events in {len(source.files)} files")
+
+    began = time.perf_counter()
+    progress.report("facts", 0.0, "population facts")
+    facts = compute_facts(source.events)
+    timings["facts"] = time.perf_counter() - began
+
+    began = time.perf_counter()
+    in_executors = [n for n in chosen if n != RARE_DESTINATIONS and get(n).stages is not None]
+    count = groups or group_count(spark, total, config.engine_settings().partition_events)
+    job = GroupJob(
+        tuple(in_executors), config, source.names, source.app, source.device_info, facts
+    )
+    progress.report("detect", 0.0, f"{', '.join(in_executors)} over {count} device groups")
+    partials, outcomes, duplicates = run_partials(source.events, job, count)
+    whole = Dataset(
+        names=source.names,
+        app=source.app,
+        device_info=source.device_info,
+        files=list(source.files),
+        warnings=list(source.warnings),
+        population=KnownPopulation(S.empty_events().lazy(), source.names, facts),
+    )
+    combine_all(partials, outcomes, whole, config, progress)
+    timings["detect"] = time.perf_counter() - began
+
+    began = time.perf_counter()
+    for name in chosen:
+        if name in outcomes:
+            continue
+        progress.report("detect", 0.9, f"{name} on the driver")
+        spec = get(name)
+        if spec.stages is None:
+            outcomes[name] = DetectorOutcome(name, skipped="cannot run on Spark")
+            continue
+        from detectors.engine import run_detector
+
+        outcomes[name] = run_detector(server_slice(source, facts, config), config, name, progress)
+    timings["driver detectors"] = time.perf_counter() - began
+
+    began = time.perf_counter()
+    progress.report("merge", 0.0, "collecting the candidates' events")
+    ordered = {name: outcomes[name] for name in chosen}
+    hits = [o.hits for o in ordered.values() if o.hits is not None]
+    ranked = evidence_slice(source, facts, hits)
+    if duplicates:
+        ranked.warnings.append(
+            f"{duplicates} duplicate event rows dropped (identical in every field)"
+        )
+    result = RunResult(outcomes=ordered)
+    result.candidates = merge(ordered, ranked, config)
+    timings["merge"] = time.perf_counter() - began
+    progress.report("merge", 1.0, f"{result.candidates.height} candidates")
+    source.events.unpersist()
+    return SparkRun(result, ranked, facts, count, timings)

@@ -148,6 +148,30 @@ def _known_detectors(
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @source_format_option
 @no_cache_option
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="local: this machine (in memory, or partitioned on disk when big); "
+    "spark: Apache Spark (pip install 'beacon-triage[spark]', Java 17+).",
+)
+@click.option(
+    "--spark-master",
+    default=None,
+    help="Spark master URL (local[N], spark://host:7077, yarn, k8s://...); default local[2].",
+)
+@click.option(
+    "--spark-conf",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A Spark setting, e.g. spark.executor.memory=4g (repeatable).",
+)
+@click.option(
+    "--save-run",
+    type=click.Path(file_okay=False),
+    help="Also write the candidates and their connections here, for `open DIR` offline.",
+)
 def detect_command(
     paths: tuple[str, ...],
     detector_names: tuple[str, ...],
@@ -161,8 +185,16 @@ def detect_command(
     quiet: bool,
     source_format: str | None,
     no_cache: bool,
+    engine: str,
+    spark_master: str | None,
+    spark_conf: tuple[str, ...],
+    save_run: str | None,
 ) -> None:
-    """Run detectors on PATHS and print the ranked candidates."""
+    """Run detectors on PATHS and print the ranked candidates.
+
+    With --engine spark, PATHS may also be URIs Spark reads (s3a://, abfss://, hdfs://,
+    file://); Spark's stage progress is shown on stderr.
+    """
     from detectors.headless import detect
 
     progress = Progress(StderrProgress(quiet))
@@ -180,6 +212,10 @@ def detect_command(
             progress=progress,
             warn=lambda line: _say("warning", line),
             use_cache=not no_cache,
+            engine=engine,
+            spark_master=spark_master,
+            spark_conf=spark_conf,
+            save_run=save_run,
         )
     except InputError as exc:
         _fail(exc)

@@ -61,8 +61,16 @@ def detect(
     progress: Progress = NULL_PROGRESS,
     warn: Callable[[str], None] = lambda line: None,
     use_cache: bool = True,
+    engine: str = "local",
+    spark_master: str | None = None,
+    spark_conf: Sequence[str] = (),
+    save_run: str | None = None,
 ) -> str:
-    """Everything ``beacon-triage detect`` does, returning the text to print."""
+    """Everything ``beacon-triage detect`` does, returning the text to print.
+
+    ``engine="spark"`` runs on Apache Spark (``detectors.run.spark``) at ``spark_master``
+    with ``spark_conf`` (``k=v``); ``save_run`` writes the run for ``open`` to triage.
+    """
     from detectors import domains, registry
 
     # Work the files do not need, done while they load.
@@ -74,7 +82,21 @@ def detect(
     for name in detector_names:
         get(name)  # unknown names fail before the (maybe long) load
     result: RunResult
-    if partitioned.wanted(paths, config):  # bigger than memory: device partitions on disk
+    if engine == "spark":
+        from detectors.run.spark import detect_spark
+
+        result, dataset = detect_spark(
+            paths,
+            config,
+            detector_names or None,
+            source_format,
+            progress,
+            master=spark_master,
+            conf=spark_conf,
+        )
+        for line in dataset.warnings:
+            warn(line)
+    elif partitioned.wanted(paths, config):  # bigger than memory: device partitions on disk
         result, dataset = partitioned.detect_partitioned(
             paths, config, detector_names or None, source_format, progress
         )
@@ -87,6 +109,10 @@ def detect(
         result = run_all(dataset, config, detector_names or None, progress)
     for line in result.notes():
         warn(line)
+    if save_run:
+        from detectors.run.saved import save_run as write_run
+
+        write_run(Path(save_run), result.candidates, dataset, engine=engine)
     candidates = result.candidates
     if len(detector_names) == 1:
         hits = result.per_detector().get(detector_names[0])

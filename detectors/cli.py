@@ -90,22 +90,29 @@ def open_command(
     source_format: str | None,
     no_cache: bool,
 ) -> None:
-    """Open the triage TUI on PATHS (default: the bundled sample data)."""
+    """Open the triage TUI on PATHS (default: the bundled sample data), or on one folder
+    written by `detect --save-run` (offline: its candidates, charts from its events)."""
     from detectors import cache
     from detectors.config import load_config
+    from detectors.run.saved import is_saved_run, load_run
 
+    saved = None
     try:
         config = load_config(config_path)
+        if len(paths) == 1 and is_saved_run(paths[0]):
+            saved = load_run(paths[0])
+            saved.info["folder"] = paths[0]
     except InputError as exc:
         _fail(exc)
     cache.configure(None if no_cache else config.cache_settings())  # the TUI's loads use it
     from tui.app import run_app  # Textual is imported only when a screen is wanted
 
     run_app(
-        list(paths),
+        [] if saved is not None else list(paths),
         config=config,
         allowlist_path=Path(allowlist_path) if allowlist_path else None,
         source_format=source_format,
+        saved=saved,
     )
 
 

@@ -48,6 +48,8 @@ OUTBOUND_SUMMARY = "outbound_summary"
 def not_outbound_actions() -> tuple[str, ...]:
     """Action types that are not a device going out (for strategies that filter alike)."""
     return _NOT_OUTBOUND
+
+
 _CORPORATE_WORDS = {
     "inc", "llc", "ltd", "limited", "corp", "corporation", "co", "company", "gmbh", "ag",
     "sa", "sas", "bv", "nv", "plc", "pty", "srl", "spa", "oy", "ab", "as", "kk", "the",

@@ -51,9 +51,9 @@ from tui.settings import save_theme
 from tui.widgets.status_header import HeaderInfo
 
 if TYPE_CHECKING:
-    from detectors.run.saved import SavedRun
     from detectors.dataset import Dataset
     from detectors.engine import DetectorOutcome
+    from detectors.run.saved import SavedRun
 
 _EXIT_GRACE_S = 0.5
 

@@ -88,7 +88,9 @@ def save_run(directory: Path, candidates: pl.DataFrame, dataset: Dataset, engine
         }
         atomic_write_text(directory / MARKER, json.dumps(info, indent=2) + "\n")
     except OSError as exc:
-        raise InputError(f"cannot save the run: {exc.strerror or exc}", file=str(directory)) from None
+        raise InputError(
+            f"cannot save the run: {exc.strerror or exc}", file=str(directory)
+        ) from None
 
 
 def load_run(directory: str | Path) -> SavedRun:
@@ -102,7 +104,9 @@ def load_run(directory: str | Path) -> SavedRun:
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise InputError(f"not a saved run ({MARKER} has another format)", file=str(folder))
     if info.get("version") != VERSION:
-        raise InputError(f"saved run version {info.get('version')!r} not supported", file=str(folder))
+        raise InputError(
+            f"saved run version {info.get('version')!r} not supported", file=str(folder)
+        )
     try:
         candidates = pl.read_parquet(folder / "candidates.parquet")
         events = pl.read_parquet(folder / "events.parquet")

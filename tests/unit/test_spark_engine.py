@@ -13,13 +13,13 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from detectors import schema as S  # noqa: E402
-from detectors.config import Config  # noqa: E402
-from detectors.engine import run_all  # noqa: E402
-from detectors.errors import InputError  # noqa: E402
-from detectors.load import _without_duplicates, load_paths  # noqa: E402
-from detectors.population import INPUT_ROW  # noqa: E402
-from detectors.sample import sample_paths, sample_zeek_dir  # noqa: E402
+from detectors import schema as S
+from detectors.config import Config
+from detectors.engine import run_all
+from detectors.errors import InputError
+from detectors.load import _without_duplicates, load_paths
+from detectors.population import INPUT_ROW
+from detectors.sample import sample_paths, sample_zeek_dir
 
 pytestmark = pytest.mark.spark
 

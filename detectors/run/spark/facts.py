@@ -59,12 +59,7 @@ def compute_facts(events: DataFrame) -> Facts:
     url = F.col(S.REMOTE_URL)
     with_url = events.filter(url.isNotNull())
     url_addresses = [r[0] for r in with_url.select(S.REMOTE_IP).distinct().collect()]
-    pairs = (
-        with_url.filter(url != "")
-        .select(S.REMOTE_IP, S.REMOTE_URL)
-        .distinct()
-        .toArrow()
-    )
+    pairs = with_url.filter(url != "").select(S.REMOTE_IP, S.REMOTE_URL).distinct().toArrow()
     url_names = pl.from_arrow(pairs)
     assert isinstance(url_names, pl.DataFrame)
     action = F.col(S.ACTION)

@@ -108,7 +108,12 @@ def run_group(table: pa.Table, job: GroupJob) -> pa.Table:
             kind, blob = PARTIAL, pickle.dumps(item.partials[0])
         rows.append({"group": group, "detector": name, "kind": kind, "blob": blob})
     schema = pa.schema(
-        [("group", pa.int32()), ("detector", pa.string()), ("kind", pa.string()), ("blob", pa.binary())]
+        [
+            ("group", pa.int32()),
+            ("detector", pa.string()),
+            ("kind", pa.string()),
+            ("blob", pa.binary()),
+        ]
     )
     return pa.Table.from_pylist(rows, schema=schema)
 
@@ -232,9 +237,7 @@ def server_slice(source: SparkInput, facts: Facts, config: Config) -> Dataset:
     return _sliced(wanted, source.names, facts, source)
 
 
-def evidence_slice(
-    source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame]
-) -> Dataset:
+def evidence_slice(source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame]) -> Dataset:
     """The outbound events the ranking's questions can touch (module docstring)."""
     from pyspark.sql import functions as F
 
@@ -300,9 +303,7 @@ def run_spark(
     began = time.perf_counter()
     in_executors = [n for n in chosen if n != RARE_DESTINATIONS and get(n).stages is not None]
     count = groups or group_count(spark, total, config.engine_settings().partition_events)
-    job = GroupJob(
-        tuple(in_executors), config, source.names, source.app, source.device_info, facts
-    )
+    job = GroupJob(tuple(in_executors), config, source.names, source.app, source.device_info, facts)
     progress.report("detect", 0.0, f"{', '.join(in_executors)} over {count} device groups")
     partials, outcomes, duplicates = run_partials(source.events, job, count)
     whole = Dataset(

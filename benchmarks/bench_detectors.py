@@ -15,12 +15,12 @@ from datetime import datetime, timezone
 import numpy as np
 import polars as pl
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.errors import DetectorSkipped
-from detectors.pairs import build_pair_index
-from detectors.progress import Progress
-from detectors.registry import all_detectors
+from detectors.base import schema as S
+from detectors.base.errors import DetectorSkipped
+from detectors.base.progress import Progress
+from detectors.hunts.registry import all_detectors
+from detectors.pairs.context import PairContext
+from detectors.pairs.table import build_pair_index
 
 START = datetime(2024, 3, 1, tzinfo=timezone.utc)
 SPAN_US = 3 * 86_400 * 1_000_000
@@ -138,7 +138,7 @@ def main() -> None:
 
     rows = [_timed("(pair index)", lambda: build_pair_index(events, None))]
     for name, spec in sorted(all_detectors().items()):
-        dataset = Dataset(events=events)  # fresh: each detector pays for its own index
+        dataset = PairContext(events=events)  # fresh: each detector pays for its own index
         params = spec.params_type()
         rows.append(_timed(name, lambda spec=spec, d=dataset, p=params: spec.run(d, p, Progress())))
 

@@ -20,7 +20,7 @@ interpreter start and imports count for both sides) and peak memory is the child
   timestamps and computes each pair's interval count, mean and standard deviation
   (group-by with a sorted diff per pair). It runs with polars' in-memory and streaming
   engines; the faster time and the smaller peak are the floor (the strictest one).
-- detect: ``python -m detectors.cli detect FILE device_info.csv --format json``: every
+- detect: ``python -m tui.cli detect FILE device_info.csv --format json``: every
   detector, merge, scoring and enrichment, output rendered. Each file is run three
   ways: ``--no-cache`` (parse and convert, no cache), the first open (also writes the
   parsed copy to the cache, after printing its answer) and the second open (reads
@@ -31,7 +31,7 @@ interpreter start and imports count for both sides) and peak memory is the child
   shared machine hits both sides); the best of each is kept.
 - partitioned: a directory of K Parquet parts bigger than ``[engine]
   max_events_in_memory`` runs device partition by device partition
-  (``detectors.partitioned``). Its floor runs with the streaming engine only, and only
+  (``detectors.run.partitioned``). Its floor runs with the streaming engine only, and only
   while the input is at most ``--floor-limit`` events (the floor holds every
   timestamp of the input in memory: 30M events took 12 GB).
 """
@@ -218,7 +218,7 @@ def floor_command(events_file: Path, engine: str) -> list[str]:
 
 
 def detect_command(paths: list[Path], *extra: str) -> list[str]:
-    command = [sys.executable, "-m", "detectors.cli", "detect", *map(str, paths)]
+    command = [sys.executable, "-m", "tui.cli", "detect", *map(str, paths)]
     return [*command, "--format", "json", "--quiet", *extra]
 
 

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_detectors import synthetic_events
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.enrichment import DestinationIndex, describe_candidate
+from detectors.base import schema as S
+from detectors.pairs.context import PairContext
+from detectors.rank.enrichment import DestinationIndex, describe_candidate
 from tui.view import SORTABLE, ViewSpec, apply_view, prepare
 
 FIRST_PAINT = """
@@ -106,7 +106,7 @@ def main() -> None:
         )
     )
 
-    dataset = Dataset(events=synthetic_events(args.events))
+    dataset = PairContext(events=synthetic_events(args.events))
     pairs = dataset.pairs(None)
     index = DestinationIndex(dataset, None)
     busiest = pairs.sort("count", descending=True).head(20).to_dicts()

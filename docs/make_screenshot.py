@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from textual.worker import WorkerCancelled  # noqa: E402
 
-from detectors.config import Config  # noqa: E402
+from detectors.base.config import Config  # noqa: E402
 from tui.app import BeaconTriageApp  # noqa: E402
 
 

@@ -24,10 +24,10 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
 import themes
-from detectors.config import Config
-from detectors.errors import InputError
-from detectors.sample import sample_paths
-from detectors.sanitize import visible
+from detectors.base.config import Config
+from detectors.base.errors import InputError
+from detectors.base.sanitize import visible
+from detectors.load.sample import sample_paths
 from tui import keymap
 from tui import stages as ST
 from tui.app_curation import CurationApp
@@ -51,8 +51,8 @@ from tui.settings import save_theme
 from tui.widgets.status_header import HeaderInfo
 
 if TYPE_CHECKING:
-    from detectors.dataset import Dataset
-    from detectors.engine import DetectorOutcome
+    from detectors.pairs.context import PairContext
+    from detectors.run.outcome import DetectorOutcome
     from detectors.run.saved import SavedRun
 
 _EXIT_GRACE_S = 0.5
@@ -103,7 +103,7 @@ class BeaconTriageApp(CurationApp):
         self.loader = loader or default_loader
         self.clock = clock
         self.pipeline = Pipeline(self, clock)
-        self.dataset: Dataset | None = None
+        self.dataset: PairContext | None = None
         self.outcomes: dict[str, DetectorOutcome] = {}
         self.candidates = pl.DataFrame()
         self.stages: dict[str, ST.Stage] = {}
@@ -246,7 +246,7 @@ class BeaconTriageApp(CurationApp):
     # --- running -----------------------------------------------------------------------
 
     def detector_names(self) -> list[str]:
-        from detectors.registry import all_detectors
+        from detectors.hunts.registry import all_detectors
 
         return self.chosen_detectors or list(all_detectors())
 
@@ -283,7 +283,7 @@ class BeaconTriageApp(CurationApp):
     # --- screens ----------------------------------------------------------------------------
 
     def action_parameters(self) -> None:
-        from detectors.registry import all_detectors
+        from detectors.hunts.registry import all_detectors
 
         if isinstance(self.screen, ParamsScreen):
             return
@@ -352,6 +352,7 @@ class BeaconTriageApp(CurationApp):
 
     def on_unmount(self) -> None:
         self.pipeline.cancel("")
+        self.pipeline.close()
 
 
 def _exit_if_workers_linger(grace: float = _EXIT_GRACE_S) -> None:

@@ -1,7 +1,7 @@
 """The app's side of the analyst's work: allow-listing, triage marks and export.
 
 ``BeaconTriageApp`` inherits this layer; it keeps the open allow-list and triage stores
-(``tui.curation.Curation``) and answers the screens' requests: mark, note, allow a
+(``detectors.curate.session.Curation``) and answers the screens' requests: mark, note, allow a
 candidate, edit/disable/delete an entry, export. Every edit is saved at once and then
 the merged candidates are re-decorated in a worker, so the table changes without the
 detectors running again. Saves never overwrite blindly: a file changed by someone else
@@ -24,19 +24,16 @@ from textual.app import App
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 
-from detectors import schema as S
-from detectors.config import Config
-from detectors.errors import InputError
-from detectors.sanitize import visible
-from tui.curation import (
-    ALLOWLIST,
+from detectors.base import schema as S
+from detectors.base.config import Config
+from detectors.base.errors import InputError
+from detectors.base.sanitize import visible
+from detectors.curate.decorate import ALLOWLIST, KINDS, TRIAGE, Parts
+from detectors.curate.session import (
     CONFLICT,
     FAILED,
-    KINDS,
     SAVED,
-    TRIAGE,
     Curation,
-    Parts,
     SaveOutcome,
     triage_path_for,
 )
@@ -52,7 +49,7 @@ from tui.view import C_MARK, HAYSTACK
 from tui.widgets.allow_entry_form import KEYS as FORM_KEYS
 
 if TYPE_CHECKING:
-    from detectors.allowlist import AllowEntry
+    from detectors.curate.allowlist import AllowEntry
     from tui.pipeline import Pipeline
 
 HEADER_MARKS = ("suspicious", "escalate", "benign")
@@ -370,7 +367,7 @@ class CurationApp(App[None]):
 
     @on(MainScreen.AllowRequested)
     def _allow_requested(self, message: MainScreen.AllowRequested) -> None:
-        from detectors.allowlist import suggest_entries
+        from detectors.curate.allowlist import suggest_entries
 
         allowlist = self._allowlist_or_say_why()
         if allowlist is None:

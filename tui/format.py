@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
-from detectors.sanitize import visible
+from detectors.base.sanitize import visible
 
 DASH = "–"
 

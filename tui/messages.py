@@ -9,10 +9,10 @@ from textual.message import Message
 if TYPE_CHECKING:  # the engine's modules load after the first paint
     import polars as pl
 
-    from detectors.dataset import Dataset
-    from detectors.engine import DetectorOutcome
-    from detectors.enrichment import DestinationIndex
-    from tui.curation import Decorated
+    from detectors.curate.decorate import Decorated
+    from detectors.pairs.context import PairContext
+    from detectors.rank.enrichment import DestinationIndex
+    from detectors.run.outcome import DetectorOutcome
 
 
 class StageChanged(Message):
@@ -27,7 +27,7 @@ class StageChanged(Message):
 
 
 class DatasetLoaded(Message):
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: PairContext) -> None:
         super().__init__()
         self.dataset = dataset
 

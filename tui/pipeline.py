@@ -23,12 +23,13 @@ import polars as pl
 from textual.app import App
 from textual.worker import get_current_worker
 
-from detectors import schema as S
-from detectors.config import Config
-from detectors.errors import Cancelled, InputError
-from detectors.progress import Progress
+from detectors.base import schema as S
+from detectors.base.config import Config
+from detectors.base.errors import Cancelled, InputError
+from detectors.base.progress import Progress
+from detectors.curate.decorate import Decorated, Parts, decorate
+from detectors.hunts.registry import params_for
 from tui import stages as ST
-from tui.curation import Decorated, Parts, decorate
 from tui.messages import (
     CandidatesDecorated,
     CandidatesMerged,
@@ -44,12 +45,13 @@ from tui.messages import (
 from tui.view import prepare
 
 if TYPE_CHECKING:
-    from detectors.allowlist import AllowList
-    from detectors.dataset import Dataset
-    from detectors.engine import DetectorOutcome
-    from detectors.triage import TriageStore
+    from detectors.curate.allowlist import AllowList
+    from detectors.curate.triage import TriageStore
+    from detectors.pairs.context import PairContext
+    from detectors.run.loop import Strategy
+    from detectors.run.outcome import DetectorOutcome
 
-Loader = Callable[..., "Dataset"]
+Loader = Callable[..., "PairContext"]
 LOAD = "load"
 INDEX = "index"
 MERGE = "merge"
@@ -63,16 +65,19 @@ def detector_key(name: str) -> str:
     return f"detector:{name}"
 
 
-def default_loader(paths: Sequence[str], **kwargs: Any) -> Dataset:
+def default_loader(paths: Sequence[str], **kwargs: Any) -> PairContext:
+    """Stands for "the run loop's own strategy" (``Pipeline._load_job``); called directly
+    it loads in memory."""
     from detectors.load import load_paths
+    from detectors.pairs.context import PairContext
 
-    return load_paths(paths, **kwargs)
+    return PairContext.of(load_paths(paths, **kwargs))
 
 
 def chart_actions(config: Config) -> tuple[str, ...]:
     """Action types the charts use: the intervals detector's, so the numbers agree."""
     try:
-        actions = getattr(config.detector_params("intervals"), "actions", None)
+        actions = getattr(params_for(config, "intervals"), "actions", None)
     except InputError:
         actions = None
     return tuple(actions) if actions else DEFAULT_CHART_ACTIONS
@@ -85,6 +90,7 @@ class Pipeline:
         self.app = app
         self.clock = clock
         self.run_id = 0
+        self.strategy: Strategy | None = None  # how the open data was loaded and is hunted
         self._progress: dict[str, Progress] = {}
         self._lock = threading.Lock()
 
@@ -153,14 +159,28 @@ class Pipeline:
         loader: Loader,
         progress: Progress,
     ) -> None:
-        from detectors import domains
+        from detectors.base import domains
 
         domains.prepare_in_background()  # parsed while the files load
+        from detectors.load.cache import WRITE_IN_BACKGROUND
+        from detectors.run.loop import choose_strategy
+        from detectors.run.memory import InMemory
+
         started = self.clock()
         try:
-            dataset = loader(
-                list(paths), source_format=source_format, mapping=config.mapping, progress=progress
-            )
+            if loader is default_loader:  # the run loop's choice: in memory or partitions
+                strategy = choose_strategy(
+                    list(paths), config, source_format, cache_write=WRITE_IN_BACKGROUND
+                )
+                dataset = strategy.context(config, progress)
+            else:  # a loader handed in (tests): its data, hunted in memory
+                dataset = loader(
+                    list(paths),
+                    source_format=source_format,
+                    mapping=config.mapping,
+                    progress=progress,
+                )
+                strategy = InMemory.of(dataset)
         except Cancelled:
             if self._is_current(LOAD, progress):
                 self._stage(LOAD, 0.0, "cancelled", ST.CANCELLED)
@@ -174,18 +194,26 @@ class Pipeline:
             self._stage(LOAD, 0.0, str(exc), ST.FAILED)
             self._post(LoadFailed(f"internal error while loading: {type(exc).__name__}: {exc}"))
             return
+        self.close()
+        self.strategy = strategy
         seconds = self.clock() - started
         self._stage(LOAD, 1.0, f"{dataset.events.height:,} events in {seconds:.1f}s", ST.DONE)
         self._post(DatasetLoaded(dataset))
 
+    def close(self) -> None:
+        """Release what the open data's strategy holds (partitions on disk)."""
+        if self.strategy is not None:
+            self.strategy.close()
+            self.strategy = None
+
     # --- indexes for the detail pane ------------------------------------------------------
 
-    def build_indexes(self, dataset: Dataset, config: Config) -> None:
+    def build_indexes(self, dataset: PairContext, config: Config) -> None:
         self._stage(INDEX, 0.0, "indexing destinations")
         self._start(INDEX, partial(self._index_job, dataset, config))
 
-    def _index_job(self, dataset: Dataset, config: Config) -> None:
-        from detectors.enrichment import DestinationIndex
+    def _index_job(self, dataset: PairContext, config: Config) -> None:
+        from detectors.rank.enrichment import DestinationIndex
 
         try:
             pairs = dataset.pairs(chart_actions(config))
@@ -199,7 +227,7 @@ class Pipeline:
 
     # --- detectors -------------------------------------------------------------------------
 
-    def detect(self, dataset: Dataset, config: Config, names: Sequence[str]) -> int:
+    def detect(self, dataset: PairContext, config: Config, names: Sequence[str]) -> int:
         """Start one worker per detector; returns the run id their results carry."""
         self.run_id += 1
         run_id = self.run_id
@@ -212,13 +240,14 @@ class Pipeline:
         return run_id
 
     def _detector_job(
-        self, run_id: int, name: str, dataset: Dataset, config: Config, progress: Progress
+        self, run_id: int, name: str, dataset: PairContext, config: Config, progress: Progress
     ) -> None:
-        from detectors.engine import run_detector
+        from detectors.run.memory import InMemory
 
         key = detector_key(name)
+        strategy = self.strategy or InMemory.of(dataset)
         try:
-            outcome = run_detector(dataset, config, name, progress)
+            (outcome,) = strategy.hunts(dataset, config, [name], progress)
         except Cancelled:
             if self._is_current(key, progress):
                 self._stage(key, 0.0, "cancelled", ST.CANCELLED)
@@ -244,7 +273,7 @@ class Pipeline:
         self,
         run_id: int,
         outcomes: dict[str, DetectorOutcome],
-        dataset: Dataset,
+        dataset: PairContext,
         config: Config,
         final: bool,
     ) -> None:
@@ -255,12 +284,12 @@ class Pipeline:
         self,
         run_id: int,
         outcomes: dict[str, DetectorOutcome],
-        dataset: Dataset,
+        dataset: PairContext,
         config: Config,
         final: bool,
     ) -> None:
         """Merge and score; the allow-list and marks are added by ``decorate`` after it."""
-        from detectors.engine import merge
+        from detectors.run.outcome import merge
 
         worker = get_current_worker()
         try:
@@ -313,12 +342,12 @@ class Pipeline:
     # --- export --------------------------------------------------------------------------
 
     def export(self, frame: pl.DataFrame, path: str, fmt: str) -> None:
-        """Write ``frame`` with ``detectors.export`` (atomic) off the UI thread."""
+        """Write ``frame`` with ``detectors.report.export`` (atomic) off the UI thread."""
         self._start(EXPORT, partial(self._export_job, frame, path, fmt))
 
     def _export_job(self, frame: pl.DataFrame, path: str, fmt: str) -> None:
-        from detectors.export import export
-        from detectors.triage import C_MARK, ESCALATE
+        from detectors.curate.triage import C_MARK, ESCALATE
+        from detectors.report.export import export
 
         try:
             export(frame, path, fmt)

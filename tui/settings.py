@@ -15,9 +15,9 @@ from typing import Any
 import tomlkit
 from tomlkit.items import Table
 
-from detectors.atomic import atomic_write_text
-from detectors.config import Config, default_config_path
-from detectors.errors import InputError
+from detectors.base.atomic import atomic_write_text
+from detectors.base.config import Config, default_config_path
+from detectors.base.errors import InputError
 
 if sys.version_info >= (3, 11):
     import tomllib

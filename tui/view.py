@@ -13,12 +13,12 @@ from typing import Any
 
 import polars as pl
 
-from detectors import schema as S
-from detectors.sanitize import visible
+from detectors.base import schema as S
+from detectors.base.sanitize import visible
 from tui import format as F
 
-C_MARK = "mark"  # detectors.triage.C_MARK: unreviewed, suspicious, benign, escalate
-C_ALLOWED = "allowed"  # detectors.allowlist.C_ALLOWED: True when an entry matches
+C_MARK = "mark"  # detectors.curate.triage.C_MARK: unreviewed, suspicious, benign, escalate
+C_ALLOWED = "allowed"  # detectors.curate.allowlist.C_ALLOWED: True when an entry matches
 UNREVIEWED = "unreviewed"
 HAYSTACK = "_haystack"  # lower-cased device|process|ip|domain, built once per merge
 

@@ -1,4 +1,4 @@
-"""Loaders: files of any supported format into one canonical ``Dataset``.
+"""Loaders: files of any supported format into one canonical ``Loaded``.
 
 Public entry point: ``load_paths(paths, source_format=None, mapping=None, progress=...)``.
 Each path may be a file, a directory (its files, sorted, not recursive, dotfiles
@@ -6,7 +6,7 @@ skipped; files in no supported format skipped with a warning) or a glob; formats
 be mixed and are told apart by content (``sniff``) unless ``source_format`` forces one
 for every file. Events, names and app rows of all files are concatenated (events that
 repeat exactly, as overlapping exports do, are kept once, with a warning); DeviceInfo
-rows go to ``Dataset.device_info``.
+rows go to ``Loaded.device_info``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
+from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.load.common import LoadedFile, reading
+from detectors.load.dataset import Loaded
 from detectors.load.deviceinfo import load_deviceinfo
 from detectors.load.ecs import load_ecs
 from detectors.load.mapped_csv import load_mapped_csv
@@ -42,10 +43,9 @@ from detectors.load.sniff import (
     sniff_format,
 )
 from detectors.load.zeek import load_zeek
-from detectors.progress import NULL_PROGRESS, Progress
 
 if TYPE_CHECKING:
-    from detectors.cache import LoadCache
+    from detectors.load.cache import LoadCache
 
 __all__ = [
     "SOURCE_FORMATS",
@@ -141,15 +141,15 @@ def load_paths(
     mapping: Mapping[str, str] | None = None,
     progress: Progress = NULL_PROGRESS,
     cache: LoadCache | bool | None = True,
-) -> Dataset:
-    """Load every file named by ``paths`` into one ``Dataset`` (see the module docstring).
+) -> Loaded:
+    """Load every file named by ``paths`` into one ``Loaded`` (see the module docstring).
 
     A file named explicitly (or by a glob) in an unrecognised format is an error; one
     found by listing a directory is skipped with a warning (a README beside the exports
     should not stop the run), unless nothing in the listing loads at all. Big text files
-    go through ``cache`` (True: the configured ``detectors.cache``; False/None: none).
+    go through ``cache`` (True: the configured ``detectors.load.cache``; False/None: none).
     """
-    from detectors.cache import default_cache
+    from detectors.load.cache import default_cache
 
     store = default_cache() if cache is True else (cache or None)
     if source_format is not None and source_format not in SOURCE_FORMATS:
@@ -190,7 +190,7 @@ def load_paths(
     events, duplicates = _without_duplicates(_concat([p.events for p in loaded], S.EVENT_SCHEMA))
     if duplicates:
         warnings.append(f"{duplicates} duplicate event rows dropped (identical in every field)")
-    return Dataset(
+    return Loaded(
         events=events,
         names=_concat([p.names for p in loaded], S.NAMES_SCHEMA).unique(maintain_order=True),
         app=_concat([p.app for p in loaded], S.APP_SCHEMA),

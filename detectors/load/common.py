@@ -22,15 +22,15 @@ from typing import NoReturn
 import polars as pl
 import pyarrow as pa
 
-from detectors import schema as S
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
+from detectors.base.netclass import normalize_ip
 from detectors.load.timestamps import (
     choose_text_parser,
     present,
     text_timestamp,
     timestamp_for,
 )
-from detectors.netclass import normalize_ip
 
 # polars holds any year, Python's datetime (the TUI, JSON output) only 1..9999: a corrupt
 # or hostile timestamp outside that range would crash every later stage.
@@ -62,7 +62,7 @@ class RawTable:
 
 @dataclass
 class LoadedFile:
-    """One file's contribution to the Dataset; a loader fills the parts it has."""
+    """One file's contribution to the Loaded; a loader fills the parts it has."""
 
     events: pl.DataFrame | None = None
     names: pl.DataFrame | None = None

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detectors import schema as S
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
 from detectors.load.common import (
     LoadedFile,
     collect_checked,

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors import schema as S
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
 from detectors.load import fields as F
 from detectors.load.common import LoadedFile, RawTable, finish_events, timestamp_spec
 from detectors.load.tables import jsonl_table

@@ -8,7 +8,7 @@ remote_port = "dport"
 device_name = "host"
 ```
 
-Keys are canonical event columns (see ``detectors.schema.EVENT_SCHEMA``; ``source_file``
+Keys are canonical event columns (see ``detectors.base.schema.EVENT_SCHEMA``; ``source_file``
 is set by the loader). Only the mapped headers are read. The delimiter (``,`` ``;`` TAB
 ``|``) is sniffed from the header. Timestamps are recognised per value: ISO-8601 with or
 without an offset (no offset means UTC), or a plain number of seconds since 1970 (at
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors import schema as S
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
 from detectors.load.common import LoadedFile, finish_events, integer, text, timestamp_spec
 from detectors.load.tables import csv_table
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors import schema as S
+from detectors.base import schema as S
 from detectors.load import tables
 from detectors.load.common import (
     LoadedFile,

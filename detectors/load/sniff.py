@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from detectors.errors import InputError
+from detectors.base.errors import InputError
 from detectors.load import mde
 from detectors.load.common import first_line_of
 from detectors.load.tables import GZIP_MAGIC, looks_like_api_json, sniff_delimiter, split_fields

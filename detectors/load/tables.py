@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from detectors.errors import InputError
+from detectors.base.errors import InputError
 from detectors.load.common import (
     CSV_CONVENTION,
     ROW_CONVENTION,

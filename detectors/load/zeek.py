@@ -37,8 +37,9 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors import schema as S
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
+from detectors.base.netclass import INVALID, classify_ip, normalize_ip
 from detectors.load import fields as F
 from detectors.load.common import (
     LoadedFile,
@@ -52,7 +53,6 @@ from detectors.load.common import (
 from detectors.load.tables import jsonl_table
 from detectors.load.timestamps import epoch_text, text_timestamp
 from detectors.load.zeek_tsv import read_header, tsv_table
-from detectors.netclass import INVALID, classify_ip, normalize_ip
 
 CONN = "conn"
 DNS = "dns"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors.errors import InputError
+from detectors.base.errors import InputError
 from detectors.load.common import RawTable, reading
 from detectors.load.tables import line_of_record, open_text
 

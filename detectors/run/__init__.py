@@ -1,1 +1,1 @@
-"""Run strategies: how a source becomes the per-pair context the hunts read."""
+"""The run loop: a strategy builds the PairContext, the hunts run, the hits are merged."""

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
+from detectors.pairs.context import PairContext
 
 MARKER = "run.json"
 FORMAT = "beacon-triage-run"
@@ -35,7 +35,7 @@ class SavedRun:
     """A run read back: its ranked candidates and the candidates' own events."""
 
     candidates: pl.DataFrame
-    dataset: Dataset
+    dataset: PairContext
     info: dict[str, object]
 
 
@@ -57,10 +57,10 @@ def candidate_events(events: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataF
     )
 
 
-def save_run(directory: Path, candidates: pl.DataFrame, dataset: Dataset, engine: str) -> None:
+def save_run(directory: Path, candidates: pl.DataFrame, dataset: PairContext, engine: str) -> None:
     """Write the run (see the module docstring); the marker goes last, so a folder
     with a marker is complete."""
-    from detectors.atomic import atomic_write_text
+    from detectors.base.atomic import atomic_write_text
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ def load_run(directory: str | Path) -> SavedRun:
     missing = [c for c in S.EVENT_SCHEMA if c not in events.columns]
     if missing:
         raise InputError(f"damaged saved run: events.parquet lacks {missing[0]}", file=str(folder))
-    dataset = Dataset(
+    dataset = PairContext(
         events=events.select([pl.col(c).cast(t) for c, t in S.EVENT_SCHEMA.items()]),
         names=names,
         app=app,

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 
 import tui_fixtures as syn
 
-from detectors import schema as S
-from detectors.config import Config
+from detectors.base import schema as S
+from detectors.base.config import Config
 
 UTC = timezone.utc
 SIZE = (120, 36)
@@ -59,7 +59,7 @@ def fixed_candidates(outcomes, dataset, config) -> pl.DataFrame:
 
 def _app(tmp_path, monkeypatch, theme: str):
     syn.register_fake(monkeypatch)
-    monkeypatch.setattr("detectors.engine.merge", fixed_candidates)
+    monkeypatch.setattr("detectors.run.outcome.merge", fixed_candidates)
     config = Config(path=tmp_path / "config.toml", theme=theme)
     return syn.make_app(tmp_path, config=config)
 

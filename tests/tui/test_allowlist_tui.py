@@ -16,9 +16,9 @@ import tui_fixtures as syn
 from textual.widgets import Input
 from tui_fixtures import make_app, register_fake, settle
 
-from detectors import schema as S
-from detectors.config import Config
-from detectors.tomlstore import login_name
+from detectors.base import schema as S
+from detectors.base.config import Config
+from detectors.curate.tomlstore import login_name
 from tui.screens.allow_entry import DOMAIN_WARNING, AllowEntryScreen
 from tui.screens.allowlist import AllowListScreen
 from tui.screens.confirm import ConfirmScreen
@@ -278,7 +278,7 @@ async def test_conflicting_edit_asks_and_keep_theirs_writes_their_version(tmp_pa
 
 
 async def test_failed_save_keeps_the_entry_marked_unsaved_and_retries(tmp_path, runs, monkeypatch):
-    import detectors.tomlstore as store
+    import detectors.curate.tomlstore as store
 
     real = store.atomic_write_bytes
 

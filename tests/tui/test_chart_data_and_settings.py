@@ -10,8 +10,8 @@ import pytest
 from rich.color import Color
 from rich.style import Style
 
-from detectors.config import Config
-from detectors.errors import InputError
+from detectors.base.config import Config
+from detectors.base.errors import InputError
 from tui.chart_data import interval_bins, plot_colour, step_outline, timeline_bins
 from tui.settings import parse_toml_value, save_detector_params, save_theme, toml_value
 

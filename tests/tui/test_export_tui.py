@@ -9,8 +9,8 @@ import tui_fixtures as syn
 from textual.widgets import Input
 from tui_fixtures import make_app, settle
 
-from detectors import schema as S
-from detectors.config import Config
+from detectors.base import schema as S
+from detectors.base.config import Config
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.export import ExportScreen
 

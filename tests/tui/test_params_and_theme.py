@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.widgets import Input, Static
 from tui_fixtures import make_app, settle
 
-from detectors.config import Config
+from detectors.base.config import Config
 from tui.screens.params import ParamsScreen
 
 if sys.version_info >= (3, 11):

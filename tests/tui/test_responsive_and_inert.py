@@ -8,7 +8,7 @@ import polars as pl
 import tui_fixtures as syn
 from tui_fixtures import make_app, register_fake, settle
 
-from detectors.progress import Progress
+from detectors.base.progress import Progress
 from tui import stages as ST
 from tui.widgets.candidate_facts import CandidateFacts
 from tui.widgets.candidate_table import CandidateTable

@@ -12,8 +12,8 @@ import pytest
 import tui_fixtures as syn
 from tui_fixtures import make_app, settle
 
-from detectors import schema as S
-from detectors.sample import SAMPLE_EVENTS, sample_dir
+from detectors.base import schema as S
+from detectors.load.sample import SAMPLE_EVENTS, sample_dir
 from tui import format as F
 from tui.screens.help import HelpScreen, help_rows
 from tui.screens.log import LogScreen
@@ -213,7 +213,7 @@ async def test_command_palette_runs_an_action_by_name(tmp_path):
 
 
 async def test_load_error_is_one_line_and_the_app_keeps_running(tmp_path):
-    from detectors.errors import InputError
+    from detectors.base.errors import InputError
 
     def broken(paths, **kwargs):
         raise InputError("cannot parse '2026-13-01'", file="events.csv", row=12)
@@ -231,7 +231,7 @@ async def test_load_error_is_one_line_and_the_app_keeps_running(tmp_path):
     not (sample_dir() / SAMPLE_EVENTS).exists(), reason="sample_data/ not generated yet"
 )
 async def test_bundled_sample_opens_with_its_marker_and_real_detectors(tmp_path):
-    from detectors.config import Config
+    from detectors.base.config import Config
     from tui.app import BeaconTriageApp
 
     app = BeaconTriageApp([], config=Config(path=tmp_path / "config.toml", theme="beacon-dark"))

@@ -10,9 +10,9 @@ import polars as pl
 import tui_fixtures as syn
 from tui_fixtures import make_app, settle
 
-from detectors import schema as S
-from detectors.config import Config
-from detectors.dataset import Dataset
+from detectors.base import schema as S
+from detectors.base.config import Config
+from detectors.pairs.context import PairContext
 from tui.screens.triage_note import TriageNoteScreen
 from tui.widgets.candidate_facts import CandidateFacts
 from tui.widgets.candidate_table import CandidateTable
@@ -100,7 +100,7 @@ async def test_mark_and_note_are_saved_counted_and_back_in_a_new_app(tmp_path):
         .filter(pl.col(S.DEVICE_NAME) != "ws-human")
         .with_columns(pl.col(S.TIMESTAMP) + pl.duration(days=1))
     )
-    again = _app(tmp_path, loader=syn.loader_for(Dataset(events=later, files=["day2.csv"])))
+    again = _app(tmp_path, loader=syn.loader_for(PairContext(events=later, files=["day2.csv"])))
     async with again.run_test(size=SIZE) as pilot:
         await settle(again, pilot)
         assert again.main_screen.header.marks == (("escalate", 1),)

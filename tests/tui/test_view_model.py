@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import polars as pl
 import pytest
 
-from detectors import schema as S
+from detectors.base import schema as S
 from tui import format as F
 from tui.view import (
     C_ALLOWED,

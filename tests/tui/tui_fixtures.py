@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.pairs import P_COUNT, P_DELTAS, P_FIRST, P_LAST
-from detectors.progress import Progress
+from detectors.base import schema as S
+from detectors.base.progress import Progress
+from detectors.pairs.context import PairContext
+from detectors.pairs.index import P_COUNT, P_DELTAS, P_FIRST, P_LAST
 
 UTC = timezone.utc
 START = datetime(2026, 11, 20, 0, 0, 0, tzinfo=UTC)
@@ -68,14 +68,18 @@ def events() -> pl.DataFrame:
     return S.conform(pl.DataFrame(rows), "synthetic.csv").collect()
 
 
-def dataset() -> Dataset:
-    return Dataset(events=events(), files=["synthetic.csv"], warnings=["synthetic warning line"])
+def dataset() -> PairContext:
+    return PairContext(
+        events=events(), files=["synthetic.csv"], warnings=["synthetic warning line"]
+    )
 
 
-def loader_for(data: Dataset | None = None) -> Any:
+def loader_for(data: PairContext | None = None) -> Any:
     """A loader with the real signature that returns the synthetic dataset."""
 
-    def load(paths: list[str], *, source_format: Any, mapping: Any, progress: Progress) -> Dataset:
+    def load(
+        paths: list[str], *, source_format: Any, mapping: Any, progress: Progress
+    ) -> PairContext:
         progress.report("read", 0.5, "reading synthetic rows")
         return data if data is not None else dataset()
 
@@ -88,7 +92,7 @@ class FakeParams:
     label: str = field(default="x", metadata={"doc": "Unused text parameter."})
 
 
-def fake_periodic(data: Dataset, params: FakeParams, progress: Progress) -> pl.DataFrame:
+def fake_periodic(data: PairContext, params: FakeParams, progress: Progress) -> pl.DataFrame:
     """Every pair with enough connections; score = 1 - coefficient of variation."""
     progress.report("fake", 0.5, "scoring pairs")
     pairs = data.pairs((S.ACTION_SUCCESS,)).filter(pl.col(P_COUNT) >= params.min_count)
@@ -111,7 +115,7 @@ def fake_periodic(data: Dataset, params: FakeParams, progress: Progress) -> pl.D
 
 def register_fake(monkeypatch: Any, name: str = "fake_periodic", run: Any = fake_periodic) -> None:
     """Register a detector for one test only (the registry is restored afterwards)."""
-    from detectors import registry
+    from detectors.hunts import registry
 
     registry.all_detectors()  # import the built-ins first, so they are not re-added later
     spec = registry.DetectorSpec(name, "a detector for tests", FakeParams, run)
@@ -122,7 +126,7 @@ def make_app(tmp_path: Any, *, detectors: tuple[str, ...] = ("fake_periodic",), 
     """The app on the synthetic data, with a config file in tmp (never the user's)."""
     from pathlib import Path
 
-    from detectors.config import Config
+    from detectors.base.config import Config
     from tui.app import BeaconTriageApp
 
     config = kwargs.pop("config", None) or Config(

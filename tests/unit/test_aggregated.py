@@ -8,8 +8,10 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.aggregated import (
+from detectors.base import schema as S
+from detectors.base.errors import InputError
+from detectors.base.progress import Progress
+from detectors.hunts.aggregated import (
     E_AVG_COUNT,
     E_FIRST_CONNECTION,
     E_HOURS,
@@ -20,10 +22,8 @@ from detectors.aggregated import (
     AggregatedParams,
     run,
 )
-from detectors.dataset import Dataset
-from detectors.errors import InputError
-from detectors.progress import Progress
-from detectors.registry import get
+from detectors.hunts.registry import get
+from detectors.pairs.context import PairContext
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
 
@@ -56,7 +56,7 @@ def report_rows(
 
 def detect(rows: list[dict], **params) -> pl.DataFrame:
     events = S.conform(pl.DataFrame(rows), "test.csv").collect()
-    return run(Dataset(events=events), AggregatedParams(**params), Progress())
+    return run(PairContext(events=events), AggregatedParams(**params), Progress())
 
 
 def test_steady_hourly_beacon_is_reported_with_evidence():
@@ -164,7 +164,7 @@ def test_candidates_are_ordered_by_mean_count_descending():
 def test_nothing_qualifying_returns_empty_frame_with_schema():
     out = detect(report_rows([10] * 12))
     assert out.height == 0 and out.schema == pl.Schema(OUTPUT_SCHEMA)
-    empty = run(Dataset(), AggregatedParams(), Progress())
+    empty = run(PairContext(), AggregatedParams(), Progress())
     assert empty.height == 0 and empty.schema == pl.Schema(OUTPUT_SCHEMA)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from detectors.cli import cli
+from tui.cli import cli
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -117,7 +117,7 @@ def test_cli_file_defaults_to_the_config_allowlist_path(tmp_path, monkeypatch):
     config = tmp_path / "cfg"
     config.mkdir()
     (config / "config.toml").write_text(f'allowlist = "{tmp_path / "mine.toml"}"\n')
-    monkeypatch.setattr("detectors.config.config_dir", lambda: config)
+    monkeypatch.setattr("detectors.base.config.config_dir", lambda: config)
     result = invoke("add", "--process", "a.exe", "--reason", "r")
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "mine.toml").exists()

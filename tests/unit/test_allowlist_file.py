@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from detectors import atomic
-from detectors.allowlist import AllowList, AllowListConflict, AllowListSaveError
-from detectors.errors import InputError
+from detectors.base import atomic
+from detectors.base.errors import InputError
+from detectors.curate.allowlist import AllowList, AllowListConflict, AllowListSaveError
 
 DATA = Path(__file__).parent.parent / "data"
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
@@ -318,7 +318,7 @@ def test_multiline_values_do_not_confuse_table_boundaries(tmp_path):
 def test_an_edit_that_would_not_read_back_is_refused(tmp_path, monkeypatch):
     allow = AllowList.load(tmp_path / "allow.toml")
     monkeypatch.setattr(
-        "detectors.tomlstore.render_table", lambda name, values: "[[allow]]\nprocess = 'b'\n"
+        "detectors.curate.tomlstore.render_table", lambda name, values: "[[allow]]\nprocess = 'b'\n"
     )
     with pytest.raises(InputError, match="would not read back as intended"):
         allow.add({"process": "a.exe", "reason": "r"})

@@ -7,8 +7,8 @@ from datetime import date
 import polars as pl
 import pytest
 
-from detectors.allowlist import AllowList, suggest_entries
-from detectors.errors import InputError
+from detectors.base.errors import InputError
+from detectors.curate.allowlist import AllowList, suggest_entries
 
 
 def candidates(**columns: list) -> pl.DataFrame:

@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from detectors import atomic
-from detectors.atomic import atomic_write_bytes, atomic_write_text
+from detectors.base import atomic
+from detectors.base.atomic import atomic_write_bytes, atomic_write_text
 
 
 def listing(directory) -> list[str]:

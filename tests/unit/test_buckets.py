@@ -13,12 +13,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from detectors import buckets as B
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.errors import Cancelled, InputError
-from detectors.progress import Progress
-from detectors.registry import get
+from detectors.base import schema as S
+from detectors.base.errors import Cancelled, InputError
+from detectors.base.progress import Progress
+from detectors.hunts import buckets as B
+from detectors.hunts.registry import get
+from detectors.pairs.context import PairContext
 from detectors.stats import elastic
 
 END = datetime(2024, 3, 1, 6, 0, tzinfo=timezone.utc)
@@ -65,13 +65,13 @@ def events_in(
     return rows
 
 
-def dataset(rows: list[dict], names: pl.DataFrame | None = None) -> Dataset:
+def dataset(rows: list[dict], names: pl.DataFrame | None = None) -> PairContext:
     schema = {k: v for k, v in S.EVENT_SCHEMA.items() if k != S.SOURCE_FILE}
     frame = pl.DataFrame(rows, schema={k: schema[k] for k in rows[0]}) if rows else None
     events = S.conform(frame if frame is not None else S.empty_events(), "test.csv").collect()
     if names is None:
-        return Dataset(events=events)
-    return Dataset(events=events, names=names)
+        return PairContext(events=events)
+    return PairContext(events=events, names=names)
 
 
 def detect(rows: list[dict], params: B.BucketParams = BASE, **kwargs) -> pl.DataFrame:

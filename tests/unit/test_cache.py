@@ -12,19 +12,19 @@ import pytest
 from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
-from detectors import schema as S
-from detectors.cache import (
+from detectors.base import schema as S
+from detectors.base.config import CacheSettings
+from detectors.base.config import cache_settings_from_table as settings_from_table
+from detectors.base.errors import InputError
+from detectors.load import load_paths
+from detectors.load.cache import (
     WRITE_IN_BACKGROUND,
     WRITE_LATER,
-    CacheSettings,
     LoadCache,
     finish_writes,
-    settings_from_table,
 )
-from detectors.cli import cli
-from detectors.errors import InputError
-from detectors.load import load_paths
 from detectors.load.mde import load_mde
+from tui.cli import cli
 
 FIXTURE = Path(__file__).parent.parent / "data" / "load" / "mde_network.csv"
 FMT = "mde-csv"

@@ -38,7 +38,7 @@ def beacon_csv(path: Path, count: int = 40, sleep_s: float = 60.0) -> Path:
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "detectors.cli", *args],
+        [sys.executable, "-m", "tui.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,

@@ -4,9 +4,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from detectors.config import load_config
-from detectors.errors import InputError
-from detectors.registry import param_docs, params_from_table
+from detectors.base.errors import InputError
+from detectors.hunts.registry import param_docs, params_from_table
+from detectors.run.setup import load_config
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ def test_config_refuses_unknown_detector(tmp_path):
 def test_the_table_builder_starts_first_and_the_other_table_user_last():
     # two workers: periodicity (costliest table user) sorts the connections while the
     # detectors that need no table run beside it; intervals waits for the table last
-    from detectors.engine import start_order
-    from detectors.registry import all_detectors
+    from detectors.hunts.registry import all_detectors
+    from detectors.run.memory import start_order
 
     assert start_order(list(all_detectors())) == [
         "periodicity",

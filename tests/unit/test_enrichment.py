@@ -9,9 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.enrichment import (
+from detectors.base import schema as S
+from detectors.pairs.context import PairContext
+from detectors.pairs.table import build_pair_index
+from detectors.rank.enrichment import (
     DestinationIndex,
     GeoLookup,
     describe_candidate,
@@ -20,7 +21,6 @@ from detectors.enrichment import (
     pair_times,
     sharing_candidates,
 )
-from detectors.pairs import build_pair_index
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
@@ -40,8 +40,8 @@ def _event(second: float, device: str, process: str | None, ip: str, **kw) -> di
     }
 
 
-def _dataset(rows: list[dict]) -> Dataset:
-    return Dataset(events=S.conform(pl.DataFrame(rows), "t.csv").collect())
+def _dataset(rows: list[dict]) -> PairContext:
+    return PairContext(events=S.conform(pl.DataFrame(rows), "t.csv").collect())
 
 
 def test_interval_stats_by_hand():
@@ -74,7 +74,7 @@ def test_pair_times_merge_the_accounts_of_one_candidate_and_keep_microseconds():
     pairs = build_pair_index(_dataset(rows).events, None)
     times = pair_times(pairs, "ws-1", "a.exe", "8.8.8.8", 443)
     assert times.size == 3  # 0, 10.5 (both accounts), 25.000001
-    from detectors.enrichment import deltas_of
+    from detectors.rank.enrichment import deltas_of
 
     assert deltas_of(times).tolist() == [10.5, 14.500001]
 
@@ -89,7 +89,7 @@ def test_pair_times_match_a_device_id_and_a_null_process():
     assert pair_times(pairs, "10.0.0.5", "x.exe", "1.1.1.1", 443).size == 0
 
 
-def _prevalence_data() -> Dataset:
+def _prevalence_data() -> PairContext:
     rows = [
         _event(0, "A", "p.exe", "8.8.4.4", **{S.REMOTE_URL: "a.evil.com"}),
         _event(60, "A", "p.exe", "8.8.4.4"),

@@ -7,9 +7,10 @@ from datetime import datetime, timezone
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.evaluate import (
+from detectors.base import schema as S
+from detectors.load.sample import SAMPLE_DEVICE_INFO, SAMPLE_EVENTS, SAMPLE_GROUND_TRUTH, sample_dir
+from detectors.pairs.context import PairContext
+from detectors.run.evaluate import (
     MERGED,
     SOURCE_DEFENDER,
     SOURCE_ZEEK,
@@ -19,7 +20,6 @@ from detectors.evaluate import (
     score_ranking,
     split_sources,
 )
-from detectors.sample import SAMPLE_DEVICE_INFO, SAMPLE_EVENTS, SAMPLE_GROUND_TRUTH, sample_dir
 
 TRUTH = pl.DataFrame(
     {
@@ -100,7 +100,7 @@ def test_split_sources_separates_zeek_files():
             S.conform(rows.tail(1), "conn.log").collect(),
         ]
     )
-    parts = split_sources(Dataset(events=events))
+    parts = split_sources(PairContext(events=events))
     assert parts[SOURCE_DEFENDER].events.get_column(S.SOURCE_FILE).to_list() == ["mde.csv"]
     assert parts[SOURCE_ZEEK].events.get_column(S.SOURCE_FILE).to_list() == ["conn.log"]
 

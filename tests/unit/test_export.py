@@ -8,9 +8,9 @@ import markdown_it
 import polars as pl
 import pytest
 
-from detectors import output
-from detectors.errors import InputError
-from detectors.export import export, format_for, markdown_report, md_code, md_text
+from detectors.base.errors import InputError
+from detectors.report import output
+from detectors.report.export import export, format_for, markdown_report, md_code, md_text
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
 T1 = datetime(2026, 11, 20, 9, 0, 30, tzinfo=timezone.utc)

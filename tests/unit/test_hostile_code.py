@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from detectors.allowlist import AllowList
-from detectors.config import load_config
-from detectors.errors import InputError
-from detectors.headless import detect
+from detectors.base.errors import InputError
+from detectors.curate.allowlist import AllowList
 from detectors.load import load_paths
+from detectors.run.headless import detect
+from detectors.run.setup import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("detectors", "tui", "themes")
@@ -240,7 +240,7 @@ def test_a_zeek_path_header_is_a_log_kind_never_a_file_to_open(tmp_path):
 def test_the_default_config_in_use_is_said_on_stderr(tmp_path, monkeypatch):
     home_config = tmp_path / "config.toml"
     home_config.write_text("[scoring]\n", encoding="utf-8")
-    monkeypatch.setattr("detectors.config.default_config_path", lambda: home_config)
+    monkeypatch.setattr("detectors.base.config.default_config_path", lambda: home_config)
     said: list[str] = []
     detect([str(DATA / "mde_network.csv")], fmt="json", warn=said.append)
     assert f"using the config {home_config}" in said

@@ -22,10 +22,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detectors import output
-from detectors import schema as S
-from detectors.cli import main
-from detectors.sanitize import csv_cell, is_inert, json_safe, visible
+from detectors.base import schema as S
+from detectors.base.sanitize import csv_cell, is_inert, json_safe, visible
+from detectors.report import output
+from tui.cli import main
 
 HEADER = [
     "Timestamp",
@@ -173,7 +173,7 @@ def test_visible_cuts_a_megabyte_url_and_says_its_length():
 
 def test_detect_table_in_a_subprocess_shows_every_hostile_name_escaped(hostile_file):
     done = subprocess.run(
-        [sys.executable, "-m", "detectors.cli", "detect", str(hostile_file), "--quiet"],
+        [sys.executable, "-m", "tui.cli", "detect", str(hostile_file), "--quiet"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -18,7 +18,7 @@ from test_hostile_output import HOSTILE, hostile_csv, unsafe_characters
 from textual.geometry import Region
 from textual.widgets import Input, RichLog
 
-from detectors.config import Config
+from detectors.base.config import Config
 from tui.app import BeaconTriageApp
 from tui.screens.log import LogScreen
 from tui.widgets.candidate_table import CandidateTable

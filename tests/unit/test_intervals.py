@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.errors import Cancelled, InputError
-from detectors.intervals import (
+from detectors.base import schema as S
+from detectors.base.errors import Cancelled, InputError
+from detectors.base.progress import Progress
+from detectors.hunts.intervals import (
     E_DOMAINS,
     E_MEAN,
     E_OUTLIERS,
@@ -22,8 +22,8 @@ from detectors.intervals import (
     run,
     sleep_window,
 )
-from detectors.progress import Progress
-from detectors.registry import get
+from detectors.hunts.registry import get
+from detectors.pairs.context import PairContext
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
 STEADY = [60.0] * 8 + [62.0] * 8  # 17 times; mean 61, no outliers, jitter ~1.7 %
@@ -64,7 +64,7 @@ def pair_rows(
 
 def detect(rows: list[dict], names: pl.DataFrame | None = None, **params) -> pl.DataFrame:
     events = S.conform(pl.DataFrame(rows), "test.csv").collect()
-    dataset = Dataset(events=events)
+    dataset = PairContext(events=events)
     if names is not None:
         dataset.names = names
     return run(dataset, IntervalParams(**params), Progress())
@@ -100,7 +100,7 @@ def test_nothing_qualifying_returns_empty_frame_with_schema():
 
 
 def test_empty_input_returns_empty_frame_with_schema():
-    out = run(Dataset(), IntervalParams(), Progress())
+    out = run(PairContext(), IntervalParams(), Progress())
     assert out.height == 0 and out.schema == pl.Schema(OUTPUT_SCHEMA)
 
 
@@ -305,4 +305,4 @@ def test_cancelled_run_stops():
     progress.cancel()
     events = S.conform(pl.DataFrame(pair_rows(STEADY)), "t").collect()
     with pytest.raises(Cancelled):
-        run(Dataset(events=events), IntervalParams(), progress)
+        run(PairContext(events=events), IntervalParams(), progress)

@@ -1,4 +1,4 @@
-"""Defender DeviceInfo in CSV, API JSON, JSON Lines and Parquet → Dataset.device_info."""
+"""Defender DeviceInfo in CSV, API JSON, JSON Lines and Parquet → PairContext.device_info."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors import schema as S
+from detectors.base import schema as S
 from detectors.load import load_paths, sniff_format
 
 DATA = Path(__file__).parent.parent / "data" / "load"

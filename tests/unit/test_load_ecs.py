@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from detectors import schema as S
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
 from detectors.load import load_paths, sniff_format
 
 DATA = Path(__file__).parent.parent / "data" / "load"

@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
 from detectors.load import load_paths
 
 DATA = Path(__file__).parent.parent / "data" / "load"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors import schema as S
+from detectors.base import schema as S
 from detectors.load import load_paths
 from detectors.load.mde import COLUMNS
 

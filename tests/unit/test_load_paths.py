@@ -1,4 +1,4 @@
-"""load_paths: files, directories and globs of mixed formats into one Dataset; sniffing."""
+"""load_paths: files, directories and globs of mixed formats into one PairContext; sniffing."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.errors import Cancelled, InputError
+from detectors.base import schema as S
+from detectors.base.errors import Cancelled, InputError
+from detectors.base.progress import Progress
 from detectors.load import SOURCE_FORMATS, load_paths, sniff_format
-from detectors.progress import Progress
 
 DATA = Path(__file__).parent.parent / "data" / "load"
 

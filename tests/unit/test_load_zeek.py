@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors import schema as S
+from detectors.base import schema as S
 from detectors.load import load_paths, sniff_format
 from detectors.load.zeek_tsv import read_header
 

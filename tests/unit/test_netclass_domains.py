@@ -3,8 +3,8 @@
 import polars as pl
 import pytest
 
-from detectors.domains import host_of, registered_domain, registered_domains
-from detectors.netclass import classify_ip, normalize_ip
+from detectors.base.domains import host_of, registered_domain, registered_domains
+from detectors.base.netclass import classify_ip, normalize_ip
 
 
 @pytest.mark.parametrize(

@@ -4,16 +4,9 @@ from datetime import datetime, timezone
 
 import polars as pl
 
-from detectors import schema as S
-from detectors.pairs import (
-    P_BYTES_IN,
-    P_CONNECTIONS,
-    P_COUNT,
-    P_DELTAS,
-    P_EVENTS,
-    P_TS,
-    build_pair_index,
-)
+from detectors.base import schema as S
+from detectors.pairs.index import P_BYTES_IN, P_CONNECTIONS, P_COUNT, P_DELTAS, P_EVENTS, P_TS
+from detectors.pairs.table import build_pair_index
 
 UTC = timezone.utc
 

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.pairs import (
+from detectors.base import schema as S
+from detectors.pairs.context import PairContext
+from detectors.pairs.index import (
     P_ACTIONS,
     P_BYTES_IN,
     P_BYTES_OUT,
@@ -22,11 +22,10 @@ from detectors.pairs import (
     P_LAST,
     P_TS,
     PAIR_KEY,
-    build_pair_index,
     connection_events,
     deltas_from_sorted_lists,
 )
-from detectors.pairtable import ConnectionTable, pair_order
+from detectors.pairs.table import ConnectionTable, build_pair_index, pair_order
 
 START = datetime(2026, 11, 20, tzinfo=timezone.utc)
 
@@ -116,7 +115,7 @@ def test_index_from_the_table_equals_a_plain_group_by(actions, public_only):
 
 
 def test_pairs_of_several_action_sets_share_one_table():
-    data = Dataset(events=random_events())
+    data = PairContext(events=random_events())
     success = data.pairs((S.ACTION_SUCCESS,))
     table = data.connection_table()
     wider = data.pairs((S.ACTION_SUCCESS, S.ACTION_FAILED))

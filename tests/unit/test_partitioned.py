@@ -10,13 +10,15 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from detectors import partitioned as P
-from detectors import schema as S
-from detectors.config import load_config
-from detectors.engine import run_all
-from detectors.errors import InputError
-from detectors.headless import detect
+from detectors.base import schema as S
+from detectors.base.config import DEFAULT_PARTITION_EVENTS, engine_settings_from_table
+from detectors.base.errors import InputError
 from detectors.load import load_paths
+from detectors.pairs.context import PairContext
+from detectors.run import partitioned as P
+from detectors.run.headless import detect
+from detectors.run.loop import run, run_all
+from detectors.run.setup import load_config
 
 SAMPLE = Path(__file__).parent.parent.parent / "sample_data"
 SAMPLE_PATHS = [
@@ -32,12 +34,13 @@ HEADER = (
 
 def in_memory(paths):
     config = load_config(None)
-    return run_all(load_paths(paths, cache=None), config, workers=1)
+    return run_all(PairContext.of(load_paths(paths, cache=None)), config, workers=1)
 
 
 def partitioned(paths, tmp_path, count):
     parts = P.write_partitions(paths, tmp_path / "parts", count)
-    return P.run_partitioned(parts, load_config(None))
+    result = run(P.Partitioned(parts=parts), load_config(None))
+    return result, result.context
 
 
 def assert_same_results(expected, actual):
@@ -138,8 +141,8 @@ def test_detect_switches_to_partitions_above_the_configured_size(tmp_path, monke
     assert P.wanted([source], load_config(small))  # ~41 lines estimated > 10
     assert not P.wanted([source], load_config(None))
     called = []
-    real = P.detect_partitioned
-    monkeypatch.setattr(P, "detect_partitioned", lambda *a: called.append(1) or real(*a))
+    real = P.Partitioned.context
+    monkeypatch.setattr(P.Partitioned, "context", lambda *a: called.append(1) or real(*a))
     assert detect([str(source)], config_path=str(small), fmt="json") == detect(
         [str(source)], fmt="json", use_cache=False
     )
@@ -149,7 +152,7 @@ def test_detect_switches_to_partitions_above_the_configured_size(tmp_path, monke
 
 def test_engine_settings_reject_unknown_keys_and_non_counts(tmp_path):
     with pytest.raises(InputError, match="max_events"):
-        P.settings_from_table({"max_events": 5})
+        engine_settings_from_table({"max_events": 5})
     with pytest.raises(InputError, match="partition_events"):
-        P.settings_from_table({"partition_events": 0})
-    assert P.settings_from_table({}).partition_events == P.DEFAULT_PARTITION_EVENTS
+        engine_settings_from_table({"partition_events": 0})
+    assert engine_settings_from_table({}).partition_events == DEFAULT_PARTITION_EVENTS

@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.periodicity import (
+from detectors.base import schema as S
+from detectors.base.progress import Progress
+from detectors.hunts.periodicity import (
     JITTER_KIND,
     MISSED,
     PERIOD,
@@ -20,8 +20,8 @@ from detectors.periodicity import (
     PeriodicityParams,
     run,
 )
-from detectors.progress import Progress
-from detectors.registry import get, params_from_table
+from detectors.hunts.registry import get, params_from_table
+from detectors.pairs.context import PairContext
 
 START = datetime(2026, 11, 18, tzinfo=timezone.utc)  # a Wednesday, 00:00 UTC
 C2 = "185.141.27.66"
@@ -43,12 +43,12 @@ def _rows(device, process, ip, port, seconds, action=S.ACTION_SUCCESS, url=None)
     ]
 
 
-def _dataset(*groups, names=None) -> Dataset:
+def _dataset(*groups, names=None) -> PairContext:
     rows = [r for g in groups for r in g]
     events = S.conform(pl.DataFrame(rows), "test").collect()
     if names is None:
-        return Dataset(events=events)
-    return Dataset(events=events, names=pl.DataFrame(names, schema=S.NAMES_SCHEMA))
+        return PairContext(events=events)
+    return PairContext(events=events, names=pl.DataFrame(names, schema=S.NAMES_SCHEMA))
 
 
 def _run(dataset, **params):
@@ -147,7 +147,7 @@ def test_parameters_load_from_config_table():
 def test_median_delta_is_taken_per_pair_in_whole_microseconds():
     # pair 0: 0, 60, 180.000001 s -> deltas 60 and 120.000001 -> median 90.0000005;
     # pair 1: 10, 20, 30, 70 s -> deltas 10, 10, 40 -> median 10; pair 2: one time
-    from detectors.periodicity import _median_delta_s
+    from detectors.hunts.periodicity import _median_delta_s
 
     epoch_us = np.array([0, 60_000_000, 180_000_001, 10_000_000, 20_000_000, 30_000_000,
                          70_000_000, 5_000_000], dtype=np.int64)  # fmt: skip

@@ -8,11 +8,10 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.errors import DetectorSkipped, InputError
-from detectors.progress import Progress
-from detectors.rare_destinations import (
+from detectors.base import schema as S
+from detectors.base.errors import DetectorSkipped, InputError
+from detectors.base.progress import Progress
+from detectors.hunts.rare_destinations import (
     E_COMPANIES,
     E_COUNT,
     E_PREVALENCE,
@@ -22,7 +21,8 @@ from detectors.rare_destinations import (
     run,
     servers,
 )
-from detectors.registry import get
+from detectors.hunts.registry import get
+from detectors.pairs.context import PairContext
 
 NOW = datetime(2024, 3, 15, 12, 0, tzinfo=timezone.utc)
 NEW_IP = "45.33.32.156"
@@ -80,7 +80,7 @@ def detect(
     schema = {k: v for k, v in S.EVENT_SCHEMA.items() if k != S.SOURCE_FILE}
     frame = pl.DataFrame(rows, schema={k: schema[k] for k in rows[0]})
     events = S.conform(frame, "events.csv").collect()
-    return run(Dataset(events=events, device_info=info), params, Progress())
+    return run(PairContext(events=events, device_info=info), params, Progress())
 
 
 def acme_on(servers_count: int) -> list[dict]:

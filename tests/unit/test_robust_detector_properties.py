@@ -27,11 +27,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from detectors import schema as S
-from detectors.allowlist import C_ALLOWED, AllowList
-from detectors.config import Config
-from detectors.engine import run_all
+from detectors.base import schema as S
+from detectors.base.config import Config
+from detectors.curate.allowlist import C_ALLOWED, AllowList
 from detectors.load import load_paths
+from detectors.pairs.context import PairContext
+from detectors.run.loop import run_all
 
 UTC = timezone.utc
 START = datetime(2026, 11, 18, tzinfo=UTC)  # a Wednesday
@@ -102,7 +103,7 @@ def write_csv(path: Path, rows: list[list]) -> Path:
 
 
 def candidates_of(paths: list[Path]) -> pl.DataFrame:
-    return run_all(load_paths(paths), Config()).candidates
+    return run_all(PairContext.of(load_paths(paths)), Config()).candidates
 
 
 def assert_same_candidates(left: pl.DataFrame, right: pl.DataFrame) -> None:

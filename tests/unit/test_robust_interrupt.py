@@ -18,15 +18,17 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detectors import atomic, registry
-from detectors import schema as S
-from detectors.cli import main
-from detectors.config import Config
-from detectors.dataset import Dataset
-from detectors.engine import run_all, run_detector
+from detectors.base import atomic
+from detectors.base import schema as S
+from detectors.base.config import Config
+from detectors.base.progress import Progress
+from detectors.hunts import registry
 from detectors.load import load_paths
-from detectors.pairs import P_COUNT, P_FIRST, P_LAST
-from detectors.progress import Progress
+from detectors.pairs.context import PairContext
+from detectors.pairs.index import P_COUNT, P_FIRST, P_LAST
+from detectors.run.loop import run_all
+from detectors.run.outcome import run_detector
+from tui.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "load"
 EVENTS = DATA / "mde_network.csv"
@@ -49,7 +51,7 @@ def two_pairs(tmp_path) -> Path:
 @pytest.fixture(autouse=True)
 def no_user_config(tmp_path, monkeypatch):
     """Never read the developer's own config (its weights would change the output)."""
-    monkeypatch.setattr("detectors.config.default_config_path", lambda: tmp_path / "none.toml")
+    monkeypatch.setattr("detectors.base.config.default_config_path", lambda: tmp_path / "none.toml")
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class NoParams:
     pass
 
 
-def every_pair(data: Dataset, params: NoParams, progress: Progress) -> pl.DataFrame:
+def every_pair(data: PairContext, params: NoParams, progress: Progress) -> pl.DataFrame:
     """A detector that names every pair with a score of 0.5: the 'other' results to keep."""
     pairs = data.pairs(None)
     return pairs.select(
@@ -72,15 +74,15 @@ def every_pair(data: Dataset, params: NoParams, progress: Progress) -> pl.DataFr
     )
 
 
-def crashes(data: Dataset, params: NoParams, progress: Progress) -> pl.DataFrame:
+def crashes(data: PairContext, params: NoParams, progress: Progress) -> pl.DataFrame:
     raise ZeroDivisionError("a bug in this detector")
 
 
-def interrupted(data: Dataset, params: NoParams, progress: Progress) -> pl.DataFrame:
+def interrupted(data: PairContext, params: NoParams, progress: Progress) -> pl.DataFrame:
     raise KeyboardInterrupt
 
 
-def panics(data: Dataset, params: NoParams, progress: Progress) -> pl.DataFrame:
+def panics(data: PairContext, params: NoParams, progress: Progress) -> pl.DataFrame:
     raise pl.exceptions.PanicException("polars panicked inside this detector")
 
 
@@ -140,8 +142,8 @@ SIGINT_CHILD = """
 import sys, time
 import polars as pl
 from dataclasses import dataclass
-from detectors import registry
-from detectors.cli import main
+from detectors.hunts import registry
+from tui.cli import main
 
 @dataclass(frozen=True)
 class P:
@@ -203,7 +205,7 @@ def test_sigint_to_a_running_detect_exits_130_without_output(tmp_path):
 def test_a_crashing_detector_is_recorded_and_the_others_results_kept(monkeypatch, two_pairs):
     register(monkeypatch, "every_pair", every_pair)
     register(monkeypatch, "crashes", crashes)
-    dataset = load_paths([two_pairs])
+    dataset = PairContext.of(load_paths([two_pairs]))
     result = run_all(dataset, Config(), ["crashes", "every_pair"])
     assert result.outcomes["crashes"].hits is None
     assert result.outcomes["crashes"].error == "ZeroDivisionError: a bug in this detector"
@@ -243,11 +245,11 @@ def test_detect_prints_the_survivors_and_one_line_about_the_crash(monkeypatch, c
 
 def test_a_polars_panic_in_a_detector_is_recorded_like_any_crash(monkeypatch):
     register(monkeypatch, "panics", panics)
-    outcome = run_detector(load_paths([EVENTS]), Config(), "panics")
+    outcome = run_detector(PairContext.of(load_paths([EVENTS])), Config(), "panics")
     assert outcome.error is not None and outcome.error.startswith("PanicException")
 
 
 def test_an_interrupt_is_never_swallowed_as_a_detector_error(monkeypatch):
     register(monkeypatch, "interrupted", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_detector(load_paths([EVENTS]), Config(), "interrupted")
+        run_detector(PairContext.of(load_paths([EVENTS])), Config(), "interrupted")

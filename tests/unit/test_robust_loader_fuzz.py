@@ -3,7 +3,7 @@
 Every fixture format (tests/data/load, plus Parquet and gzip made from the Defender CSV)
 is mutated at random (bit flips, truncation, inserted NUL/quote/newline/CR/brace/
 escape, deleted or duplicated lines, a deleted column) and loaded. The outcome must be
-a Dataset in the canonical schema or an ``InputError`` whose text is one line naming
+a PairContext in the canonical schema or an ``InputError`` whose text is one line naming
 the file; any other exception type, or a load slower than a few seconds, fails.
 
 Bugs these found (fixed in detectors/load): a corrupt gzip raised ``zlib.error``, a CR
@@ -27,8 +27,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import schema as S
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
 from detectors.load import load_paths
 from detectors.load.common import EARLIEST, LATEST
 
@@ -165,7 +165,7 @@ def mutate(data: bytes, operations: list[tuple]) -> bytes:
 
 
 def check_outcome(path: Path, mapping: dict[str, str] | None) -> None:
-    """A canonical Dataset or a one-line InputError naming the file; nothing else."""
+    """A canonical PairContext or a one-line InputError naming the file; nothing else."""
     start = time.perf_counter()
     try:
         dataset = load_paths([path], mapping=mapping)
@@ -241,7 +241,7 @@ def test_broken_gzip_stream_is_an_input_error(tmp_path):
 CORRUPT_PARQUET_SCRIPT = """
 import sys
 from pathlib import Path
-from detectors.errors import InputError
+from detectors.base.errors import InputError
 from detectors.load import load_paths
 
 original = Path(sys.argv[1]).read_bytes()

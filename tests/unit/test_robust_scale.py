@@ -22,12 +22,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.config import Config
-from detectors.dataset import Dataset
-from detectors.engine import run_all
-from detectors.headless import detect
+from detectors.base import schema as S
+from detectors.base.config import Config
 from detectors.load import load_paths
+from detectors.pairs.context import PairContext
+from detectors.run.headless import detect
+from detectors.run.loop import run_all
 
 UTC = timezone.utc
 START = datetime(2026, 11, 20, tzinfo=UTC)
@@ -53,7 +53,7 @@ def hang_watchdog() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def no_user_config(tmp_path, monkeypatch):
-    monkeypatch.setattr("detectors.config.default_config_path", lambda: tmp_path / "none.toml")
+    monkeypatch.setattr("detectors.base.config.default_config_path", lambda: tmp_path / "none.toml")
 
 
 def beacon_rows(
@@ -145,7 +145,7 @@ def test_two_hundred_thousand_devices_one_beacon():
     # the beacon: 40 connections, 60 s apart, odd ones 1 s late
     offsets = np.arange(40) * 60 + np.arange(40) % 2
     beacon = events_frame(micros(START) + offsets * 10**6, "ws-beacon", "rundll32.exe", "45.77.1.2")
-    result = run_all(Dataset(events=pl.concat([background, beacon])), Config())
+    result = run_all(PairContext(events=pl.concat([background, beacon])), Config())
     assert [o.error for o in result.outcomes.values()] == [None] * len(result.outcomes)
     top = result.candidates.row(0, named=True)
     assert (top[S.C_DEVICE], top[S.C_REMOTE_IP], top[S.C_CONNECTIONS]) == (
@@ -166,7 +166,7 @@ def test_one_device_with_a_million_events_unsorted():
     stamps = micros(START) + np.arange(n, dtype=np.int64) * 1_000_000 + wiggle[np.arange(n) % 5]
     np.random.default_rng(5).shuffle(stamps)
     result = run_all(
-        Dataset(events=events_frame(stamps, "ws-1", "beacon.exe", "45.77.1.2")), Config()
+        PairContext(events=events_frame(stamps, "ws-1", "beacon.exe", "45.77.1.2")), Config()
     )
     assert [o.error for o in result.outcomes.values()] == [None] * len(result.outcomes)
     assert result.candidates.height == 1

@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 
 import polars as pl
 
-from detectors import schema as S
-from detectors.output import to_csv, to_json, to_jsonl, to_table
-from detectors.sanitize import visible
+from detectors.base import schema as S
+from detectors.base.sanitize import visible
+from detectors.report.output import to_csv, to_json, to_jsonl, to_table
 
 
 def test_visible_escapes_ansi_bell_cr_bidi_and_zero_width():

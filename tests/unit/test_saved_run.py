@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.dataset import Dataset
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.errors import InputError
+from detectors.pairs.context import PairContext
 from detectors.run.saved import MARKER, is_saved_run, load_run, save_run
 
 START = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -45,7 +45,7 @@ def test_saved_run_keeps_the_candidates_and_only_their_pairs_events(tmp_path):
     app = pl.DataFrame(
         {name: [None, None] for name in S.APP_SCHEMA}, schema=S.APP_SCHEMA
     ).with_columns(pl.Series(S.APP_UID, ["C0", "C5"]), pl.lit("ssl").alias(S.APP_KIND))
-    dataset = Dataset(events=_events(), app=app, files=["events.csv"])
+    dataset = PairContext(events=_events(), app=app, files=["events.csv"])
     save_run(tmp_path / "run", _candidates(), dataset, engine="spark")
     assert is_saved_run(tmp_path / "run")
     saved = load_run(tmp_path / "run")
@@ -69,7 +69,7 @@ def test_a_folder_without_a_run_is_refused_in_one_line(tmp_path):
 
 
 def test_a_damaged_run_is_refused_in_one_line(tmp_path):
-    save_run(tmp_path, _candidates(), Dataset(events=_events()), engine="local")
+    save_run(tmp_path, _candidates(), PairContext(events=_events()), engine="local")
     (tmp_path / "events.parquet").write_bytes(b"not parquet")
     with pytest.raises(InputError) as caught:
         load_run(tmp_path)

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from detectors import schema as S
-from detectors.config import Config
-from detectors.dataset import Dataset
-from detectors.errors import InputError
-from detectors.scoring import (
+from detectors.base import schema as S
+from detectors.base.config import Config
+from detectors.base.errors import InputError
+from detectors.pairs.context import PairContext
+from detectors.rank.scoring import (
     C_DEVICE_ID,
     C_NAMES,
     C_PREVALENCE,
@@ -48,7 +48,7 @@ def _event(
     return row
 
 
-def _defender_dataset() -> Dataset:
+def _defender_dataset() -> PairContext:
     rows = []
     for i in range(10):  # ten hosts browse the same Google address over two days
         rows += [_event(h, f"ws-{i}", "chrome.exe", GOOGLE, 443, url="www.google.com",
@@ -62,7 +62,7 @@ def _defender_dataset() -> Dataset:
                     company="Microsoft Corporation") for h in range(48)]  # fmt: skip
     rows += [_event(40, "ws-2", "x.exe", SCANNED, port, S.ACTION_FAILED, company="X")
              for port in range(1, 13)]  # fmt: skip
-    return Dataset(events=S.conform(pl.DataFrame(rows), "mde.csv").collect())
+    return PairContext(events=S.conform(pl.DataFrame(rows), "mde.csv").collect())
 
 
 def _hits(rows) -> pl.DataFrame:
@@ -218,7 +218,7 @@ def test_zero_weight_removes_the_evidence():
 
 
 def test_no_hits_gives_an_empty_list_with_the_schema():
-    out = merge_candidates({}, Dataset())
+    out = merge_candidates({}, PairContext())
     assert out.height == 0
     assert out.schema == pl.Schema(MERGED_SCHEMA)
 
@@ -237,7 +237,7 @@ def test_zeek_candidates_rank_without_process_names():
         rows.append(_event(h, "10.0.2.9", None, C2, 80, "SF", uid=uid, bytes_out=230, bytes_in=180))
         app.append({S.APP_UID: uid, S.APP_KIND: "http", S.APP_USER_AGENT: "EvilUA",
                     S.APP_HOST: None, S.APP_METHOD: "POST"})  # fmt: skip
-    dataset = Dataset(
+    dataset = PairContext(
         events=S.conform(pl.DataFrame(rows), "conn.log").collect(),
         app=pl.DataFrame(app, schema=S.APP_SCHEMA),
     )

@@ -13,13 +13,14 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from detectors import schema as S
-from detectors.config import Config
-from detectors.engine import run_all
-from detectors.errors import InputError
+from detectors.base import schema as S
+from detectors.base.config import Config
+from detectors.base.errors import InputError
 from detectors.load import _without_duplicates, load_paths
-from detectors.population import INPUT_ROW
-from detectors.sample import sample_paths, sample_zeek_dir
+from detectors.load.sample import sample_paths, sample_zeek_dir
+from detectors.pairs.context import PairContext
+from detectors.pairs.population import INPUT_ROW
+from detectors.run.loop import run_all
 
 pytestmark = pytest.mark.spark
 
@@ -105,23 +106,24 @@ def _key(frame: pl.DataFrame) -> pl.DataFrame:
 )
 def test_spark_engine_finds_the_candidates_of_the_local_engine(spark, paths):
     """Same keys, same detectors, scores equal to 1e-9, on the bundled sample."""
-    from detectors.run.spark.strategy import run_spark
+    from detectors.run.loop import run
+    from detectors.run.spark import SparkStrategy
 
     config = Config()
-    run = run_spark(spark, paths, config)
-    local = run_all(load_paths(paths, cache=False), config)
-    got, want = _key(run.result.candidates), _key(local.candidates)
+    result = run(SparkStrategy(paths, spark=spark), config)
+    local = run_all(PairContext.of(load_paths(paths, cache=False)), config)
+    got, want = _key(result.candidates), _key(local.candidates)
     assert got.height == want.height > 10
     assert got.select(S.CANDIDATE_KEY).equals(want.select(S.CANDIDATE_KEY))
     assert got.get_column("detectors").to_list() == want.get_column("detectors").to_list()
     diff = (got.get_column(S.C_SCORE) - want.get_column(S.C_SCORE)).abs().max()
     assert isinstance(diff, float) and diff <= 1e-9
     # and the ranked order (ties broken by the key) is the local order
-    assert run.result.candidates.select(S.CANDIDATE_KEY).equals(
+    assert result.candidates.select(S.CANDIDATE_KEY).equals(
         local.candidates.select(S.CANDIDATE_KEY)
     )
     for name, outcome in local.outcomes.items():
-        mine = run.result.outcomes[name]
+        mine = result.outcomes[name]
         assert (mine.hits is None) == (outcome.hits is None), name
         assert mine.skipped == outcome.skipped, name
         if outcome.hits is not None and mine.hits is not None:

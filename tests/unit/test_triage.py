@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detectors.errors import InputError
-from detectors.triage import CandidateKey, TriageConflict, TriageStore
+from detectors.base.errors import InputError
+from detectors.curate.triage import CandidateKey, TriageConflict, TriageStore
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
 

@@ -24,15 +24,15 @@ from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from detectors.errors import InputError
-from detectors.sanitize import visible
+from detectors.base.errors import InputError
+from detectors.base.sanitize import visible
+from detectors.curate.session import check_entry
 from tui import keymap
-from tui.curation import check_entry
 from tui.view import C_ALLOWED
 from tui.widgets.allow_entry_form import KEYS, AllowEntryForm
 
 if TYPE_CHECKING:
-    from detectors.allowlist import AllowList
+    from detectors.curate.allowlist import AllowList
 
 Suggestion = tuple[str, dict[str, Any]]  # (printable label, raw fields)
 DOMAIN_WARNING = (
@@ -54,7 +54,7 @@ class PreviewReady(Message):
 def count_preview(fields: dict[str, Any], probe: AllowList | None, candidates: pl.DataFrame) -> int:
     """New entry: candidates it would hide that no entry hides yet. Edited entry
     (``probe`` None): candidates it matches on its own."""
-    from detectors.allowlist import AllowList
+    from detectors.curate.allowlist import AllowList
 
     store = probe if probe is not None else AllowList(Path("allowlist.toml"))
     return store.preview(fields, candidates)

@@ -22,12 +22,12 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
-from detectors.sanitize import visible
+from detectors.base.sanitize import visible
 from tui import keymap
 from tui.screens.confirm import ConfirmScreen
 
 if TYPE_CHECKING:
-    from detectors.allowlist import AllowEntry
+    from detectors.curate.allowlist import AllowEntry
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from detectors.sanitize import visible
+from detectors.base.sanitize import visible
 from tui import keymap
 from tui.format import inert_lines
 

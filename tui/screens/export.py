@@ -3,7 +3,7 @@
 The path starts as a dated file name in the current directory; the format follows the
 file's extension (choosing a format swaps the extension). An existing file is only
 replaced after a yes. The app writes the file (atomically, in a worker) with
-``detectors.export``. Dismisses with an ``ExportRequest`` or None.
+``detectors.report.export``. Dismisses with an ``ExportRequest`` or None.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, RadioButton, RadioSet, Static
 
-from detectors.errors import InputError
-from detectors.sanitize import visible
+from detectors.base.errors import InputError
+from detectors.base.sanitize import visible
 from tui import keymap
 from tui.screens.confirm import ConfirmScreen
 
@@ -31,7 +31,7 @@ STEMS = {"csv": "beacon-candidates", "json": "beacon-candidates", "markdown": "b
 @dataclass(frozen=True)
 class ExportRequest:
     path: Path
-    fmt: str  # csv | json | markdown (detectors.export.FORMATS)
+    fmt: str  # csv | json | markdown (detectors.report.export.FORMATS)
 
 
 def default_path(fmt: str, directory: Path, now: datetime) -> Path:
@@ -42,7 +42,7 @@ def default_path(fmt: str, directory: Path, now: datetime) -> Path:
 
 def resolve(text: str, directory: Path) -> tuple[Path, str]:
     """The file to write and its format; InputError says what is wrong with the path."""
-    from detectors.export import format_for
+    from detectors.report.export import format_for
 
     if not text.strip():
         raise InputError("give a file name ending in .csv, .json or .md")

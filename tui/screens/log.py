@@ -12,7 +12,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Label, RichLog
 
-from detectors.sanitize import visible
+from detectors.base.sanitize import visible
 from tui import keymap
 
 

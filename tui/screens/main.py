@@ -42,7 +42,7 @@ from tui.widgets.run_progress import RunProgress
 from tui.widgets.status_header import HeaderInfo, StatusHeader
 
 if TYPE_CHECKING:
-    from detectors.enrichment import CandidateDetail, DestinationIndex
+    from detectors.rank.enrichment import CandidateDetail, DestinationIndex
 
 
 def _unless_closing(method: Callable[..., None]) -> Callable[..., None]:
@@ -242,7 +242,7 @@ class MainScreen(Screen[None]):
     def _compute_detail(
         self, row: dict[str, Any], context: DetailContext, candidates: pl.DataFrame
     ) -> None:
-        from detectors.enrichment import describe_candidate
+        from detectors.rank.enrichment import describe_candidate
 
         detail = describe_candidate(row, context.pairs, context.index, candidates)
         if not get_current_worker().is_cancelled:

@@ -18,9 +18,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
-from detectors.config import Config
-from detectors.errors import InputError
-from detectors.registry import DetectorSpec, param_docs, params_from_table
+from detectors.base.config import Config
+from detectors.base.errors import InputError
+from detectors.hunts.registry import DetectorSpec, param_docs, params_from_table
 from tui import keymap
 from tui.settings import config_file, parse_toml_value, save_detector_params, toml_value
 

@@ -15,10 +15,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, RadioButton, RadioSet, Static, TextArea
 
-from detectors.sanitize import visible
+from detectors.base.sanitize import visible
 from tui import keymap
 
-# The marks in the order the editor lists them (detectors.triage.MARKS holds the same).
+# The marks in the order the editor lists them (detectors.curate.triage.MARKS holds the same).
 MARK_CHOICES = ("suspicious", "escalate", "benign", "unreviewed")
 
 

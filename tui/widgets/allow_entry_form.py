@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Label
 
-from detectors.sanitize import visible
+from detectors.base.sanitize import visible
 
 # (key, label, placeholder): match keys first, then what the analyst writes.
 FIELDS: tuple[tuple[str, str, str], ...] = (

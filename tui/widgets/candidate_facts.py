@@ -15,16 +15,16 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from detectors import schema as S
-from detectors.sanitize import visible
+from detectors.base import schema as S
+from detectors.base.sanitize import visible
 from tui import format as F
 from tui.view import C_ALLOWED, C_MARK, UNREVIEWED
 
-C_NOTE = "note"  # detectors.triage.C_NOTE
-C_ALLOWED_BY = "allowed_by"  # detectors.allowlist.C_ALLOWED_BY
+C_NOTE = "note"  # detectors.curate.triage.C_NOTE
+C_ALLOWED_BY = "allowed_by"  # detectors.curate.allowlist.C_ALLOWED_BY
 
 if TYPE_CHECKING:
-    from detectors.enrichment import CandidateDetail
+    from detectors.rank.enrichment import CandidateDetail
 
 
 class FactStyles:

@@ -23,7 +23,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from detectors import schema as S
+from detectors.base import schema as S
 from tui.view import C_MARK, COLUMNS, Column, find_row, key_of, score_band
 
 MARKED = ("suspicious", "escalate", "benign")

@@ -17,7 +17,7 @@ from tui.widgets.interval_chart import IntervalChart, IntervalSeries
 from tui.widgets.timeline_chart import TimelineChart, TimelineSeries
 
 if TYPE_CHECKING:
-    from detectors.enrichment import CandidateDetail
+    from detectors.rank.enrichment import CandidateDetail
 
 
 class DetailPane(Horizontal):

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Label, ProgressBar
 
-from detectors.sanitize import visible
+from detectors.base.sanitize import visible
 from tui import format as F
 from tui.stages import Stage
 

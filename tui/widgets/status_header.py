@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from detectors.sanitize import visible
+from detectors.base.sanitize import visible
 from tui import format as F
 
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from detectors import schema as S
-from detectors.evidence import OUTBOUND_SUMMARY, not_outbound_actions
-from detectors.netclass import public_addresses
-from detectors.population import Population
+from detectors.base import schema as S
+from detectors.base.netclass import public_addresses
+from detectors.pairs.population import Population
+from detectors.rank.evidence import OUTBOUND_SUMMARY, not_outbound_actions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
-from detectors import schema as S
-from detectors.errors import InputError
-from detectors.population import INPUT_ROW
+from detectors.base import schema as S
+from detectors.base.errors import InputError
+from detectors.pairs.population import INPUT_ROW
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

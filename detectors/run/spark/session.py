@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from detectors.errors import InputError
+from detectors.base.errors import InputError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -5,7 +5,7 @@ bigger than memory: ``partial`` runs on the events of some devices and returns
 something small, ``combine`` joins those and applies what needs everyone. The
 partitioned strategy runs ``partial`` per device partition on disk; this one runs the
 very same function per device group inside Spark executors (``applyInArrow``), on a
-``Dataset`` built there from the group's canonical events, whose population answers
+``PairContext`` built there from the group's canonical events, whose population answers
 from facts Spark computed over all events (``facts``). The pair index, deltas and
 every statistic are therefore computed by the same numpy code in both engines, which
 is what makes the scores equal, not merely close.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import pickle
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
-from detectors import schema as S
-from detectors.config import Config
-from detectors.dataset import Dataset
-from detectors.engine import DetectorOutcome, RunResult, merge
-from detectors.errors import Cancelled, InputError
-from detectors.population import INPUT_ROW
-from detectors.progress import NULL_PROGRESS, Progress
-from detectors.registry import all_detectors, get
+from detectors.base import schema as S
+from detectors.base.config import Config
+from detectors.base.errors import Cancelled, InputError
+from detectors.base.progress import NULL_PROGRESS, Progress
+from detectors.hunts.registry import get, params_for
+from detectors.pairs.context import PairContext
+from detectors.pairs.population import INPUT_ROW
+from detectors.run.outcome import DetectorOutcome, run_detector
 from detectors.run.spark.facts import Facts, KnownPopulation, compute_facts
 from detectors.run.spark.read import SparkInput, collect_events, conform_events, read_inputs
 
@@ -63,30 +63,19 @@ class GroupJob:
     facts: Facts
 
 
-@dataclass
-class SparkRun:
-    """The run's result, the dataset its ranking used, and what Spark computed."""
-
-    result: RunResult
-    dataset: Dataset
-    facts: Facts
-    groups: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-
-
 # --- in an executor ---------------------------------------------------------------------------
 
 
 def run_group(table: pa.Table, job: GroupJob) -> pa.Table:
     """Every chosen detector's ``partial`` over one device group's events."""
     from detectors.load import _without_duplicates
-    from detectors.partitioned import _Progressing, _run_partial
+    from detectors.run.partitioned import _Progressing, _run_partial
 
     group = int(table.column(GROUP)[0].as_py()) if table.num_rows else -1
     collected = pl.from_arrow(table)
     assert isinstance(collected, pl.DataFrame)
     events, dropped = _without_duplicates(conform_events(collected).drop(INPUT_ROW))
-    dataset = Dataset(
+    dataset = PairContext(
         events=events,
         names=job.names,
         app=job.app,
@@ -178,7 +167,7 @@ def run_partials(
 def combine_all(
     partials: Mapping[str, list[Any]],
     outcomes: dict[str, DetectorOutcome],
-    whole: Dataset,
+    whole: PairContext,
     config: Config,
     progress: Progress,
 ) -> None:
@@ -191,7 +180,7 @@ def combine_all(
         assert stages is not None
         began = time.perf_counter()
         try:
-            outcome.hits = stages.combine(parts, whole, config.detector_params(name), progress)
+            outcome.hits = stages.combine(parts, whole, params_for(config, name), progress)
         except (Cancelled, InputError):
             raise
         except Exception as exc:  # one detector's bug must not lose the others
@@ -199,14 +188,14 @@ def combine_all(
         outcome.seconds += time.perf_counter() - began
 
 
-def _sliced(frame: DataFrame, names: pl.DataFrame, facts: Facts, source: SparkInput) -> Dataset:
-    """Spark rows collected into a Dataset whose population knows the facts."""
+def _sliced(frame: DataFrame, names: pl.DataFrame, facts: Facts, source: SparkInput) -> PairContext:
+    """Spark rows collected into a PairContext whose population knows the facts."""
     from detectors.load import _without_duplicates
 
     rows = collect_events(frame)
     events, _ = _without_duplicates(rows.drop(INPUT_ROW))
     population = KnownPopulation(rows.lazy(), names, facts)
-    return Dataset(
+    return PairContext(
         events=events,
         names=names,
         app=source.app,
@@ -217,18 +206,18 @@ def _sliced(frame: DataFrame, names: pl.DataFrame, facts: Facts, source: SparkIn
     )
 
 
-def server_slice(source: SparkInput, facts: Facts, config: Config) -> Dataset:
+def server_slice(source: SparkInput, facts: Facts, config: Config) -> PairContext:
     """What ``rare_destinations`` reads: servers' events and events to their addresses."""
     from pyspark.sql import functions as F
 
-    from detectors.rare_destinations import servers
+    from detectors.hunts.rare_destinations import servers
 
     events = source.events
     info = source.device_info
     now = facts.bounds[1]
     if info is None or now is None:
         return _sliced(events.limit(0), source.names, facts, source)
-    params = config.detector_params(RARE_DESTINATIONS)
+    params = params_for(config, RARE_DESTINATIONS)
     chosen = servers(info, now - timedelta(days=params.lookback_days), params)
     on_server = F.col(S.DEVICE_NAME).isin(chosen)
     reached = events.filter(on_server).select(S.REMOTE_IP).distinct().withColumn("_hit", F.lit(1))
@@ -237,11 +226,11 @@ def server_slice(source: SparkInput, facts: Facts, config: Config) -> Dataset:
     return _sliced(wanted, source.names, facts, source)
 
 
-def evidence_slice(source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame]) -> Dataset:
+def evidence_slice(source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame]) -> PairContext:
     """The outbound events the ranking's questions can touch (module docstring)."""
     from pyspark.sql import functions as F
 
-    from detectors.evidence import not_outbound_actions
+    from detectors.rank.evidence import not_outbound_actions
 
     present = [h.select(S.CANDIDATE_KEY) for h in hits if h.height]
     keys = pl.concat(present) if present else pl.DataFrame(schema=dict.fromkeys(S.CANDIDATE_KEY))
@@ -272,77 +261,109 @@ def evidence_slice(source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame
 def validate_params(config: Config, names: Sequence[str]) -> None:
     """A mistake in a detector's parameters is the user's: said before Spark starts."""
     for name in names:
-        config.detector_params(name)
+        params_for(config, name)
 
 
-def run_spark(
-    spark: SparkSession,
-    paths: Sequence[str],
-    config: Config,
-    names: Sequence[str] | None = None,
-    source_format: str | None = None,
-    progress: Progress = NULL_PROGRESS,
-    groups: int | None = None,
-) -> SparkRun:
-    """Read, hunt and rank ``paths`` with Spark; see the module docstring."""
-    chosen = list(names) if names else list(all_detectors())
-    validate_params(config, chosen)
-    timings: dict[str, float] = {}
-    began = time.perf_counter()
-    progress.report("load", 0.0, "reading in Spark")
-    source = read_inputs(spark, paths, source_format, config.mapping)
-    total = source.events.count()
-    timings["read"] = time.perf_counter() - began
-    progress.report("load", 1.0, f"{total:,} events in {len(source.files)} files")
+@dataclass
+class SparkStrategy:
+    """The run loop's strategy on Spark (see the module docstring).
 
-    began = time.perf_counter()
-    progress.report("facts", 0.0, "population facts")
-    facts = compute_facts(source.events)
-    timings["facts"] = time.perf_counter() - began
+    ``context`` reads the inputs in Spark and computes the population facts; the
+    context it returns holds the side tables and answers for everyone, with no events.
+    ``hunts`` runs the partial stages in executors and combines them here; before its
+    outcomes are handed over it fills the context with the candidates' slice of events,
+    which the merge ranks and the TUI charts. ``close`` releases the cached events.
+    """
 
-    began = time.perf_counter()
-    in_executors = [n for n in chosen if n != RARE_DESTINATIONS and get(n).stages is not None]
-    count = groups or group_count(spark, total, config.engine_settings().partition_events)
-    job = GroupJob(tuple(in_executors), config, source.names, source.app, source.device_info, facts)
-    progress.report("detect", 0.0, f"{', '.join(in_executors)} over {count} device groups")
-    partials, outcomes, duplicates = run_partials(source.events, job, count)
-    whole = Dataset(
-        names=source.names,
-        app=source.app,
-        device_info=source.device_info,
-        files=list(source.files),
-        warnings=list(source.warnings),
-        population=KnownPopulation(S.empty_events().lazy(), source.names, facts),
-    )
-    combine_all(partials, outcomes, whole, config, progress)
-    timings["detect"] = time.perf_counter() - began
+    paths: Sequence[str]
+    source_format: str | None = None
+    master: str | None = None
+    conf: tuple[str, ...] = ()
+    groups: int | None = None
+    spark: SparkSession | None = None
+    source: SparkInput | None = None
+    facts: Facts | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    total: int = 0  # events read
+    used_groups: int = 0
 
-    began = time.perf_counter()
-    for name in chosen:
-        if name in outcomes:
-            continue
-        progress.report("detect", 0.9, f"{name} on the driver")
-        spec = get(name)
-        if spec.stages is None:
-            outcomes[name] = DetectorOutcome(name, skipped="cannot run on Spark")
-            continue
-        from detectors.engine import run_detector
+    def _session(self) -> SparkSession:
+        if self.spark is None:
+            from detectors.run.spark.session import parse_conf, spark_session
 
-        outcomes[name] = run_detector(server_slice(source, facts, config), config, name, progress)
-    timings["driver detectors"] = time.perf_counter() - began
+            self.spark = spark_session(self.master, parse_conf(self.conf))
+        return self.spark
 
-    began = time.perf_counter()
-    progress.report("merge", 0.0, "collecting the candidates' events")
-    ordered = {name: outcomes[name] for name in chosen}
-    hits = [o.hits for o in ordered.values() if o.hits is not None]
-    ranked = evidence_slice(source, facts, hits)
-    if duplicates:
-        ranked.warnings.append(
-            f"{duplicates} duplicate event rows dropped (identical in every field)"
+    def context(self, config: Config, progress: Progress) -> PairContext:
+        spark = self._session()
+        began = time.perf_counter()
+        progress.report("load", 0.0, "reading in Spark")
+        source = read_inputs(
+            spark, [str(p) for p in self.paths], self.source_format, config.mapping
         )
-    result = RunResult(outcomes=ordered)
-    result.candidates = merge(ordered, ranked, config)
-    timings["merge"] = time.perf_counter() - began
-    progress.report("merge", 1.0, f"{result.candidates.height} candidates")
-    source.events.unpersist()
-    return SparkRun(result, ranked, facts, count, timings)
+        self.source = source
+        self.total = source.events.count()
+        self.timings["read"] = time.perf_counter() - began
+        progress.report("load", 1.0, f"{self.total:,} events in {len(source.files)} files")
+        began = time.perf_counter()
+        progress.report("facts", 0.0, "population facts")
+        self.facts = compute_facts(source.events)
+        self.timings["facts"] = time.perf_counter() - began
+        return PairContext(
+            names=source.names,
+            app=source.app,
+            device_info=source.device_info,
+            files=list(source.files),
+            warnings=list(source.warnings),
+            population=KnownPopulation(S.empty_events().lazy(), source.names, self.facts),
+        )
+
+    def hunts(
+        self, context: PairContext, config: Config, names: Sequence[str], progress: Progress
+    ) -> Iterator[DetectorOutcome]:
+        """Partial stages in executors, combined here; outcomes come at the end."""
+        source, facts = self.source, self.facts
+        assert source is not None and facts is not None and self.spark is not None, "context()"
+        validate_params(config, names)
+        began = time.perf_counter()
+        in_executors = [n for n in names if n != RARE_DESTINATIONS and get(n).stages is not None]
+        count = self.groups or group_count(
+            self.spark, self.total, config.engine_settings().partition_events
+        )
+        self.used_groups = count
+        job = GroupJob(
+            tuple(in_executors), config, source.names, source.app, source.device_info, facts
+        )
+        progress.report("detect", 0.0, f"{', '.join(in_executors)} over {count} device groups")
+        partials, outcomes, duplicates = run_partials(source.events, job, count)
+        combine_all(partials, outcomes, context, config, progress)
+        self.timings["detect"] = time.perf_counter() - began
+        began = time.perf_counter()
+        for name in names:
+            if name in outcomes:
+                continue
+            if get(name).stages is None:
+                outcomes[name] = DetectorOutcome(name, skipped="cannot run on Spark")
+                continue
+            progress.report("detect", 0.9, f"{name} on the driver")
+            piece = server_slice(source, facts, config)
+            outcomes[name] = run_detector(piece, config, name, progress)
+        self.timings["driver hunts"] = time.perf_counter() - began
+        began = time.perf_counter()
+        progress.report("merge", 0.0, "collecting the candidates' events")
+        hits = [outcomes[n].hits for n in names if outcomes[n].hits is not None]
+        ranked = evidence_slice(source, facts, [h for h in hits if h is not None])
+        context.events = ranked.events
+        context.population = ranked.population
+        if duplicates:
+            context.warnings.append(
+                f"{duplicates} duplicate event rows dropped (identical in every field)"
+            )
+        self.timings["slice"] = time.perf_counter() - began
+        for name in names:
+            yield outcomes[name]
+
+    def close(self) -> None:
+        """Release the events Spark cached (the session stays for the next run)."""
+        if self.source is not None:
+            self.source.events.unpersist()

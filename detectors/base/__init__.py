@@ -1,0 +1,2 @@
+"""What every stage may use: the schema, errors, progress, config, safe writes, sanitising,
+address classes and domain names. Nothing here imports a later stage."""

@@ -1,0 +1,184 @@
+"""The canonical event model: the one schema every loader produces.
+
+Every loader maps its format onto these columns, so detectors never see a source
+format. A field a source does not carry is null, never guessed.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+# --- event columns -------------------------------------------------------------------
+TIMESTAMP = "timestamp"  # UTC, microsecond precision
+DEVICE_ID = "device_id"  # Defender DeviceId; Zeek: originating IP
+DEVICE_NAME = "device_name"  # Defender DeviceName; Zeek: originating IP; ECS host.name
+ACCOUNT = "account"  # InitiatingProcessAccountDomain\InitiatingProcessAccountName
+PROCESS = "process"  # InitiatingProcessFileName; ECS process.name
+ACTION = "action"  # Defender ActionType; raw Zeek conn_state (SF, S0, REJ, ...); ECS event.action
+LOCAL_IP = "local_ip"
+LOCAL_PORT = "local_port"
+REMOTE_IP = "remote_ip"
+REMOTE_PORT = "remote_port"
+REMOTE_IP_TYPE = "remote_ip_type"  # Defender RemoteIPType when present
+PROTOCOL = "protocol"
+REMOTE_URL = "remote_url"  # Defender RemoteUrl; ECS url.domain/destination.domain
+BYTES_OUT = "bytes_out"  # sent by the device (Zeek orig_bytes, ECS source.bytes)
+BYTES_IN = "bytes_in"  # received by the device (Zeek resp_bytes, ECS destination.bytes)
+CONNECTIONS = "connections"  # 1, or uniqueEventsAggregated for *AggregatedReport rows
+COMPANY = "company"  # InitiatingProcessVersionInfoCompanyName
+UID = "uid"  # Zeek connection uid (joins http/ssl logs)
+SOURCE_FILE = "source_file"
+
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    TIMESTAMP: pl.Datetime("us", "UTC"),
+    DEVICE_ID: pl.String(),
+    DEVICE_NAME: pl.String(),
+    ACCOUNT: pl.String(),
+    PROCESS: pl.String(),
+    ACTION: pl.String(),
+    LOCAL_IP: pl.String(),
+    LOCAL_PORT: pl.Int32(),
+    REMOTE_IP: pl.String(),
+    REMOTE_PORT: pl.Int32(),
+    REMOTE_IP_TYPE: pl.String(),
+    PROTOCOL: pl.String(),
+    REMOTE_URL: pl.String(),
+    BYTES_OUT: pl.Int64(),
+    BYTES_IN: pl.Int64(),
+    CONNECTIONS: pl.Int64(),
+    COMPANY: pl.String(),
+    UID: pl.String(),
+    SOURCE_FILE: pl.String(),
+}
+
+# --- Defender ActionTypes (seed 002) ---------------------------------------------------
+ACTION_SUCCESS = "ConnectionSuccess"
+ACTION_FAILED = "ConnectionFailed"
+ACTION_REQUEST = "ConnectionRequest"
+ACTION_INBOUND = "InboundConnectionAccepted"
+ACTION_LISTENING = "ListeningConnectionCreated"
+ACTION_DNS_INSPECTED = "DnsConnectionInspected"
+ACTION_DNS_RESPONSE = "DnsQueryResponse"
+ACTION_SUCCESS_AGG = "ConnectionSuccessAggregatedReport"
+ACTION_FAILED_AGG = "ConnectionFailedAggregatedReport"
+AGGREGATED_SUFFIX = "AggregatedReport"
+DEFENDER_ACTIONS = (
+    ACTION_SUCCESS,
+    ACTION_FAILED,
+    ACTION_REQUEST,
+    ACTION_INBOUND,
+    ACTION_LISTENING,
+    ACTION_DNS_INSPECTED,
+    ACTION_DNS_RESPONSE,
+    ACTION_SUCCESS_AGG,
+    ACTION_FAILED_AGG,
+)
+
+# Elastic Defend's lifecycle of one network connection (ECS event.action).
+ECS_ATTEMPT = "connection_attempted"
+ECS_DISCONNECT = "disconnect_received"
+ECS_INBOUND = "connection_accepted"
+
+# --- names seen for remote IPs (Zeek dns/http/ssl, Defender RemoteUrl) -----------------
+NAME_IP = "ip"
+NAME = "name"
+NAME_SOURCE = "name_source"  # remote_url | dns | http_host | ssl_sni | connect
+
+NAMES_SCHEMA: dict[str, pl.DataType] = {
+    NAME_IP: pl.String(),
+    NAME: pl.String(),
+    NAME_SOURCE: pl.String(),
+}
+
+# --- per-connection application details (Zeek http.log / ssl.log joined on uid) --------
+APP_UID = "uid"
+APP_USER_AGENT = "user_agent"
+APP_HOST = "http_host"
+APP_METHOD = "http_method"
+APP_SNI = "ssl_server_name"
+APP_KIND = "app_kind"  # http | ssl
+
+APP_SCHEMA: dict[str, pl.DataType] = {
+    APP_UID: pl.String(),
+    APP_KIND: pl.String(),
+    APP_USER_AGENT: pl.String(),
+    APP_HOST: pl.String(),
+    APP_METHOD: pl.String(),
+    APP_SNI: pl.String(),
+}
+
+# --- Defender DeviceInfo (seed 004) ----------------------------------------------------
+DI_DEVICE_NAME = "device_name"
+DI_DEVICE_ID = "device_id"
+DI_DEVICE_TYPE = "device_type"
+DI_OS_PLATFORM = "os_platform"
+DI_TIMESTAMP = "timestamp"
+
+DEVICE_INFO_SCHEMA: dict[str, pl.DataType] = {
+    DI_TIMESTAMP: pl.Datetime("us", "UTC"),
+    DI_DEVICE_ID: pl.String(),
+    DI_DEVICE_NAME: pl.String(),
+    DI_DEVICE_TYPE: pl.String(),
+    DI_OS_PLATFORM: pl.String(),
+}
+
+# --- candidate columns (every detector's output and the merged list) -------------------
+C_DETECTOR = "detector"
+C_DEVICE = "device"
+C_PROCESS = "process"
+C_REMOTE_IP = "remote_ip"
+C_REMOTE_PORT = "remote_port"
+C_SCORE = "score"
+C_CONNECTIONS = "connections"
+C_FIRST_SEEN = "first_seen"
+C_LAST_SEEN = "last_seen"
+C_DOMAIN = "domain"
+C_ACCOUNT = "account"
+C_DETECTORS = "detectors"  # merged list: names of every detector that hit
+C_EVIDENCE = "evidence"  # merged list: JSON text of the score composition
+C_INTERVAL = "median_interval_s"
+C_JITTER = "jitter_pct"
+C_PERIOD = "period_s"  # the periodicity hunt's estimate of the sleep, when it ran
+C_NAMES = "names"  # every name seen for the remote address (DNS, SNI, Host, RemoteUrl)
+# Added by curation (``detectors.curate.decorate``):
+C_ALLOWED = "allowed"
+C_ALLOWED_BY = "allowed_by"
+C_MARK = "mark"
+C_NOTE = "note"
+
+# A detector's output always has these, in this order; extra evidence columns follow.
+CANDIDATE_KEY = [C_DEVICE, C_PROCESS, C_REMOTE_IP, C_REMOTE_PORT]
+CANDIDATE_BASE_SCHEMA: dict[str, pl.DataType] = {
+    C_DETECTOR: pl.String(),
+    C_DEVICE: pl.String(),
+    C_PROCESS: pl.String(),
+    C_REMOTE_IP: pl.String(),
+    C_REMOTE_PORT: pl.Int32(),
+    C_SCORE: pl.Float64(),
+    C_CONNECTIONS: pl.Int64(),
+    C_FIRST_SEEN: pl.Datetime("us", "UTC"),
+    C_LAST_SEEN: pl.Datetime("us", "UTC"),
+}
+
+
+def empty_events() -> pl.DataFrame:
+    """A zero-row frame of the canonical schema (a header-only file loads to this)."""
+    return pl.DataFrame(schema=EVENT_SCHEMA)
+
+
+def conform(frame: pl.DataFrame | pl.LazyFrame, source_file: str) -> pl.LazyFrame:
+    """Give a loader's output exactly the canonical columns, types and order.
+
+    Columns the loader did not produce become null; extra columns are dropped.
+    """
+    lf = frame.lazy()
+    have = set(lf.collect_schema().names())
+    exprs = []
+    for name, dtype in EVENT_SCHEMA.items():
+        if name == SOURCE_FILE:
+            exprs.append(pl.lit(source_file, dtype=pl.String()).alias(name))
+        elif name in have:
+            exprs.append(pl.col(name).cast(dtype, strict=False).alias(name))
+        else:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+    return lf.select(exprs)

@@ -1,0 +1,1 @@
+"""Stage 3: the hunts. Each takes a PairContext and its parameters and returns hits."""

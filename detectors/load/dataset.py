@@ -1,0 +1,27 @@
+"""What the load stage hands on: canonical events plus the side tables some hunts need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from detectors.base import schema as S
+
+
+@dataclass
+class Loaded:
+    """Everything read from the user's files, in canonical form.
+
+    ``events`` is the canonical event frame (``schema.EVENT_SCHEMA``). ``names`` maps
+    remote IPs to names seen for them (RemoteUrl, Zeek dns/http/ssl). ``app`` holds
+    per-connection HTTP/TLS details keyed by Zeek uid. ``device_info`` is Defender's
+    DeviceInfo when the user supplied it. ``warnings`` are one-line notes for the user.
+    """
+
+    events: pl.DataFrame = field(default_factory=S.empty_events)
+    names: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.NAMES_SCHEMA))
+    app: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.APP_SCHEMA))
+    device_info: pl.DataFrame | None = None
+    files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,28 @@
+"""Where the bundled sample data lives, installed or in a source checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE_COPY = Path(__file__).parent.parent / "_sample_data"
+_CHECKOUT_COPY = Path(__file__).parents[2] / "sample_data"
+
+SAMPLE_EVENTS = "defender_network_events.csv"
+SAMPLE_DEVICE_INFO = "device_info.csv"
+SAMPLE_GROUND_TRUTH = "ground_truth.csv"
+
+
+def sample_dir() -> Path:
+    """The sample_data folder: the wheel's copy, else the checkout's."""
+    return _PACKAGE_COPY if _PACKAGE_COPY.is_dir() else _CHECKOUT_COPY
+
+
+def sample_paths() -> list[Path]:
+    """The files opened when the user names none: Defender events plus DeviceInfo."""
+    base = sample_dir()
+    return [p for p in (base / SAMPLE_EVENTS, base / SAMPLE_DEVICE_INFO) if p.exists()]
+
+
+def sample_zeek_dir() -> Path:
+    """The same scenario as Zeek logs (conn, dns, http, ssl)."""
+    return sample_dir() / "zeek"

@@ -1,0 +1,123 @@
+"""The one PairContext of a run: what every hunt receives.
+
+Built from the load stage's ``Loaded`` (or, by a run strategy, from one partition of a
+bigger input). It holds the canonical events and side tables, and builds the shared
+indexes once, on first use: the sorted connection table, the per-pair index for each
+action set, and the population facts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from detectors.base import schema as S
+from detectors.load.dataset import Loaded
+
+if TYPE_CHECKING:
+    from detectors.pairs.population import Population
+    from detectors.pairs.table import ConnectionTable
+
+
+@dataclass
+class PairContext:
+    """Everything loaded from the user's files, in canonical form, and the indexes on it.
+
+    ``events`` is the canonical event frame (``schema.EVENT_SCHEMA``). ``names`` maps
+    remote IPs to names seen for them (RemoteUrl, Zeek dns/http/ssl). ``app`` holds
+    per-connection HTTP/TLS details keyed by Zeek uid. ``device_info`` is Defender's
+    DeviceInfo when the user supplied it. ``warnings`` are one-line notes for the user.
+    ``population`` answers questions about every event (``everyone()``): this dataset's
+    own, unless it is one device partition of a bigger input (``detectors.run.partitioned``).
+    """
+
+    events: pl.DataFrame = field(default_factory=S.empty_events)
+    names: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.NAMES_SCHEMA))
+    app: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.APP_SCHEMA))
+    device_info: pl.DataFrame | None = None
+    files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    _pair_cache: dict[tuple[tuple[str, ...] | None, int], pl.DataFrame] = field(
+        default_factory=dict, repr=False
+    )
+    population: Population | None = field(default=None, repr=False)
+    _connections: ConnectionTable | None = field(default=None, repr=False)
+    # Detectors run in parallel threads (TUI workers, the engine): each shared index is
+    # built once, under its own lock, so a detector that needs only the names is not held
+    # up while another sorts the connections.
+    _locks: dict[str, threading.Lock] = field(
+        default_factory=lambda: {k: threading.Lock() for k in ("table", "pairs", "population")},
+        repr=False,
+        compare=False,
+    )
+
+    @classmethod
+    def of(cls, loaded: Loaded) -> PairContext:
+        """The context of a whole loaded input."""
+        return cls(
+            events=loaded.events,
+            names=loaded.names,
+            app=loaded.app,
+            device_info=loaded.device_info,
+            files=loaded.files,
+            warnings=loaded.warnings,
+        )
+
+    @property
+    def has_process(self) -> bool:
+        """False for Zeek-only data, where candidates are keyed by originating IP."""
+        return self.events.height > 0 and self.events.get_column(S.PROCESS).null_count() < (
+            self.events.height
+        )
+
+    def connection_table(self) -> ConnectionTable:
+        """Connection rows sorted once by pair and time: the source of every pair index."""
+        with self._locks["table"]:
+            if self._connections is None:
+                from detectors.pairs.table import ConnectionTable
+
+                self._connections = ConnectionTable.from_events(self.events)
+            return self._connections
+
+    def pairs(self, actions: Sequence[str] | None = None, min_count: int = 1) -> pl.DataFrame:
+        """The per-pair index (public addresses) for a set of action types, shared.
+
+        Every action set is cut from the one sorted connection table, so asking for
+        another set costs a mask and segment sums, not another sort of the events.
+        ``min_count`` keeps pairs with at least that many distinct times (cheaper to
+        build when most pairs are seen a few times).
+        """
+        from detectors.pairs.index import P_COUNT
+
+        actions_key = tuple(sorted(actions)) if actions is not None else None
+        key = (actions_key, min_count)
+        table = self.connection_table()
+        with self._locks["pairs"]:  # one lock per index: two indexes may build at once
+            building = self._locks.setdefault(f"pairs:{key}", threading.Lock())
+        with building:
+            if key not in self._pair_cache:
+                full = self._pair_cache.get((actions_key, 1))
+                if full is not None:  # same rows, same order: filter what is there
+                    index = full.filter(pl.col(P_COUNT) >= min_count)
+                else:
+                    index = table.index(actions, min_count=min_count)
+                self._pair_cache[key] = index
+            return self._pair_cache[key]
+
+    def everyone(self) -> Population:
+        """Questions about all events: this dataset's own, or the whole input's when the
+        dataset is one partition of a bigger one (``detectors.run.partitioned`` sets it)."""
+        with self._locks["population"]:
+            if self.population is None:
+                from detectors.pairs.population import Population
+
+                self.population = Population(self.events.lazy(), self.names)
+            return self.population
+
+    def names_by_ip(self) -> pl.DataFrame:
+        """One row per remote IP: distinct names seen for it, sorted (computed once)."""
+        return self.everyone().names_by_ip()

@@ -1,0 +1,86 @@
+"""The per-pair index: one row per (device, account, process, remote IP, port).
+
+Built once from the canonical frame with plain sort/group-by/aggregate steps (so the
+same summary could be computed in Kusto or Spark), then shared by every detector and
+by the TUI's charts. Timestamps are the distinct, sorted connection times (the seed's
+``make_set``); deltas keep microsecond precision (the seed truncated to seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from detectors.base import schema as S
+from detectors.base.netclass import public_mask
+
+PAIR_KEY = [S.DEVICE_ID, S.DEVICE_NAME, S.ACCOUNT, S.PROCESS, S.REMOTE_IP, S.REMOTE_PORT]
+
+P_TS = "ts"  # list[datetime]: distinct connection times, ascending
+P_DELTAS = "deltas"  # list[f64]: seconds between consecutive distinct times
+P_COUNT = "count"  # number of distinct times
+P_EVENTS = "events"  # number of rows
+P_CONNECTIONS = "connections"  # sum of the connections column
+P_FIRST = "first_seen"
+P_LAST = "last_seen"
+P_BYTES_OUT = "bytes_out"
+P_BYTES_IN = "bytes_in"
+P_ACTIONS = "actions"  # list[str]: distinct action types seen
+
+
+def connection_rows(events: pl.DataFrame) -> pl.Expr:
+    """Rows that can be a connection for some action set (the one rule for every index).
+
+    Aggregated-report rows are excluded: they summarise an hour and have no
+    per-connection time. ECS (Elastic Defend) writes one connection as
+    ``connection_attempted`` then ``disconnect_received``: when the data has the
+    latter (it carries the bytes, and Elastic's beaconing uses it alone), the attempts
+    are dropped so no connection counts twice; ``connection_accepted`` is inbound.
+    """
+    action = pl.col(S.ACTION)
+    foreign = action.is_null() | ~action.is_in(list(S.DEFENDER_ACTIONS))
+    keep = foreign | ~action.str.ends_with(S.AGGREGATED_SUFFIX)
+    keep = keep & ~action.is_in([S.ECS_INBOUND]).fill_null(False)
+    if events.height and events.select((action == S.ECS_DISCONNECT).any()).item():
+        keep = keep & ~action.is_in([S.ECS_ATTEMPT]).fill_null(False)
+    return keep & pl.col(S.REMOTE_IP).is_not_null()
+
+
+def connection_events(
+    events: pl.DataFrame, actions: Sequence[str] | None, public_only: bool = True
+) -> pl.DataFrame:
+    """Outbound, non-aggregated events of the given action types to public addresses.
+
+    The action filter speaks Defender's ActionTypes: rows whose action is not one of
+    them (Zeek's conn_state, ECS's event.action, or none) always count as connections
+    (``connection_rows`` says which).
+    """
+    keep = connection_rows(events)
+    if actions is not None:
+        action = pl.col(S.ACTION)
+        foreign = action.is_null() | ~action.is_in(list(S.DEFENDER_ACTIONS))
+        keep = keep & (foreign | action.is_in(list(actions)))
+    frame = events.filter(keep)
+    if public_only and frame.height:
+        frame = frame.filter(public_mask(frame, S.REMOTE_IP, S.REMOTE_IP_TYPE))
+    return frame
+
+
+def deltas_from_sorted_lists(ts: pl.Series) -> pl.Series:
+    """Consecutive differences (seconds) inside each list, for all lists in one numpy pass.
+
+    The lists are flattened, differenced once, each list's first element dropped, and
+    the result wrapped back into lists by offsets (Arrow), so no per-pair Python runs.
+    """
+    lengths = ts.list.len().fill_null(0).to_numpy().astype(np.int64)
+    flat = ts.explode().drop_nulls().dt.epoch("us").to_numpy()
+    starts = np.cumsum(lengths) - lengths
+    keep = np.ones(flat.shape[0], dtype=bool)
+    keep[starts[lengths > 0]] = False
+    values = np.diff(flat, prepend=flat[:1]).astype(np.float64)[keep] / 1e6
+    offsets = np.concatenate([[0], np.cumsum(np.maximum(lengths - 1, 0))]).astype(np.int64)
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, pa.float64()))
+    return pl.Series(P_DELTAS, lists, dtype=pl.List(pl.Float64))

@@ -1,0 +1,138 @@
+"""What every event says, asked as lazy queries: one code path for memory and for disk.
+
+A detector looks at pairs, hosts and servers, which all live on one device, but some
+of its numbers are about everyone: when the data starts and ends, which names an
+address has, how many devices reach it, which companies run on few servers. Those
+questions go to the ``Population``, a lazy frame over *all* canonical events plus the
+side tables, whatever the detector itself was handed.
+
+For a dataset in memory the population is that dataset's own frame, so answers are
+what a direct query would give. For input bigger than memory (``detectors.run.partitioned``)
+the detectors run on one device partition at a time while the population scans every
+partition on disk with polars' streaming engine, so their global numbers stay exact
+and memory stays bounded by one partition.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from detectors.base import schema as S
+from detectors.base.netclass import DEFENDER_NON_PUBLIC, public_addresses
+
+# Partitions on disk carry each event's position in the input, so that a query which
+# takes "the first" of something answers as it would over the input in memory.
+INPUT_ROW = "__input_row"
+
+
+class Population:
+    """Every canonical event (lazily) and the names seen for addresses."""
+
+    def __init__(
+        self, events: pl.LazyFrame, names: pl.DataFrame | None = None, streaming: bool = False
+    ) -> None:
+        self.events = events
+        self.names = names if names is not None else pl.DataFrame(schema=S.NAMES_SCHEMA)
+        self.streaming = streaming
+        self._answers: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def collect(self, query: pl.LazyFrame) -> pl.DataFrame:
+        """Run a query over the population (streaming when it lives on disk)."""
+        return query.collect(engine="streaming" if self.streaming else "auto")
+
+    def collect_all(self, queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
+        """Run several queries: together in memory, where polars computes a part they
+        share (the same filter of the events) once and runs the rest in parallel; one
+        by one on disk, where that shared part would be every partition at once."""
+        if self.streaming:
+            return [self.collect(query) for query in queries]
+        return pl.collect_all(queries)
+
+    def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``'s answer, computed once per key (partitions ask the same things)."""
+        with self._lock:
+            if key not in self._answers:
+                self._answers[key] = compute()
+            return self._answers[key]
+
+    def known(self, key: Any) -> Any:
+        """The answer remembered under ``key``, or None (nothing is computed)."""
+        with self._lock:
+            return self._answers.get(key)
+
+    # --- questions --------------------------------------------------------------------------
+
+    def time_bounds(self) -> tuple[datetime | None, datetime | None]:
+        """The first and the last event time (files have no "now": the last is "now")."""
+
+        def compute() -> tuple[datetime | None, datetime | None]:
+            ts = pl.col(S.TIMESTAMP)
+            row = self.collect(self.events.select(ts.min(), ts.max().alias("last"))).row(0)
+            return row[0], row[1]
+
+        result: tuple[datetime | None, datetime | None] = self.remember("bounds", compute)
+        return result
+
+    def span_seconds(self) -> float:
+        """Seconds from the first to the last event (0 without events)."""
+        first, last = self.time_bounds()
+        if first is None or last is None:
+            return 0.0
+        return (last - first).total_seconds()
+
+    def public_addresses(self) -> list[str]:
+        """Distinct remote addresses that are public (classified once each)."""
+
+        def compute() -> list[str]:
+            ips = self.collect(self.events.select(pl.col(S.REMOTE_IP).unique())).to_series()
+            return public_addresses(ips)
+
+        result: list[str] = self.remember("public", compute)
+        return result
+
+    def is_public(self) -> pl.Expr:
+        """Per event: the remote address is public and RemoteIPType does not deny it.
+
+        The expression ``netclass.public_mask`` computes on a frame, for lazy queries.
+        """
+        declared = pl.col(S.REMOTE_IP_TYPE).is_in(list(DEFENDER_NON_PUBLIC)).fill_null(False)
+        return pl.col(S.REMOTE_IP).is_in(self.public_addresses()) & ~declared
+
+    def names_by_ip(self) -> pl.DataFrame:
+        """One row per remote IP: distinct names seen for it (side tables, RemoteUrl), sorted."""
+
+        def compute() -> pl.DataFrame:
+            url = pl.col(S.REMOTE_URL)
+            from_events = self.collect(
+                self.events.select(S.REMOTE_IP, S.REMOTE_URL)  # only these two are read
+                .filter(url.is_not_null() & (url != ""))
+                .unique()
+                .select(
+                    pl.col(S.REMOTE_IP).alias(S.NAME_IP),
+                    url.alias(S.NAME),
+                    pl.lit("remote_url").alias(S.NAME_SOURCE),
+                )
+            )
+            both = pl.concat([self.names, from_events], how="vertical_relaxed")
+            return both.group_by(S.NAME_IP).agg(pl.col(S.NAME).unique().sort().alias("names"))
+
+        result: pl.DataFrame = self.remember("names_by_ip", compute)
+        return result
+
+    def addresses_with_urls(self) -> pl.Series:
+        """Distinct remote addresses of events that carry a RemoteUrl."""
+
+        def compute() -> pl.Series:
+            query = self.events.filter(pl.col(S.REMOTE_URL).is_not_null()).select(
+                pl.col(S.REMOTE_IP).unique()
+            )
+            return self.collect(query).to_series()
+
+        result: pl.Series = self.remember("url_addresses", compute)
+        return result

@@ -1,0 +1,1 @@
+"""Stage 4: hits of every hunt merged into one ranked candidate list, with evidence."""

@@ -1,0 +1,533 @@
+"""Context facts about candidates, computed once over the whole dataset.
+
+Timing says a pair is periodic; context says whether periodic is suspicious here: how
+many devices reach the destination (RITA's prevalence modifier), whether it has a
+name at all, which process calls it and whether that process is a living-off-the-land
+binary, whether the port or the user agent is rare, whether the TLS has no SNI or the
+HTTP no Host header, whether the destination is the binary's vendor, whether it is
+new, whether the traffic is a scan. Every fact is a group-by over the events,
+joined to the candidate keys; ``scoring`` turns facts into points.
+
+Explicit proxies: a candidate whose remote end is a private address with names seen
+for its own connections (Defender's RemoteUrl, Zeek's CONNECT target) is a connection
+through a proxy. Its names and its prevalence are those of the real destination
+(its own names), not of the proxy, which every proxied program shares.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+from importlib import resources
+
+import polars as pl
+
+from detectors.base import schema as S
+from detectors.base.domains import host_of, registered_domain, registered_domains
+from detectors.base.netclass import PUBLIC, classify_ip
+from detectors.pairs.context import PairContext
+from detectors.pairs.population import INPUT_ROW, Population
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+LOLBINS_RESOURCE = "data/lolbins.toml"
+
+# Connection states that mean nobody answered (Defender, then Zeek conn_state).
+FAILED_STATES = (S.ACTION_FAILED, "S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
+_NOT_OUTBOUND = (S.ACTION_INBOUND, S.ACTION_LISTENING)
+# The population's key for the three whole-input answers ``context_facts`` needs (public
+# devices, any company, outbound time bounds): a strategy that computed them elsewhere
+# (Spark) remembers them under this key and they are not queried again.
+OUTBOUND_SUMMARY = "outbound_summary"
+
+
+def not_outbound_actions() -> tuple[str, ...]:
+    """Action types that are not a device going out (for strategies that filter alike)."""
+    return _NOT_OUTBOUND
+
+
+_CORPORATE_WORDS = {
+    "inc", "llc", "ltd", "limited", "corp", "corporation", "co", "company", "gmbh", "ag",
+    "sa", "sas", "bv", "nv", "plc", "pty", "srl", "spa", "oy", "ab", "as", "kk", "the",
+}  # fmt: skip
+
+# Fact columns (scoring reads these).
+F_HOSTS = "hosts"
+F_IP_DEVICES = "ip_devices"
+F_VIA_PROXY = "via_proxy"
+F_NAMES = "names"
+F_DOMAIN = "domain"
+F_DOMAIN_DEVICES = "domain_devices"
+F_PROCESS_DEVICES = "process_devices"
+F_LOLBIN = "lolbin"
+F_SYSTEM_PROCESS = "system_process"
+F_PORT_DEVICES = "port_devices"
+F_PROCESS_PORT_SHARE = "process_port_share"
+F_COMPANY_MISSING = "company_missing"
+F_BYTES_COV = "bytes_cov"
+F_RARE_UA = "rare_user_agent"
+F_RARE_UA_DEVICES = "rare_user_agent_devices"
+F_MISSING_HOST = "missing_host"
+F_TLS_NO_SNI = "tls_no_sni"
+F_SCANNING = "scanning"
+F_NEW_DESTINATION = "new_destination"
+F_IP_FIRST_SEEN = "ip_first_seen"
+F_VENDOR_DOMAIN = "vendor_domain"
+F_DEVICE_ID = "seen_device_id"
+F_ACCOUNT = "seen_account"
+
+_DEV = "_device"
+_NAME = "_name"
+_DOMAIN = "_domain"
+_KEY3 = [S.C_DEVICE, S.C_PROCESS, S.C_REMOTE_IP]
+
+
+@dataclass(frozen=True)
+class ProcessLists:
+    """The shipped (or a user's) lists of LOLBins and injection-target system processes."""
+
+    lolbins: frozenset[str]
+    system_processes: frozenset[str]
+
+
+@functools.lru_cache(maxsize=1)
+def default_process_lists() -> ProcessLists:
+    text = resources.files("detectors.rank").joinpath(LOLBINS_RESOURCE).read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    return ProcessLists(
+        frozenset(n.lower() for n in data.get("lolbins", {}).get("names", [])),
+        frozenset(n.lower() for n in data.get("system_processes", {}).get("names", [])),
+    )
+
+
+_EVENT_COLUMNS = [
+    S.TIMESTAMP, S.DEVICE_ID, S.ACCOUNT, S.PROCESS, S.ACTION, S.REMOTE_IP, S.REMOTE_PORT,
+    S.REMOTE_URL, S.BYTES_OUT, S.BYTES_IN, S.COMPANY, S.UID,
+]  # fmt: skip
+
+
+def _outbound() -> pl.Expr:
+    return pl.col(S.REMOTE_IP).is_not_null() & ~pl.col(S.ACTION).is_in(
+        list(_NOT_OUTBOUND)
+    ).fill_null(False)
+
+
+def outbound_events(population: Population) -> pl.LazyFrame:
+    """Events that go out to a remote address, with a device column and a public flag.
+
+    Lazy on purpose: each fact's query reads only the columns it needs (from memory, or
+    from every partition on disk), where collecting the outbound rows once would copy a
+    dozen columns of every event.
+    """
+    public = population.public_addresses()
+    return (
+        population.events.filter(_outbound())
+        .select(pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV), *_EVENT_COLUMNS)
+        .with_columns(pl.col(S.REMOTE_IP).is_in(public).alias("_public"))
+    )
+
+
+def candidate_events_query(population: Population, pairs: pl.DataFrame) -> pl.LazyFrame:
+    """The outbound events of the given (device, address) pairs (``candidate_events``)."""
+    device = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV)
+    return (
+        population.events.filter(_outbound())
+        .with_columns(device)
+        .join(pairs.unique().lazy(), on=[_DEV, S.REMOTE_IP], how="semi", nulls_equal=True)
+    )
+
+
+def candidate_events(population: Population, rows: pl.DataFrame) -> pl.DataFrame:
+    """``candidate_events_query``'s rows in input order, with the public flag.
+
+    Exact repeats are dropped: a loaded dataset has none, but the population of a
+    partitioned input is scanned as written (each partition was deduplicated alone).
+    """
+    public = population.public_addresses()
+    if INPUT_ROW in rows.columns:  # partitions on disk: back to the input's row order
+        rows = rows.sort(INPUT_ROW).drop(INPUT_ROW)
+    fields = [c for c in rows.columns if c not in (S.SOURCE_FILE, _DEV)]
+    rows = rows.unique(subset=fields, keep="first", maintain_order=True)
+    return rows.select(_DEV, *_EVENT_COLUMNS).with_columns(
+        pl.col(S.REMOTE_IP).is_in(public).alias("_public")
+    )
+
+
+def _ip_classes(ips: pl.Series) -> pl.Series:
+    mapping = {ip: classify_ip(ip) for ip in ips.unique().drop_nulls().to_list()}
+    return ips.replace_strict(mapping, default="Invalid", return_dtype=pl.String())
+
+
+def _join(left: pl.DataFrame, right: pl.DataFrame, on: list[str]) -> pl.DataFrame:
+    return left.join(right, on=on, how="left", nulls_equal=True)
+
+
+def _per_candidate(keys: pl.DataFrame, events: pl.DataFrame, aggs: list[pl.Expr]) -> pl.DataFrame:
+    """Aggregate a candidate's own events: by the full key, or by (device, process,
+    remote IP) for candidates without a port (aggregated reports)."""
+    ev = events.rename({_DEV: S.C_DEVICE}) if _DEV in events.columns else events
+    full = ev.group_by(S.CANDIDATE_KEY).agg(aggs)
+    triple = ev.group_by(_KEY3).agg(aggs)
+    with_port = keys.filter(pl.col(S.C_REMOTE_PORT).is_not_null())
+    without = keys.filter(pl.col(S.C_REMOTE_PORT).is_null())
+    parts = [_join(with_port, full, S.CANDIDATE_KEY), _join(without, triple, _KEY3)]
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _candidate_names(keys: pl.DataFrame, ev: pl.DataFrame, app: pl.DataFrame) -> pl.DataFrame:
+    """Names seen on a candidate's own connections, most frequent first."""
+    from_url = ev.filter(pl.col(S.REMOTE_URL).is_not_null()).select(
+        pl.col(_DEV), S.PROCESS, S.REMOTE_IP, S.REMOTE_PORT, pl.col(S.REMOTE_URL).alias(_NAME)
+    )
+    from_app = (
+        ev.filter(pl.col(S.UID).is_not_null())
+        .select(_DEV, S.PROCESS, S.REMOTE_IP, S.REMOTE_PORT, S.UID)
+        .join(
+            app.select(S.APP_UID, pl.coalesce(S.APP_SNI, S.APP_HOST).alias(_NAME)).filter(
+                pl.col(_NAME).is_not_null()
+            ),
+            left_on=S.UID,
+            right_on=S.APP_UID,
+            how="inner",
+        )
+        .drop(S.UID)
+    )
+    seen = pl.concat([from_url, from_app], how="vertical_relaxed")
+    if seen.height:
+        hosts = {v: host_of(v) for v in seen.get_column(_NAME).unique().drop_nulls().to_list()}
+        seen = seen.with_columns(
+            pl.col(_NAME).replace_strict(hosts, default=None, return_dtype=pl.String())
+        ).filter(pl.col(_NAME).is_not_null())
+    # Most frequent first (group_by keeps the row order inside each group).
+    ranked = (
+        seen.group_by(_DEV, S.PROCESS, S.REMOTE_IP, S.REMOTE_PORT, _NAME)
+        .len()
+        .sort(["len", _NAME], descending=[True, False])
+    )
+    counted = _per_candidate(keys, ranked, [pl.col(_NAME).alias("_own")])
+    return counted.with_columns(
+        pl.col("_own")
+        .list.unique(maintain_order=True)
+        .fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    )
+
+
+def _domain_devices(
+    population: Population,
+    ev: pl.LazyFrame,
+    app: pl.DataFrame,
+    ip_names: pl.DataFrame,
+    wanted: list[str],
+) -> pl.DataFrame:
+    """Devices per registered domain (of ``wanted``), from RemoteUrl, Zeek names, names by IP."""
+    if not wanted:
+        return pl.DataFrame(schema={_DOMAIN: pl.String(), F_DOMAIN_DEVICES: pl.UInt32()})
+
+    def with_domain(frame: pl.DataFrame) -> pl.DataFrame:
+        frame = frame.filter(pl.col(_NAME).is_not_null()).unique()
+        return frame.with_columns(registered_domains(frame.get_column(_NAME)).alias(_DOMAIN))
+
+    # Only URLs of a wanted domain matter: find them among the distinct URLs first, so
+    # the (device, URL) pairs are collected for those rows alone.
+    urls = population.collect(ev.select(pl.col(S.REMOTE_URL).drop_nulls().unique())).to_series()
+    urls = urls.filter(registered_domains(urls).is_in(wanted))
+    from_url = with_domain(
+        population.collect(
+            ev.filter(pl.col(S.REMOTE_URL).is_in(urls.implode()))
+            .select(_DEV, pl.col(S.REMOTE_URL).alias(_NAME))
+            .unique()
+        )
+    )
+    app_names = with_domain(
+        app.select(S.APP_UID, pl.coalesce(S.APP_SNI, S.APP_HOST).alias(_NAME))
+    ).filter(pl.col(_DOMAIN).is_in(wanted))
+    from_app = population.collect(
+        ev.filter(pl.col(S.UID).is_not_null())
+        .select(_DEV, S.UID)
+        .join(app_names.lazy(), left_on=S.UID, right_on=S.APP_UID)
+        .select(_DEV, _NAME, _DOMAIN)
+    )
+    ip_domains = with_domain(ip_names.explode("names").rename({"names": _NAME})).filter(
+        pl.col(_DOMAIN).is_in(wanted)
+    )
+    from_ip = (
+        population.collect(
+            ev.filter(
+                pl.col("_public")
+                & pl.col(S.REMOTE_IP).is_in(ip_domains.get_column(S.NAME_IP).implode())
+            )
+            .select(_DEV, S.REMOTE_IP)
+            .unique()
+        )
+        .join(ip_domains, left_on=S.REMOTE_IP, right_on=S.NAME_IP)
+        .select(_DEV, _NAME, _DOMAIN)
+    )
+    both = pl.concat([from_url, from_app, from_ip], how="vertical_relaxed")
+    return (
+        both.filter(pl.col(_DOMAIN).is_in(wanted))
+        .group_by(_DOMAIN)
+        .agg(pl.col(_DEV).n_unique().alias(F_DOMAIN_DEVICES))
+    )
+
+
+def _company_tokens(company: str) -> set[str]:
+    words = [w for w in "".join(c if c.isalnum() else " " for c in company.lower()).split()]
+    words = [w for w in words if w not in _CORPORATE_WORDS]
+    if not words:
+        return set()
+    return {"".join(words), words[0]}
+
+
+def _vendor_domain(companies: pl.Series, domains: pl.Series) -> pl.Series:
+    """True when the domain's label is the company's name (the vendor phoning home)."""
+    out = []
+    for company, domain in zip(companies.to_list(), domains.to_list(), strict=True):
+        if not company or not domain:
+            out.append(False)
+            continue
+        label = domain.split(".", 1)[0].replace("-", "")
+        out.append(label in _company_tokens(company))
+    return pl.Series(F_VENDOR_DOMAIN, out, dtype=pl.Boolean())
+
+
+def context_facts(
+    dataset: PairContext,
+    keys: pl.DataFrame,
+    *,
+    rare_share: float = 0.02,
+    rare_floor_devices: int = 2,
+    scan_min_ports: int = 10,
+    new_after_share: float = 0.25,
+    new_min_span_s: float = 86400.0,
+    lists: ProcessLists | None = None,
+) -> pl.DataFrame:
+    """One row of facts per candidate key (``schema.CANDIDATE_KEY``, port may be null)."""
+    lists = lists or default_process_lists()
+    keys = keys.select(S.CANDIDATE_KEY).unique(maintain_order=True)
+    population = dataset.everyone()  # counts over every event, even for one partition
+    ev = outbound_events(population)
+    processes = keys.get_column(S.C_PROCESS).drop_nulls().unique().to_list()
+    process_ev = ev.filter(pl.col(S.PROCESS).is_in(processes))
+    ports = keys.get_column(S.C_REMOTE_PORT).drop_nulls().unique().to_list()
+    pairs = keys.select(pl.col(S.C_DEVICE).alias(_DEV), pl.col(S.C_REMOTE_IP).alias(S.REMOTE_IP))
+    # Counts over everyone, but only for the candidates' addresses, processes and
+    # ports; per-candidate facts from the candidates' own (device, address) events.
+    # The queries go to polars together, which selects the outbound events once for
+    # all of them instead of once each.
+    summary = population.known(OUTBOUND_SUMMARY)
+    summary_queries = [
+        ev.filter(pl.col("_public")).select(pl.col(_DEV).n_unique()),
+        population.events.select(pl.col(S.COMPANY).is_not_null().any()),
+        ev.select(
+            pl.col(S.TIMESTAMP).min().alias("start"),
+            (pl.col(S.TIMESTAMP).max() - pl.col(S.TIMESTAMP).min())
+            .dt.total_microseconds()
+            .alias("us"),
+            pl.len().alias("rows"),
+        ),
+    ]
+    (
+        own_rows,
+        ip_stats,
+        process_devices,
+        process_port,
+        port_devices,
+        *asked,
+    ) = population.collect_all(
+        [
+            candidate_events_query(population, pairs),
+            ev.filter(pl.col(S.REMOTE_IP).is_in(keys.get_column(S.C_REMOTE_IP).unique().to_list()))
+            .group_by(S.REMOTE_IP)
+            .agg(
+                pl.col(_DEV).n_unique().alias(F_IP_DEVICES),
+                pl.col(S.TIMESTAMP).min().alias(F_IP_FIRST_SEEN),
+            ),
+            process_ev.group_by(S.PROCESS).agg(pl.col(_DEV).n_unique().alias(F_PROCESS_DEVICES)),
+            process_ev.group_by(S.PROCESS, S.REMOTE_PORT)
+            .agg(pl.col(_DEV).n_unique().alias("_pp"))
+            .rename({S.PROCESS: S.C_PROCESS, S.REMOTE_PORT: S.C_REMOTE_PORT}),
+            ev.filter(pl.col("_public") & pl.col(S.REMOTE_PORT).is_in(ports))
+            .group_by(S.REMOTE_PORT)
+            .agg(pl.col(_DEV).n_unique().alias(F_PORT_DEVICES)),
+            *(summary_queries if summary is None else []),
+        ]
+    )
+    hosts_count, any_company, bounds = summary if summary is not None else asked
+    hosts = max(1, hosts_count.item())
+    rare_devices = max(float(rare_floor_devices), rare_share * hosts)
+    own_ev = candidate_events(population, own_rows)
+    ip_names = dataset.names_by_ip()
+    facts = _join(keys, ip_stats.rename({S.REMOTE_IP: S.C_REMOTE_IP}), [S.C_REMOTE_IP])
+    facts = facts.with_columns(pl.lit(hosts).alias(F_HOSTS))
+
+    # Names: the candidate's own, then (for public addresses) every name of the IP.
+    own = _candidate_names(keys, own_ev, dataset.app)
+    facts = _join(facts, own, S.CANDIDATE_KEY)
+    facts = _join(
+        facts, ip_names.rename({S.NAME_IP: S.C_REMOTE_IP, "names": "_ip_names"}), [S.C_REMOTE_IP]
+    )
+    public = _ip_classes(facts.get_column(S.C_REMOTE_IP)) == PUBLIC
+    facts = facts.with_columns(public.alias("_public"))
+    facts = facts.with_columns(
+        (~pl.col("_public") & (pl.col("_own").list.len() > 0)).alias(F_VIA_PROXY),
+        pl.when(pl.col("_public"))
+        .then(pl.concat_list(pl.col("_own"), pl.col("_ip_names").fill_null([])))
+        .otherwise(pl.col("_own"))
+        .list.unique()
+        .list.sort()
+        .alias(F_NAMES),
+    )
+    # The domain: the commonest name on the candidate's own connections, else the
+    # first (sorted) name of the address with a registered domain.
+    own_first = facts.get_column("_own").list.first()
+    any_domain = (
+        facts.get_column(F_NAMES)
+        .list.eval(
+            pl.element().map_elements(registered_domain, return_dtype=pl.String()).drop_nulls()
+        )
+        .list.first()
+    )
+    facts = facts.with_columns(
+        pl.coalesce(registered_domains(own_first), any_domain).alias(F_DOMAIN)
+    )
+    wanted = facts.get_column(F_DOMAIN).drop_nulls().unique().to_list()
+    facts = _join(
+        facts,
+        _domain_devices(population, ev, dataset.app, ip_names, wanted).rename({_DOMAIN: F_DOMAIN}),
+        [F_DOMAIN],
+    )
+
+    # The process: how many devices run it, and the lists.
+    facts = _join(facts, process_devices.rename({S.PROCESS: S.C_PROCESS}), [S.C_PROCESS])
+    lower = pl.col(S.C_PROCESS).str.to_lowercase()
+    facts = facts.with_columns(
+        lower.is_in(list(lists.lolbins)).fill_null(False).alias(F_LOLBIN),
+        lower.is_in(list(lists.system_processes)).fill_null(False).alias(F_SYSTEM_PROCESS),
+    )
+
+    # The port: devices using it anywhere, and the share of the process's devices.
+    facts = _join(facts, port_devices.rename({S.REMOTE_PORT: S.C_REMOTE_PORT}), [S.C_REMOTE_PORT])
+    facts = _join(facts, process_port, [S.C_PROCESS, S.C_REMOTE_PORT]).with_columns(
+        (pl.col("_pp") / pl.col(F_PROCESS_DEVICES)).alias(F_PROCESS_PORT_SHARE)
+    )
+
+    # The candidate's own events: company, bytes, failures.
+    has_company = bool(any_company.item())
+    bytes_out = pl.col(S.BYTES_OUT).cast(pl.Float64)
+    q10, q90 = bytes_out.quantile(0.1), bytes_out.quantile(0.9)
+    trimmed = bytes_out.filter((bytes_out >= q10) & (bytes_out <= q90))
+    own_events = _per_candidate(
+        keys,
+        own_ev,
+        [
+            (pl.col(S.COMPANY).is_null() | (pl.col(S.COMPANY) == ""))
+            .all()
+            .alias(F_COMPANY_MISSING),
+            pl.col(S.COMPANY).drop_nulls().first().alias("_company"),
+            (trimmed.std() / trimmed.mean()).alias(F_BYTES_COV),
+            pl.col(S.BYTES_OUT).is_not_null().sum().alias("_with_bytes"),
+            pl.col(S.DEVICE_ID).drop_nulls().first().alias(F_DEVICE_ID),
+            pl.col(S.ACCOUNT).drop_nulls().first().alias(F_ACCOUNT),
+        ],
+    )
+    facts = _join(facts, own_events, S.CANDIDATE_KEY).with_columns(
+        (pl.col(F_COMPANY_MISSING) & pl.lit(has_company)).alias(F_COMPANY_MISSING),
+        pl.when(pl.col("_with_bytes") >= 3).then(pl.col(F_BYTES_COV)).alias(F_BYTES_COV),
+    )
+
+    facts = facts.with_columns(
+        _vendor_domain(facts.get_column("_company"), facts.get_column(F_DOMAIN))
+    )
+    facts = _app_facts(facts, keys, population, ev, own_ev, dataset.app, rare_devices)
+    facts = _scanning(facts, own_ev, scan_min_ports)
+
+    # New: the address was first seen well after the data starts (RITA's first seen).
+    span_us = bounds.item(0, "us") if bounds.item(0, "rows") else None
+    if span_us is not None and span_us / 1e6 >= new_min_span_s:
+        cutoff = pl.lit(bounds.item(0, "start")) + pl.duration(
+            microseconds=int(span_us * new_after_share)
+        )
+        new = pl.col(F_IP_FIRST_SEEN) >= cutoff
+    else:
+        new = pl.lit(False)
+    facts = facts.with_columns(new.fill_null(False).alias(F_NEW_DESTINATION))
+    facts = facts.with_columns(pl.lit(rare_devices).alias("rare_devices"))
+    return facts.drop("_own", "_ip_names", "_public", "_pp", "_company", "_with_bytes")
+
+
+def _app_facts(
+    facts: pl.DataFrame,
+    keys: pl.DataFrame,
+    population: Population,
+    ev: pl.LazyFrame,
+    own_ev: pl.DataFrame,
+    app: pl.DataFrame,
+    rare: float,
+) -> pl.DataFrame:
+    """Zeek http/ssl facts: rare user agent, HTTP without Host, TLS without SNI."""
+    joined = (
+        own_ev.filter(pl.col(S.UID).is_not_null())
+        .select(_DEV, S.PROCESS, S.REMOTE_IP, S.REMOTE_PORT, S.UID)
+        .join(app, left_on=S.UID, right_on=S.APP_UID, how="inner")
+    )
+    agents = joined.get_column(S.APP_USER_AGENT).drop_nulls().unique().to_list()
+    ua_devices = population.collect(
+        ev.filter(pl.col(S.UID).is_not_null())
+        .select(_DEV, S.UID)
+        .join(
+            app.filter(pl.col(S.APP_USER_AGENT).is_in(agents))
+            .select(S.APP_UID, S.APP_USER_AGENT)
+            .lazy(),
+            left_on=S.UID,
+            right_on=S.APP_UID,
+        )
+        .group_by(S.APP_USER_AGENT)
+        .agg(pl.col(_DEV).n_unique().alias("_ua_devices"))
+    )
+    joined = joined.join(ua_devices, on=S.APP_USER_AGENT, how="left")
+    is_http = pl.col(S.APP_KIND) == "http"
+    not_connect = pl.col(S.APP_METHOD).str.to_uppercase().ne_missing(pl.lit("CONNECT"))
+    rare_ua = joined.filter(pl.col("_ua_devices") <= rare).sort("_ua_devices", S.APP_USER_AGENT)
+    per = _per_candidate(
+        keys,
+        joined,
+        [
+            (is_http & not_connect & pl.col(S.APP_HOST).is_null()).any().alias(F_MISSING_HOST),
+            ((pl.col(S.APP_KIND) == "ssl") & pl.col(S.APP_SNI).is_null()).any().alias(F_TLS_NO_SNI),
+        ],
+    )
+    per_ua = _per_candidate(
+        keys,
+        rare_ua,
+        [
+            pl.col(S.APP_USER_AGENT).first().alias(F_RARE_UA),
+            pl.col("_ua_devices").first().alias(F_RARE_UA_DEVICES),
+        ],
+    )
+    facts = _join(facts, per, S.CANDIDATE_KEY)
+    facts = _join(facts, per_ua, S.CANDIDATE_KEY)
+    return facts.with_columns(
+        pl.col(F_MISSING_HOST).fill_null(False), pl.col(F_TLS_NO_SNI).fill_null(False)
+    )
+
+
+def _scanning(facts: pl.DataFrame, ev: pl.DataFrame, min_ports: int) -> pl.DataFrame:
+    """Failed-only, zero-byte traffic from one device to many ports of one address."""
+    failed = pl.col(S.ACTION).is_in(list(FAILED_STATES)).fill_null(False)
+    empty = (pl.col(S.BYTES_OUT).fill_null(0) + pl.col(S.BYTES_IN).fill_null(0)) == 0
+    per = ev.group_by(_DEV, S.REMOTE_IP).agg(
+        pl.col(S.REMOTE_PORT).n_unique().alias("_ports"),
+        (failed & empty).all().alias("_failed_empty"),
+    )
+    scans = per.filter((pl.col("_ports") >= min_ports) & pl.col("_failed_empty")).select(
+        pl.col(_DEV).alias(S.C_DEVICE),
+        pl.col(S.REMOTE_IP).alias(S.C_REMOTE_IP),
+        pl.lit(True).alias(F_SCANNING),
+    )
+    return _join(facts, scans, [S.C_DEVICE, S.C_REMOTE_IP]).with_columns(
+        pl.col(F_SCANNING).fill_null(False)
+    )

@@ -1,0 +1,542 @@
+"""One ranked list: every detector's hits merged per candidate, scored 0..1 with reasons.
+
+A candidate is one (device, process, remote IP, remote port) (``schema.CANDIDATE_KEY``;
+for Zeek the process is null and the device is the originating IP). Its score is a
+sum of points, each an ``evidence`` entry {name, value, points}, clipped to 0..1:
+
+* timing: ``w_timing`` x the strongest timing evidence (the best score among the
+  detectors that hit), plus ``w_agreement`` for each further timing detector;
+* context, from ``detectors.rank.evidence``: RITA's prevalence modifier (+0.15 rare,
+  -0.15 common), rare registered domain, no name at all, LOLBin or system process,
+  rare port, unsigned binary, steady bytes, new destination, Zeek's rare user agent,
+  HTTP without Host, TLS without SNI, the vendor's own domain (minus), scanning (minus).
+
+The ``aggregated`` detector has no port (hourly reports carry none): its hits join
+every candidate of the same (device, process, remote IP) that another detector found,
+and stand alone with a null port otherwise.
+
+Weights are parameters (``[scoring]`` in the config). Defaults were tuned on the
+sample data and argued from what the evidence means; the README lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import polars as pl
+
+from detectors.base import schema as S
+from detectors.pairs.context import PairContext
+from detectors.rank import evidence as E
+
+# Merged-list columns beyond the schema's C_* constants.
+C_NAMES = S.C_NAMES
+C_PERIOD = S.C_PERIOD
+C_PREVALENCE = "prevalence_devices"
+C_DEVICE_ID = "device_id"
+
+RARE_DESTINATIONS = "rare_destinations"
+CONTEXT_DETECTORS = frozenset({RARE_DESTINATIONS})  # hits that say "unusual", not "periodic"
+PERIOD_SOURCES = ("periodicity",)  # detectors whose period_s is an estimated sleep
+
+EVIDENCE_TYPE = pl.List(
+    pl.Struct({"name": pl.String(), "value": pl.String(), "points": pl.Float64()})
+)
+
+MERGED_SCHEMA: dict[str, pl.DataType] = {
+    S.C_DEVICE: pl.String(),
+    S.C_PROCESS: pl.String(),
+    S.C_REMOTE_IP: pl.String(),
+    S.C_REMOTE_PORT: pl.Int32(),
+    S.C_SCORE: pl.Float64(),
+    S.C_DETECTORS: pl.List(pl.String()),
+    S.C_CONNECTIONS: pl.Int64(),
+    S.C_FIRST_SEEN: pl.Datetime("us", "UTC"),
+    S.C_LAST_SEEN: pl.Datetime("us", "UTC"),
+    S.C_DOMAIN: pl.String(),
+    C_NAMES: pl.List(pl.String()),
+    S.C_INTERVAL: pl.Float64(),
+    C_PERIOD: pl.Float64(),
+    S.C_JITTER: pl.Float64(),
+    C_PREVALENCE: pl.Int64(),
+    S.C_EVIDENCE: EVIDENCE_TYPE,
+    S.C_ACCOUNT: pl.String(),
+    C_DEVICE_ID: pl.String(),
+}
+
+
+def _w(default: float, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class ScoreWeights:
+    """Points each piece of evidence adds (negative: subtracts); thresholds they use."""
+
+    w_timing: float = _w(
+        0.40,
+        "Points for the strongest timing evidence, x its strength 0..1 (see "
+        "timing_hit_floor). Periodicity is necessary, not damning: updaters are periodic too.",
+    )
+    timing_hit_floor: float = _w(
+        0.5,
+        "Timing strength of a detector hit with score 0: passing a detector's thresholds "
+        "is evidence in itself; strength = floor + (1 - floor) x the detector's score.",
+    )
+    w_agreement: float = _w(
+        0.03,
+        "Per further timing detector that agrees. Small: clean benign schedules satisfy "
+        "every detector, while lossy, slow or jittery beacons only satisfy some.",
+    )
+    max_agreement: float = _w(0.06, "Cap on the agreement points.")
+    w_rare_destination_detector: float = _w(
+        0.10,
+        "The rare_destinations detector hit: a new, rare destination of a server "
+        "running third-party software (seed 004, supply-chain shape).",
+    )
+    w_ip_rare: float = _w(
+        0.15, "RITA's prevalence modifier: the remote IP is reached by few devices."
+    )
+    w_ip_common: float = _w(
+        -0.15, "RITA's prevalence modifier: the remote IP is reached by most devices."
+    )
+    rare_share: float = _w(0.02, "'Few devices' = at most this share of hosts (RITA: 2 %) ...")
+    rare_floor_devices: int = field(
+        default=2,
+        metadata={
+            "doc": "... or at most this many devices, so a small network still has "
+            "rare destinations (2 % of 30 hosts is under one device)."
+        },
+    )
+    common_share: float = _w(0.5, "'Most devices' = at least this share of hosts (RITA: 50 %).")
+    w_domain_rare: float = _w(0.05, "The registered domain is reached by few devices.")
+    w_domain_common: float = _w(-0.10, "The registered domain is reached by most devices.")
+    w_direct_ip: float = _w(
+        0.10,
+        "No name was ever seen for the address (no DNS, SNI, Host or RemoteUrl): "
+        "software people install uses names.",
+    )
+    w_lolbin: float = _w(
+        0.15, "The process is a living-off-the-land binary (detectors/rank/data/lolbins.toml)."
+    )
+    w_system_process: float = _w(
+        0.10, "A Windows system process (an injection target) calls a rare destination."
+    )
+    w_process_rare: float = _w(
+        0.0,
+        "The process runs on few devices. 0 by default: rare processes are mostly "
+        "installed third-party agents, so rarity alone is not suspicious (shown only).",
+    )
+    w_unusual_port: float = _w(
+        0.05,
+        "The port is rare across the data, or rare for the process (used by at "
+        "most process_port_share of the devices running it).",
+    )
+    process_port_share: float = _w(0.1, "See w_unusual_port; needs the process on 5+ devices.")
+    w_unsigned: float = _w(
+        0.10,
+        "The binary has no company in its version info (renamed or home-made); "
+        "only when the data carries company names at all.",
+    )
+    w_bytes_steady: float = _w(
+        0.05,
+        "Bytes sent per connection barely vary (trimmed CoV <= bytes_cov_max, "
+        "Elastic's bytes test); needs bytes (Zeek, ECS, some exports).",
+    )
+    bytes_cov_max: float = _w(0.1, "See w_bytes_steady (Elastic's default is 0.05).")
+    w_new_destination: float = _w(
+        0.05,
+        "The address was first seen after new_after_share of the data's span "
+        "(RITA's first-seen modifier).",
+    )
+    new_after_share: float = _w(0.25, "See w_new_destination.")
+    w_rare_user_agent: float = _w(
+        0.10, "Zeek http.log: the user agent is used by few devices (RITA's modifier)."
+    )
+    w_missing_host: float = _w(
+        0.10, "Zeek http.log: HTTP requests without a Host header (RITA's modifier)."
+    )
+    w_tls_no_sni: float = _w(0.10, "Zeek ssl.log: TLS without a server name.")
+    w_vendor_domain: float = _w(
+        -0.25,
+        "The domain's label is the binary's company (fabrikam.com for 'Fabrikam, "
+        "Inc.'): software calling its own vendor. Lookalikes (vendor-updates.com) do "
+        "not match.",
+    )
+    w_scanning: float = _w(
+        -0.30,
+        "Failed-only, zero-byte traffic from the device to scan_min_ports or more "
+        "ports of the address: a scan, not a beacon.",
+    )
+    scan_min_ports: int = field(default=10, metadata={"doc": "See w_scanning."})
+
+
+def weights_from_config(config: object) -> ScoreWeights:
+    """The scoring weights from the config's [scoring] table (defaults when absent)."""
+    from detectors.hunts.registry import params_from_table
+
+    table = getattr(config, "scoring", None) or {}
+    path = getattr(config, "path", None)
+    return params_from_table(
+        ScoreWeights, table, file=str(path) if path else None, section="scoring"
+    )
+
+
+def weight_docs() -> list[tuple[str, Any, str]]:
+    """(name, default, description) of every weight, for the README and the TUI."""
+    return [(f.name, f.default, str(f.metadata.get("doc", ""))) for f in fields(ScoreWeights)]
+
+
+def empty_candidates() -> pl.DataFrame:
+    return pl.DataFrame(schema=MERGED_SCHEMA)
+
+
+# --- merging the detectors' rows ------------------------------------------------------
+
+_OPTIONAL = {
+    S.C_INTERVAL: pl.Float64(),
+    S.C_JITTER: pl.Float64(),
+    C_PERIOD: pl.Float64(),
+    S.C_ACCOUNT: pl.String(),
+    C_DEVICE_ID: pl.String(),
+    "p_value": pl.Float64(),
+    "jitter_kind": pl.String(),
+    "missed_fraction": pl.Float64(),
+    "schedule": pl.String(),
+}
+_KEY3 = [S.C_DEVICE, S.C_PROCESS, S.C_REMOTE_IP]
+
+
+def _detector_rows(per_detector: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Every hit of every detector in one frame: base columns plus the shared evidence."""
+    frames = []
+    for name, frame in sorted(per_detector.items()):
+        if frame is None or frame.height == 0:
+            continue
+        cols = []
+        for col, dtype in {**S.CANDIDATE_BASE_SCHEMA, **_OPTIONAL}.items():
+            if col in frame.columns:
+                cols.append(pl.col(col).cast(dtype, strict=False))
+            else:
+                cols.append(pl.lit(None, dtype=dtype).alias(col))
+        frames.append(frame.select(cols).with_columns(pl.lit(name).alias(S.C_DETECTOR)))
+    if not frames:
+        return pl.DataFrame(schema={**S.CANDIDATE_BASE_SCHEMA, **_OPTIONAL})
+    return pl.concat(frames, how="vertical_relaxed")
+
+
+def _attach_portless(rows: pl.DataFrame) -> pl.DataFrame:
+    """Give port-less hits (aggregated reports) the ports other detectors found."""
+    with_port = rows.filter(pl.col(S.C_REMOTE_PORT).is_not_null())
+    portless = rows.filter(pl.col(S.C_REMOTE_PORT).is_null())
+    ports = with_port.select(*_KEY3, S.C_REMOTE_PORT).unique()
+    matched = portless.drop(S.C_REMOTE_PORT).join(ports, on=_KEY3, how="inner", nulls_equal=True)
+    alone = portless.join(ports, on=_KEY3, how="anti", nulls_equal=True)
+    return pl.concat([with_port, matched.select(rows.columns), alone], how="vertical_relaxed")
+
+
+def _first_from(column: str, preferred: tuple[str, ...] = ()) -> pl.Expr:
+    """The value from the preferred detectors first, else from any detector."""
+    choices = [
+        pl.col(column).filter(pl.col(S.C_DETECTOR) == name).drop_nulls().first()
+        for name in preferred
+    ]
+    return pl.coalesce(*choices, pl.col(column).drop_nulls().first()).alias(column)
+
+
+def _combine(rows: pl.DataFrame) -> pl.DataFrame:
+    """One row per candidate: detectors, timing strength and the descriptive columns."""
+    timing = ~pl.col(S.C_DETECTOR).is_in(list(CONTEXT_DETECTORS))
+    return (
+        rows.sort(S.C_DETECTOR)
+        .group_by(S.CANDIDATE_KEY)
+        .agg(
+            pl.col(S.C_DETECTOR).unique().sort().alias(S.C_DETECTORS),
+            pl.col(S.C_SCORE).filter(timing).max().alias("_timing"),
+            pl.col(S.C_DETECTOR).filter(timing).n_unique().cast(pl.Int64).alias("_n_timing"),
+            pl.col(S.C_DETECTOR)
+            .filter(timing)
+            .sort_by(pl.col(S.C_SCORE).filter(timing), descending=True)
+            .first()
+            .alias("_timing_by"),
+            pl.col(S.C_CONNECTIONS).max(),
+            pl.col(S.C_FIRST_SEEN).min(),
+            pl.col(S.C_LAST_SEEN).max(),
+            _first_from(S.C_INTERVAL, ("intervals", "periodicity")),
+            _first_from(C_PERIOD, PERIOD_SOURCES),
+            _first_from(S.C_JITTER, ("periodicity", "intervals")),
+            _first_from(S.C_ACCOUNT),
+            _first_from(C_DEVICE_ID),
+            _first_from("p_value", PERIOD_SOURCES),
+            _first_from("jitter_kind", PERIOD_SOURCES),
+            _first_from("missed_fraction", PERIOD_SOURCES),
+            _first_from("schedule", PERIOD_SOURCES),
+        )
+    )
+
+
+# --- points ---------------------------------------------------------------------------
+
+
+def _entry(condition: pl.Expr, name: str, value: pl.Expr, points: pl.Expr | float) -> pl.Expr:
+    """One evidence struct where ``condition`` holds, else null (dropped later)."""
+    pts = points if isinstance(points, pl.Expr) else pl.lit(float(points))
+    struct = pl.struct(
+        pl.lit(name).alias("name"),
+        value.cast(pl.String).alias("value"),
+        pts.cast(pl.Float64).alias("points"),
+    )
+    return pl.when(condition.fill_null(False)).then(struct)
+
+
+def _fmt(value: pl.Expr, digits: int = 2) -> pl.Expr:
+    return value.round(digits).cast(pl.String)
+
+
+def _timing_text() -> pl.Expr:
+    sleep = pl.when(pl.col(C_PERIOD).is_not_null()).then(
+        pl.format(
+            ", sleep {} s, jitter {} % ({})",
+            _fmt(pl.col(C_PERIOD), 1),
+            _fmt(pl.col(S.C_JITTER), 1),
+            pl.col("jitter_kind").fill_null("?"),
+        )
+    )
+    return pl.format(
+        "{} score {}{}", pl.col("_timing_by"), _fmt(pl.col("_timing")), sleep.fill_null("")
+    )
+
+
+def _evidence(w: ScoreWeights) -> pl.Expr:
+    """Every rule as one expression producing its evidence entry or null."""
+    hosts = pl.col(E.F_HOSTS)
+    rare = pl.col("rare_devices")
+    ip_devices = pl.col(C_PREVALENCE)
+    extra_timing = (pl.col("_n_timing") - 1).clip(0, None)
+    agreement = (extra_timing * w.w_agreement).clip(None, w.max_agreement)
+    proxy = pl.col(E.F_VIA_PROXY).fill_null(False)
+    ip_rare = ip_devices <= rare
+    ip_common = ip_devices >= w.common_share * hosts
+    domain_rare = pl.col(E.F_DOMAIN_DEVICES) <= rare
+    domain_common = pl.col(E.F_DOMAIN_DEVICES) >= w.common_share * hosts
+    port_rare = (pl.col(E.F_PORT_DEVICES) <= rare) | (
+        (pl.col(E.F_PROCESS_DEVICES) >= 5)
+        & (pl.col(E.F_PROCESS_PORT_SHARE) <= w.process_port_share)
+    )
+    dest_rare = pl.when(proxy).then(domain_rare).otherwise(ip_rare)
+    of_hosts = pl.format(" of {} devices", hosts)
+    return pl.concat_list(
+        _entry(
+            pl.col("_timing").is_not_null(),
+            "timing",
+            _timing_text(),
+            w.w_timing * pl.col("_strength"),
+        ),
+        _entry(extra_timing > 0, "agreement", pl.col(S.C_DETECTORS).list.join(", "), agreement),
+        _entry(
+            pl.col(S.C_DETECTORS).list.contains(RARE_DESTINATIONS),
+            "new rare destination",
+            pl.lit("rare_destinations hit"),
+            w.w_rare_destination_detector,
+        ),
+        _entry(
+            ~proxy & ip_rare,
+            "rare destination IP",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_rare,
+        ),
+        _entry(
+            ~proxy & ip_common,
+            "common destination IP",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_common,
+        ),
+        # Behind a proxy the address is the proxy's: judge the named destination.
+        _entry(
+            proxy & domain_rare,
+            "rare destination behind proxy",
+            pl.format("{} on {}{}", pl.col(S.C_DOMAIN), pl.col(E.F_DOMAIN_DEVICES), of_hosts),
+            w.w_ip_rare,
+        ),
+        _entry(
+            proxy & domain_common,
+            "common destination behind proxy",
+            pl.format("{} on {}{}", pl.col(S.C_DOMAIN), pl.col(E.F_DOMAIN_DEVICES), of_hosts),
+            w.w_ip_common,
+        ),
+        _entry(
+            domain_rare,
+            "rare domain",
+            pl.format("{} on {}{}", pl.col(S.C_DOMAIN), pl.col(E.F_DOMAIN_DEVICES), of_hosts),
+            w.w_domain_rare,
+        ),
+        _entry(
+            domain_common,
+            "common domain",
+            pl.format("{} on {}{}", pl.col(S.C_DOMAIN), pl.col(E.F_DOMAIN_DEVICES), of_hosts),
+            w.w_domain_common,
+        ),
+        _entry(
+            pl.col(C_NAMES).list.len() == 0,
+            "no name",
+            pl.lit("no DNS, SNI, Host or URL ever seen for this address"),
+            w.w_direct_ip,
+        ),
+        _entry(
+            proxy, "via proxy", pl.format("CONNECT/URL {}", pl.col(C_NAMES).list.join(", ")), 0.0
+        ),
+        _entry(pl.col(E.F_LOLBIN), "LOLBin", pl.col(S.C_PROCESS), w.w_lolbin),
+        _entry(
+            pl.col(E.F_SYSTEM_PROCESS) & dest_rare,
+            "system process to rare destination",
+            pl.col(S.C_PROCESS),
+            w.w_system_process,
+        ),
+        _entry(
+            (pl.col(E.F_PROCESS_DEVICES) <= rare) & pl.lit(w.w_process_rare != 0.0),
+            "rare process",
+            pl.format("{} on {}{}", pl.col(S.C_PROCESS), pl.col(E.F_PROCESS_DEVICES), of_hosts),
+            w.w_process_rare,
+        ),
+        _entry(
+            port_rare & pl.col(S.C_REMOTE_PORT).is_not_null(),
+            "unusual port",
+            pl.format("{} (on {} devices)", pl.col(S.C_REMOTE_PORT), pl.col(E.F_PORT_DEVICES)),
+            w.w_unusual_port,
+        ),
+        _entry(
+            pl.col(E.F_COMPANY_MISSING),
+            "unsigned",
+            pl.lit("no company in version info"),
+            w.w_unsigned,
+        ),
+        _entry(
+            pl.col(E.F_BYTES_COV) <= w.bytes_cov_max,
+            "steady bytes",
+            pl.format("bytes out CoV {}", _fmt(pl.col(E.F_BYTES_COV), 3)),
+            w.w_bytes_steady,
+        ),
+        _entry(
+            pl.col(E.F_NEW_DESTINATION),
+            "new destination",
+            pl.format("first seen {}", pl.col(E.F_IP_FIRST_SEEN).dt.strftime("%Y-%m-%d %H:%M")),
+            w.w_new_destination,
+        ),
+        _entry(
+            pl.col(E.F_RARE_UA).is_not_null(),
+            "rare user agent",
+            pl.format("{} (on {} devices)", pl.col(E.F_RARE_UA), pl.col(E.F_RARE_UA_DEVICES)),
+            w.w_rare_user_agent,
+        ),
+        _entry(
+            pl.col(E.F_MISSING_HOST),
+            "no Host header",
+            pl.lit("HTTP without Host"),
+            w.w_missing_host,
+        ),
+        _entry(pl.col(E.F_TLS_NO_SNI), "no SNI", pl.lit("TLS without server name"), w.w_tls_no_sni),
+        _entry(
+            pl.col(E.F_VENDOR_DOMAIN),
+            "vendor's own domain",
+            pl.col(S.C_DOMAIN),
+            w.w_vendor_domain,
+        ),
+        _entry(pl.col(E.F_SCANNING), "scanning", pl.lit("failed, empty, many ports"), w.w_scanning),
+    ).list.drop_nulls()
+
+
+def merge_candidates(
+    per_detector: dict[str, pl.DataFrame], dataset: PairContext, weights: ScoreWeights | None = None
+) -> pl.DataFrame:
+    """Merge every detector's hits into one scored, ranked candidate list (``MERGED_SCHEMA``)."""
+    w = weights or ScoreWeights()
+    rows = _detector_rows(per_detector)
+    if rows.height == 0:
+        return empty_candidates()
+    combined = _combine(_attach_portless(rows)).with_columns(
+        (w.timing_hit_floor + (1 - w.timing_hit_floor) * pl.col("_timing")).alias("_strength")
+    )
+    facts = E.context_facts(
+        dataset,
+        combined.select(S.CANDIDATE_KEY),
+        rare_share=w.rare_share,
+        rare_floor_devices=w.rare_floor_devices,
+        scan_min_ports=w.scan_min_ports,
+        new_after_share=w.new_after_share,
+    )
+    joined = combined.join(facts, on=S.CANDIDATE_KEY, how="left", nulls_equal=True)
+    joined = joined.with_columns(
+        pl.when(pl.col(E.F_VIA_PROXY).fill_null(False))
+        .then(pl.col(E.F_DOMAIN_DEVICES))
+        .otherwise(pl.col(E.F_IP_DEVICES))
+        .cast(pl.Int64)
+        .alias(C_PREVALENCE),
+        pl.col(E.F_NAMES).fill_null(pl.lit([], dtype=pl.List(pl.String))).alias(C_NAMES),
+        pl.coalesce(C_DEVICE_ID, E.F_DEVICE_ID).alias(C_DEVICE_ID),
+        pl.coalesce(S.C_ACCOUNT, E.F_ACCOUNT).alias(S.C_ACCOUNT),
+    )
+    scored = joined.with_columns(_evidence(w).alias(S.C_EVIDENCE))
+    scored = scored.with_columns(
+        scored.get_column(S.C_EVIDENCE)
+        .list.eval(pl.element().struct.field("points"))
+        .list.sum()
+        .clip(0.0, 1.0)
+        .alias(S.C_SCORE)
+    )
+    ranked = scored.sort(
+        [S.C_SCORE, S.C_CONNECTIONS, *S.CANDIDATE_KEY],
+        descending=[True, True, False, False, False, False],
+        nulls_last=True,
+    )
+    return ranked.select([pl.col(c).cast(t) for c, t in MERGED_SCHEMA.items()])
+
+
+# --- explanation ----------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def explain(candidate: dict[str, Any]) -> str:
+    """The evidence of one candidate row as plain text: what added what to its score."""
+    port = candidate.get(S.C_REMOTE_PORT)
+    remote = f"{_text(candidate.get(S.C_REMOTE_IP))}:{_text(port)}"
+    domain = candidate.get(S.C_DOMAIN)
+    head = (
+        f"{_text(candidate.get(S.C_DEVICE))}  {_text(candidate.get(S.C_PROCESS))}  ->  {remote}"
+        + (f"  ({domain})" if domain else "")
+    )
+    lines = [
+        head,
+        f"score {float(candidate.get(S.C_SCORE) or 0.0):.2f} = sum of (clipped to 0..1):",
+    ]
+    for item in candidate.get(S.C_EVIDENCE) or []:
+        points = float(item.get("points") or 0.0)
+        lines.append(f"  {points:+.2f}  {_text(item.get('name')):<36} {_text(item.get('value'))}")
+    detectors = candidate.get(S.C_DETECTORS) or []
+    lines.append(f"detectors: {', '.join(detectors) if detectors else '-'}")
+    period = candidate.get(C_PERIOD)
+    interval = candidate.get(S.C_INTERVAL)
+    jitter = candidate.get(S.C_JITTER)
+    timing = []
+    if period is not None:
+        timing.append(f"sleep {period:.1f} s")
+    if interval is not None:
+        timing.append(f"median interval {interval:.1f} s")
+    if jitter is not None:
+        timing.append(f"jitter {jitter:.1f} %")
+    if timing:
+        lines.append("timing: " + ", ".join(timing))
+    lines.append(
+        f"connections: {_text(candidate.get(S.C_CONNECTIONS))}, "
+        f"first {_text(candidate.get(S.C_FIRST_SEEN))}, last {_text(candidate.get(S.C_LAST_SEEN))}"
+    )
+    lines.append(f"devices reaching the destination: {_text(candidate.get(C_PREVALENCE))}")
+    names = candidate.get(C_NAMES) or []
+    lines.append(f"names: {', '.join(names) if names else '-'}")
+    account = candidate.get(S.C_ACCOUNT)
+    if account:
+        lines.append(f"account: {account}")
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""The headless runs behind ``detect`` and ``eval``: the run loop, curation, text out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import polars as pl
+
+from detectors.base import domains
+from detectors.base.errors import InputError
+from detectors.base.progress import NULL_PROGRESS, Progress
+from detectors.base.sanitize import visible
+from detectors.curate.allowlist import AllowList
+from detectors.curate.decorate import decorate, hide_allowed
+from detectors.hunts import registry
+from detectors.load.sample import (
+    SAMPLE_GROUND_TRUTH,
+    sample_dir,
+    sample_paths,
+    sample_zeek_dir,
+)
+from detectors.rank import scoring
+from detectors.report import output
+from detectors.run import evaluate
+from detectors.run.loop import Strategy, choose_strategy, run
+from detectors.run.memory import InMemory
+from detectors.run.setup import load_config
+
+
+def apply_allowlist(
+    candidates: pl.DataFrame, allowlist_path: str | Path, show_allowed: bool
+) -> pl.DataFrame:
+    """Hide (or, with ``show_allowed``, flag) candidates matched by the allow-list file."""
+    flagged = decorate(candidates, AllowList.load(Path(allowlist_path)), None).candidates
+    return flagged if show_allowed else hide_allowed(flagged)
+
+
+def detect(
+    paths: Sequence[str],
+    *,
+    detector_names: Sequence[str] = (),
+    config_path: str | None = None,
+    allowlist_path: str | None = None,
+    show_allowed: bool = False,
+    fmt: str = "table",
+    explain_rank: int | None = None,
+    top: int | None = None,
+    source_format: str | None = None,
+    progress: Progress = NULL_PROGRESS,
+    warn: Callable[[str], None] = lambda line: None,
+    use_cache: bool = True,
+    engine: str = "local",
+    spark_master: str | None = None,
+    spark_conf: Sequence[str] = (),
+    save_run: str | None = None,
+) -> str:
+    """Everything ``beacon-triage detect`` does, returning the text to print.
+
+    ``engine="spark"`` runs on Apache Spark (``detectors.run.spark``) at ``spark_master``
+    with ``spark_conf`` (``k=v``); ``save_run`` writes the run for ``open`` to triage.
+    """
+    # Work the files do not need, done while they load.
+    domains.prepare_in_background()
+    registry.import_in_background()
+    config = load_config(config_path)
+    if config_path is None and config.path is not None:
+        warn(f"using the config {config.path}")  # read without being named: say so
+    for name in detector_names:
+        registry.get(name)  # unknown names fail before the (maybe long) load
+    strategy: Strategy
+    if engine == "spark":
+        from detectors.run.spark import SparkStrategy
+
+        strategy = SparkStrategy(paths, source_format, spark_master, tuple(spark_conf))
+    else:
+        strategy = choose_strategy(paths, config, source_format, use_cache)
+    result = run(strategy, config, detector_names or None, progress)
+    if result.context is not None:
+        for line in result.context.warnings:
+            warn(line)
+    for line in result.notes():
+        warn(line)
+    if save_run:
+        from detectors.run.saved import save_run as write_run
+
+        assert result.context is not None
+        write_run(Path(save_run), result.candidates, result.context, engine=engine)
+    candidates = result.candidates
+    if len(detector_names) == 1:
+        hits = result.per_detector().get(detector_names[0])
+        candidates = hits if hits is not None else candidates
+    if allowlist_path:
+        candidates = apply_allowlist(candidates, allowlist_path, show_allowed)
+    if top is not None:
+        candidates = candidates.head(top)
+    if explain_rank is not None:
+        return explain(candidates, explain_rank)
+    return output.render(candidates, fmt)
+
+
+def explain(candidates: pl.DataFrame, rank: int) -> str:
+    """The evidence of the candidate at 1-based ``rank`` in the list."""
+    if not 1 <= rank <= candidates.height:
+        raise InputError(f"--explain {rank}: there are {candidates.height} candidates")
+    text = scoring.explain(candidates.row(rank - 1, named=True))
+    # the explanation quotes telemetry: each line is made inert for the terminal
+    return "".join(visible(line, limit=None) + "\n" for line in text.splitlines())
+
+
+def evaluate_paths(
+    paths: Sequence[str], truth_path: str | None, config_path: str | None, progress: Progress
+) -> str:
+    """``beacon-triage eval``: defaults to the bundled sample data and its ground truth."""
+    config = load_config(config_path)
+    chosen = list(paths) or [*map(str, sample_paths()), str(sample_zeek_dir())]
+    truth_file = Path(truth_path) if truth_path else sample_dir() / SAMPLE_GROUND_TRUTH
+    if not truth_file.exists():
+        raise InputError("ground truth file not found", file=str(truth_file))
+    context = InMemory(chosen).context(config, progress)
+    truth = pl.read_csv(truth_file)
+    return str(evaluate.report(context, truth, config, progress))

@@ -1,0 +1,89 @@
+"""The one run loop: a strategy builds the PairContext, the hunts run, the hits merge.
+
+The CLI's ``detect``, ``eval`` and the TUI all run through here, so they share one
+error policy (``outcome.guarded``) and one merge. A strategy turns a source into a
+PairContext and runs hunts on it: in memory (``memory.InMemory``), device partitions
+on disk for input bigger than memory (``partitioned.Partitioned``); a distributed
+strategy fits the same seam. Hunts, ranking and curation never know which one ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
+
+from detectors.base.config import Config
+from detectors.base.progress import NULL_PROGRESS, Progress
+from detectors.hunts.registry import all_detectors
+from detectors.load.cache import WRITE_LATER
+from detectors.pairs.context import PairContext
+from detectors.run import partitioned
+from detectors.run.memory import InMemory
+from detectors.run.outcome import DetectorOutcome, RunResult, merge
+
+
+class Strategy(Protocol):
+    """How a source becomes a PairContext and how hunts run on it."""
+
+    def context(self, config: Config, progress: Progress) -> PairContext: ...
+
+    def hunts(
+        self, context: PairContext, config: Config, names: Sequence[str], progress: Progress
+    ) -> Iterator[DetectorOutcome]: ...
+
+    def close(self) -> None: ...
+
+
+def choose_strategy(
+    paths: Sequence[str],
+    config: Config,
+    source_format: str | None = None,
+    use_cache: bool = True,
+    cache_write: str = WRITE_LATER,
+) -> Strategy:
+    """Partitions on disk when the input holds more than ``[engine] max_events_in_memory``
+    events; in memory otherwise (``cache_write``: see ``InMemory``)."""
+    if partitioned.wanted(paths, config):
+        return partitioned.Partitioned(paths, source_format)
+    return InMemory(paths, source_format, use_cache, cache_write=cache_write)
+
+
+def run(
+    strategy: Strategy,
+    config: Config,
+    names: Sequence[str] | None = None,
+    progress: Progress = NULL_PROGRESS,
+    on_outcome: Callable[[DetectorOutcome], None] = lambda outcome: None,
+) -> RunResult:
+    """Build the context, run the named hunts (default: all), merge their hits.
+
+    ``on_outcome`` hears each hunt as it finishes (the TUI merges as results come).
+    Outcomes are kept in the order the hunts were named.
+    """
+    chosen = list(names) if names else list(all_detectors())
+    try:
+        context = strategy.context(config, progress)
+        progress.report("detect", 0.0, f"running {', '.join(chosen)}")
+        done: dict[str, DetectorOutcome] = {}
+        for outcome in strategy.hunts(context, config, chosen, progress):
+            done[outcome.name] = outcome
+            on_outcome(outcome)
+            progress.report("detect", len(done) / len(chosen), f"{outcome.name} done")
+        result = RunResult({name: done[name] for name in chosen}, context=context)
+        progress.report("merge", 0.0, "merging candidates")
+        result.candidates = merge(result.outcomes, context, config)
+        progress.report("merge", 1.0, f"{result.candidates.height} candidates")
+        return result
+    finally:
+        strategy.close()
+
+
+def run_all(
+    context: PairContext,
+    config: Config,
+    names: Sequence[str] | None = None,
+    progress: Progress = NULL_PROGRESS,
+    workers: int | None = None,
+) -> RunResult:
+    """``run`` over a context already built (evaluation and tests)."""
+    return run(InMemory.of(context, workers), config, names, progress)

@@ -1,0 +1,305 @@
+"""The ``beacon-triage`` command: open the TUI, or run the engine headless.
+
+``beacon-triage [PATH...]`` opens the TUI (the bundled sample data when no path is
+given). ``detect``, ``detectors``, ``eval`` and ``allowlist`` never import Textual.
+Exit codes: 0 ok, 1 bad input (one line on stderr, no traceback), 2 usage error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from detectors.base.errors import InputError
+from detectors.base.progress import Progress
+from detectors.base.sanitize import visible
+from tui.cli_allowlist import allowlist
+
+SUBCOMMANDS = {"detect", "detectors", "eval", "allowlist", "open"}
+
+
+class StderrProgress:
+    """Progress as short lines on stderr: one per stage, so logs and pipes stay readable."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.last: tuple[str, str] | None = None
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        if self.quiet:
+            return
+        key = (stage, message)
+        if key != self.last:
+            self.last = key
+            click.echo(f"[{stage} {fraction:4.0%}] {visible(message)}", err=True)
+
+
+def _say(level: str, text: object) -> None:
+    """One line on stderr; file names and messages may quote telemetry, so made inert."""
+    click.echo(f"beacon-triage: {level}: {visible(text)}", err=True)
+
+
+def _fail(exc: InputError) -> None:
+    _say("error", exc)
+    sys.exit(1)
+
+
+source_format_option = click.option(
+    "--source-format",
+    default=None,
+    help="Skip format detection: mde-csv, mde-json, mde-jsonl, mde-parquet, deviceinfo, "
+    "zeek-tsv, zeek-json, ecs, csv-mapped.",
+)
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="Config TOML."
+)
+allowlist_option = click.option(
+    "--allowlist", "allowlist_path", type=click.Path(dir_okay=False), help="Allow-list TOML."
+)
+no_cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Parse CSV/JSON inputs afresh: neither read nor write the parsed-copy cache.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="beacon-triage")
+def cli() -> None:
+    """Hunt command-and-control beacons in network telemetry, offline.
+
+    Run with file paths (or none, for the bundled sample data) to open the TUI.
+    """
+
+
+@cli.command("open")
+@click.argument("paths", nargs=-1)
+@config_option
+@allowlist_option
+@source_format_option
+@no_cache_option
+def open_command(
+    paths: tuple[str, ...],
+    config_path: str | None,
+    allowlist_path: str | None,
+    source_format: str | None,
+    no_cache: bool,
+) -> None:
+    """Open the triage TUI on PATHS (default: the bundled sample data), or on one folder
+    written by `detect --save-run` (offline: its candidates, charts from its events)."""
+    from detectors.load import cache
+    from detectors.run.saved import is_saved_run, load_run
+    from detectors.run.setup import load_config
+
+    saved = None
+    try:
+        config = load_config(config_path)
+        if len(paths) == 1 and is_saved_run(paths[0]):
+            saved = load_run(paths[0])
+            saved.info["folder"] = paths[0]
+    except InputError as exc:
+        _fail(exc)
+    cache.configure(None if no_cache else config.cache_settings())  # the TUI's loads use it
+    from tui.app import run_app  # Textual is imported only when a screen is wanted
+
+    run_app(
+        [] if saved is not None else list(paths),
+        config=config,
+        allowlist_path=Path(allowlist_path) if allowlist_path else None,
+        source_format=source_format,
+        saved=saved,
+    )
+
+
+def _known_detectors(
+    ctx: click.Context, param: click.Parameter, names: tuple[str, ...]
+) -> tuple[str, ...]:
+    if not names:  # nothing to check: the detectors are imported while files load
+        return names
+    from detectors.hunts.registry import all_detectors
+
+    known = all_detectors()
+    for name in names:
+        if name not in known:
+            raise click.BadParameter(f"unknown detector '{name}' (known: {', '.join(known)})")
+    return names
+
+
+@cli.command("detect")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--detector",
+    "detector_names",
+    multiple=True,
+    callback=_known_detectors,
+    help="Run only this detector (repeatable).",
+)
+@config_option
+@allowlist_option
+@click.option("--show-allowed", is_flag=True, help="Keep allow-listed candidates, flagged.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "jsonl"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--output", type=click.Path(dir_okay=False), help="Write here (atomically).")
+@click.option("--explain", "explain_rank", type=int, help="Print the evidence of candidate N.")
+@click.option("--top", type=int, help="Only the N best candidates.")
+@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+@source_format_option
+@no_cache_option
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="local: this machine (in memory, or partitioned on disk when big); "
+    "spark: Apache Spark (pip install 'beacon-triage[spark]', Java 17+).",
+)
+@click.option(
+    "--spark-master",
+    default=None,
+    help="Spark master URL (local[N], spark://host:7077, yarn, k8s://...); default local[2].",
+)
+@click.option(
+    "--spark-conf",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A Spark setting, e.g. spark.executor.memory=4g (repeatable).",
+)
+@click.option(
+    "--save-run",
+    type=click.Path(file_okay=False),
+    help="Also write the candidates and their connections here, for `open DIR` offline.",
+)
+def detect_command(
+    paths: tuple[str, ...],
+    detector_names: tuple[str, ...],
+    config_path: str | None,
+    allowlist_path: str | None,
+    show_allowed: bool,
+    fmt: str,
+    output: str | None,
+    explain_rank: int | None,
+    top: int | None,
+    quiet: bool,
+    source_format: str | None,
+    no_cache: bool,
+    engine: str,
+    spark_master: str | None,
+    spark_conf: tuple[str, ...],
+    save_run: str | None,
+) -> None:
+    """Run detectors on PATHS and print the ranked candidates.
+
+    With --engine spark, PATHS may also be URIs Spark reads (s3a://, abfss://, hdfs://,
+    file://); Spark's stage progress is shown on stderr.
+    """
+    from detectors.run.headless import detect
+
+    progress = Progress(StderrProgress(quiet))
+    try:
+        text = detect(
+            paths,
+            detector_names=detector_names,
+            config_path=config_path,
+            allowlist_path=allowlist_path,
+            show_allowed=show_allowed,
+            fmt=fmt,
+            explain_rank=explain_rank,
+            top=top,
+            source_format=source_format,
+            progress=progress,
+            warn=lambda line: _say("warning", line),
+            use_cache=not no_cache,
+            engine=engine,
+            spark_master=spark_master,
+            spark_conf=spark_conf,
+            save_run=save_run,
+        )
+    except InputError as exc:
+        _fail(exc)
+    if output:
+        from detectors.base.atomic import atomic_write_text
+
+        atomic_write_text(output, text)
+    else:
+        click.echo(text, nl=False)
+    from detectors.load.cache import finish_writes
+
+    finish_writes()  # the answer is out: now the copy of the input for the next run
+
+
+@cli.command("detectors")
+def detectors_command() -> None:
+    """List the detectors with their parameters and defaults."""
+    from detectors.hunts.registry import all_detectors, param_docs
+
+    for name, spec in all_detectors().items():
+        click.echo(f"{name}: {spec.summary}")
+        for param, default, doc in param_docs(spec.params_type):
+            click.echo(f"    {param} = {default!r}")
+            if doc:
+                click.echo(f"        {doc}")
+        click.echo()
+
+
+@cli.command("eval")
+@click.argument("paths", nargs=-1)
+@click.option("--truth", "truth_path", type=click.Path(dir_okay=False), help="Ground-truth CSV.")
+@config_option
+@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+def eval_command(
+    paths: tuple[str, ...], truth_path: str | None, config_path: str | None, quiet: bool
+) -> None:
+    """Recall and precision of each detector and of the merged list on labelled data."""
+    from detectors.run.headless import evaluate_paths
+
+    try:
+        text = evaluate_paths(paths, truth_path, config_path, Progress(StderrProgress(quiet)))
+    except InputError as exc:
+        _fail(exc)
+    # the report names files and programs: inert for the terminal, line by line
+    click.echo("".join(visible(line, limit=None) + "\n" for line in text.splitlines()), nl=False)
+    from detectors.load.cache import finish_writes
+
+    finish_writes()
+
+
+cli.add_command(allowlist)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: paths without a subcommand mean ``open``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args if not a.startswith("-")), None)
+    wants_help = any(a in ("-h", "--help", "--version") for a in args) and first is None
+    if not wants_help and (first is None or first not in SUBCOMMANDS):
+        args = ["open", *args]
+    try:
+        code = cli.main(args=args, prog_name="beacon-triage", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except BrokenPipeError:  # `detect ... | head`: the reader left; not an input error
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("beacon-triage: interrupted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -38,7 +38,7 @@ def parse_conf(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise InputError(f"--spark-conf {pair!r}: expected key=value", field="spark-conf")
+            raise InputError(f"--spark-conf {pair!r}: expected key=value")
         conf[key.strip()] = value
     return conf
 

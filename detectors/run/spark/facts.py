@@ -49,43 +49,51 @@ class Facts:
 
 
 def compute_facts(events: DataFrame) -> Facts:
-    """Every fact in a few Spark jobs (distinct values and min/max, no per-event data)."""
+    """Every fact in four Spark jobs over the cached events: one aggregate row, the
+    distinct addresses (with whether any of their events had a URL), the distinct
+    (address, URL) pairs, and the devices going out to public addresses."""
     from pyspark.sql import functions as F
 
     ts = F.unix_micros(F.col(S.TIMESTAMP))
-    first, last = events.select(F.min(ts), F.max(ts)).first()  # type: ignore[misc]
-    ips = [r[0] for r in events.select(S.REMOTE_IP).distinct().collect()]
-    public = public_addresses(pl.Series(S.REMOTE_IP, ips, dtype=pl.String))
-    url = F.col(S.REMOTE_URL)
-    with_url = events.filter(url.isNotNull())
-    url_addresses = [r[0] for r in with_url.select(S.REMOTE_IP).distinct().collect()]
-    pairs = with_url.filter(url != "").select(S.REMOTE_IP, S.REMOTE_URL).distinct().toArrow()
-    url_names = pl.from_arrow(pairs)
-    assert isinstance(url_names, pl.DataFrame)
     action = F.col(S.ACTION)
-    outbound = events.filter(
-        F.col(S.REMOTE_IP).isNotNull()
-        & (action.isNull() | ~action.isin(list(not_outbound_actions())))
+    out = F.col(S.REMOTE_IP).isNotNull() & (
+        action.isNull() | ~action.isin(list(not_outbound_actions()))
     )
-    spark = events.sparkSession
-    public_df = spark.createDataFrame([(ip,) for ip in public], f"{S.REMOTE_IP} string")
+    row = events.select(
+        F.min(ts),
+        F.max(ts),
+        F.max(F.col(S.COMPANY).isNotNull()),
+        F.min(F.when(out, ts)),
+        F.max(F.when(out, ts)),
+        F.count(F.when(out, F.lit(1))),
+    ).first()
+    assert row is not None
+    first, last, company, start, end, rows = row
+    url = F.col(S.REMOTE_URL)
+    addresses = events.groupBy(S.REMOTE_IP).agg(F.max(url.isNotNull()).alias("_url")).collect()
+    public = public_addresses(pl.Series(S.REMOTE_IP, [r[0] for r in addresses], dtype=pl.String))
+    url_addresses = [r[0] for r in addresses if r[1]]
+    pairs = events.filter(url.isNotNull() & (url != "")).select(S.REMOTE_IP, S.REMOTE_URL)
+    url_names = pl.from_arrow(pairs.distinct().toArrow())
+    assert isinstance(url_names, pl.DataFrame)
+    public_df = events.sparkSession.createDataFrame(
+        [(ip,) for ip in public], f"{S.REMOTE_IP} string"
+    )
     device = F.coalesce(F.col(S.DEVICE_NAME), F.col(S.DEVICE_ID))
     devices = (
-        outbound.join(F.broadcast(public_df), S.REMOTE_IP, "left_semi")
+        events.filter(out)
+        .join(F.broadcast(public_df), S.REMOTE_IP, "left_semi")
         .select(F.countDistinct(device))
         .first()
     )
-    summary = outbound.select(F.min(ts), F.max(ts), F.count(F.lit(1))).first()
-    company = events.filter(F.col(S.COMPANY).isNotNull()).limit(1).count() > 0
-    assert devices is not None and summary is not None
-    start, end, rows = summary
+    assert devices is not None
     return Facts(
         bounds=(_utc(first), _utc(last)),
         public=public,
         url_addresses=url_addresses,
         url_names=url_names.cast({S.REMOTE_IP: pl.String, S.REMOTE_URL: pl.String}),
         public_devices=int(devices[0]),
-        any_company=company,
+        any_company=bool(company),
         outbound_start=_utc(start),
         outbound_span_us=None if start is None else int(end - start),
         outbound_rows=int(rows),

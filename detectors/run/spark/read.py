@@ -203,8 +203,9 @@ class SparkInput:
     warnings: list[str] = field(default_factory=list)
 
 
-def _file_rows(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
-    """(number, path, listed, content) per input file, in the order a local run reads."""
+def _file_rows(spark: SparkSession, paths: Sequence[str]) -> tuple[DataFrame, list[str]]:
+    """(number, path, listed, content) per input file, in the order a local run reads,
+    and the paths by number."""
     from pyspark.sql import functions as F
 
     from detectors.load import _expand
@@ -227,9 +228,8 @@ def _file_rows(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
         with_content = numbered.withColumn("content", F.lit(None).cast("binary"))
     else:
         with_content = numbered.join(fetched.select("path", "content"), "path", "left")
-    return with_content.select("number", "path", "listed", "content").repartition(
-        max(1, len(rows)), "number"
-    )
+    files = with_content.select("number", "path", "listed", "content")
+    return files.repartition(max(1, len(rows)), "number"), [p for p, _ in rows]
 
 
 def _concat(frames: list[pl.DataFrame], schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
@@ -255,7 +255,7 @@ def read_inputs(
         )
     if not paths:
         raise InputError("no input files given")
-    files = _file_rows(spark, paths)
+    files, listed = _file_rows(spark, paths)
     mapping = dict(mapping or {})
     rows = files.mapInArrow(
         lambda batches: load_partition(batches, source_format, mapping), spark_schema()
@@ -268,8 +268,7 @@ def read_inputs(
     errors = by_kind.get(ERROR, [])
     skipped_numbers = {r[INPUT_ROW] for r in by_kind.get(SKIPPED, [])}
     fatal = [r for r in errors if r[INPUT_ROW] not in skipped_numbers]
-    numbers = files.select("number", "path").collect()
-    used = [r["path"] for r in sorted(numbers) if r["number"] << FILE_BITS not in skipped_numbers]
+    used = [p for n, p in enumerate(listed) if n << FILE_BITS not in skipped_numbers]
     if fatal or (errors and not used):
         rows.unpersist()
         first = json.loads(bytes((fatal or errors)[0][BLOB]))

@@ -215,7 +215,8 @@ def _file_rows(spark: SparkSession, paths: Sequence[str]) -> tuple[DataFrame, li
     rows: list[tuple[str, bool]] = [(str(p), listed) for p, listed in _expand(local)]
     fetched = None
     if remote:
-        fetched = spark.read.format("binaryFile").load(remote)
+        reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+        fetched = reader.load(remote)
         found = sorted(r.path for r in fetched.select("path").collect())
         if not found:
             raise InputError("no files found", file=", ".join(remote))

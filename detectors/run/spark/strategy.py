@@ -226,8 +226,65 @@ def server_slice(source: SparkInput, facts: Facts, config: Config) -> PairContex
     return _sliced(wanted, source.names, facts, source)
 
 
+def _isin(frame: DataFrame, column: str, values: Sequence[Any], flag: str) -> DataFrame:
+    """``frame`` with ``flag`` set where ``column`` is one of ``values`` (a broadcast join,
+    where a long ``isin`` list would be planned row by row)."""
+    from pyspark.sql import functions as F
+
+    kind = dict(frame.dtypes)[column]
+    known = frame.sparkSession.createDataFrame([(v,) for v in values], f"{column} {kind}")
+    known = known.distinct().withColumn(flag, F.lit(True))
+    return frame.join(F.broadcast(known), column, "left")
+
+
+def _wanted_names(
+    own: pl.DataFrame, ips: list[str], names: pl.DataFrame, app: pl.DataFrame
+) -> tuple[list[str], list[str], list[str]]:
+    """What the evidence can ask about beyond the candidates' addresses: the URLs, the
+    HTTP/TLS uids and the addresses that share a registered domain with a candidate's
+    names, and the uids of user agents seen on the candidates' addresses (a superset of
+    what ``rank.evidence`` queries, built from the names the driver already holds)."""
+    from detectors.base.domains import registered_domains
+
+    uids = own.get_column(S.UID).drop_nulls().unique()
+    app_names = app.select(S.APP_UID, pl.coalesce(S.APP_SNI, S.APP_HOST).alias("_n")).filter(
+        pl.col("_n").is_not_null()
+    )
+    candidate_names = pl.concat(
+        [
+            own.get_column(S.REMOTE_URL).drop_nulls(),
+            app_names.filter(pl.col(S.APP_UID).is_in(uids.implode())).get_column("_n"),
+            names.filter(pl.col(S.NAME_IP).is_in(ips)).get_column(S.NAME),
+        ]
+    ).unique()
+    domains = registered_domains(candidate_names).drop_nulls().unique()
+    every_url = names.get_column(S.NAME).unique()
+    urls = every_url.filter(registered_domains(every_url).is_in(domains.implode()))
+    named = names.filter(registered_domains(names.get_column(S.NAME)).is_in(domains.implode()))
+    by_domain = app_names.filter(
+        registered_domains(app_names.get_column("_n")).is_in(domains.implode())
+    ).get_column(S.APP_UID)
+    agents = app.filter(pl.col(S.APP_UID).is_in(uids.implode())).get_column(S.APP_USER_AGENT)
+    by_agent = app.filter(pl.col(S.APP_USER_AGENT).is_in(agents.drop_nulls().implode()))
+    wanted_uids = pl.concat([by_domain, by_agent.get_column(S.APP_UID)]).drop_nulls().unique()
+    return (
+        urls.drop_nulls().to_list(),
+        wanted_uids.to_list(),
+        named.get_column(S.NAME_IP).drop_nulls().unique().to_list(),
+    )
+
+
 def evidence_slice(source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame]) -> PairContext:
-    """The outbound events the ranking's questions can touch (module docstring)."""
+    """What the ranking reads, in two parts (the module docstring says why):
+
+    * every outbound event to a candidate's address, whole: the candidates' own events,
+      the addresses' device counts and first sightings, and what the charts draw;
+    * for the device counts per process, port, domain and user agent, the other
+      outbound events that can count, reduced to the distinct (device, process, port,
+      address, URL, uid) they carry: a count of distinct devices is the same over them.
+
+    The context's events are the first part; its population answers from both.
+    """
     from pyspark.sql import functions as F
 
     from detectors.rank.evidence import not_outbound_actions
@@ -237,25 +294,72 @@ def evidence_slice(source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame
     ips = keys.get_column(S.C_REMOTE_IP).drop_nulls().unique().to_list()
     processes = keys.get_column(S.C_PROCESS).drop_nulls().unique().to_list()
     ports = [int(p) for p in keys.get_column(S.C_REMOTE_PORT).drop_nulls().unique().to_list()]
-    events = source.events
-    spark = events.sparkSession
     action = F.col(S.ACTION)
-    outbound = F.col(S.REMOTE_IP).isNotNull() & (
-        action.isNull() | ~action.isin(list(not_outbound_actions()))
+    outbound = source.events.filter(
+        F.col(S.REMOTE_IP).isNotNull()
+        & (action.isNull() | ~action.isin(list(not_outbound_actions())))
     )
-    related = (
-        F.col(S.REMOTE_IP).isin(ips)
-        | F.col(S.PROCESS).isin(processes)
+    flagged = _isin(outbound, S.REMOTE_IP, ips, "_own")
+    own = collect_events(flagged.filter(F.col("_own").isNotNull()).drop("_own"))
+    names = pl.concat(
+        [
+            source.names.select(S.NAME_IP, S.NAME),
+            facts.url_names.select(
+                pl.col(S.REMOTE_IP).alias(S.NAME_IP), pl.col(S.REMOTE_URL).alias(S.NAME)
+            ),
+        ]
+    )
+    urls, uids, named_ips = _wanted_names(own, ips, names, source.app)
+    rest = flagged.filter(F.col("_own").isNull()).drop("_own")
+    rest = _isin(
+        _isin(_isin(rest, S.REMOTE_URL, urls, "_url"), S.UID, uids, "_uid"),
+        S.REMOTE_IP,
+        named_ips,
+        "_named",
+    )
+    counted = (
+        F.col(S.PROCESS).isin(processes)
         | F.col(S.REMOTE_PORT).isin(ports)
-        | F.col(S.REMOTE_URL).isNotNull()
+        | F.col("_url").isNotNull()
+        | F.col("_uid").isNotNull()
+        | F.col("_named").isNotNull()
     )
-    uids = source.app.get_column(S.APP_UID).drop_nulls().unique().to_list()
-    if uids:
-        known = spark.createDataFrame([(u, 1) for u in uids], f"{S.UID} string, _app int")
-        events = events.join(F.broadcast(known), S.UID, "left")
-        related = related | F.col("_app").isNotNull()
-    wanted = events.filter(outbound & related).drop("_app")
-    return _sliced(wanted, source.names, facts, source)
+    reduced = (
+        rest.filter(counted)
+        .select(
+            S.DEVICE_NAME,
+            S.DEVICE_ID,
+            S.PROCESS,
+            S.REMOTE_PORT,
+            S.REMOTE_IP,
+            S.REMOTE_IP_TYPE,
+            F.when(F.col("_url").isNotNull(), F.col(S.REMOTE_URL)).alias(S.REMOTE_URL),
+            F.when(F.col("_uid").isNotNull(), F.col(S.UID)).alias(S.UID),
+        )
+        .distinct()
+    )
+    table = pl.from_arrow(reduced.toArrow())
+    assert isinstance(table, pl.DataFrame)
+    others = (
+        S.conform(table, "")
+        .collect()
+        .with_columns(
+            pl.lit(None, pl.String).alias(S.SOURCE_FILE), pl.lit(None, pl.Int64).alias(INPUT_ROW)
+        )
+    )
+    from detectors.load import _without_duplicates
+
+    events, _ = _without_duplicates(own.drop(INPUT_ROW))
+    everyone = pl.concat([own, others.select(own.columns)], how="vertical")
+    return PairContext(
+        events=events,
+        names=source.names,
+        app=source.app,
+        device_info=source.device_info,
+        files=list(source.files),
+        warnings=list(source.warnings),
+        population=KnownPopulation(everyone.lazy(), source.names, facts),
+    )
 
 
 def validate_params(config: Config, names: Sequence[str]) -> None:

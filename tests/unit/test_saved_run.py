@@ -75,14 +75,3 @@ def test_a_damaged_run_is_refused_in_one_line(tmp_path):
         load_run(tmp_path)
     assert "damaged saved run" in str(caught.value)
     assert "\n" not in str(caught.value)
-
-
-def test_spark_conf_pairs_split_at_the_first_equals():
-    from detectors.run.spark.session import parse_conf
-
-    assert parse_conf(["spark.executor.memory=4g", "a.b=x=y"]) == {
-        "spark.executor.memory": "4g",
-        "a.b": "x=y",
-    }
-    with pytest.raises(InputError, match="expected key=value"):
-        parse_conf(["spark.executor.memory"])

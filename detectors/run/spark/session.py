@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from detectors.base.errors import InputError
@@ -64,3 +65,25 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
         raise InputError(f"cannot start Spark ({master or DEFAULT_MASTER}): {first}") from None
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+@contextmanager
+def spark_errors() -> Iterator[None]:
+    """A failed Spark job (an executor out of memory, a lost JVM, an unreachable store)
+    as one line naming the cause, not a JVM stack trace; Python errors pass through."""
+    try:
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+    except ImportError:  # the session reports the missing extra
+        yield
+        return
+    try:
+        yield
+    except (PySparkException, Py4JError, ConnectionError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        cause = next((line for line in lines if "Error" in line or "Exception" in line), "")
+        cause = cause or (lines[0] if lines else type(exc).__name__)
+        raise InputError(
+            f"Spark failed ({type(exc).__name__}): {cause[:300]}; more memory may help, e.g. "
+            "--spark-conf spark.driver.memory=4g --spark-conf spark.executor.memory=4g"
+        ) from None

@@ -20,6 +20,7 @@ all it asks of everyone is answered by that slice.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import pickle
 import time
@@ -399,6 +400,12 @@ class SparkStrategy:
         return self.spark
 
     def context(self, config: Config, progress: Progress) -> PairContext:
+        from detectors.run.spark.session import spark_errors
+
+        with spark_errors():
+            return self._context(config, progress)
+
+    def _context(self, config: Config, progress: Progress) -> PairContext:
         spark = self._session()
         began = time.perf_counter()
         progress.report("load", 0.0, "reading in Spark")
@@ -426,6 +433,16 @@ class SparkStrategy:
         self, context: PairContext, config: Config, names: Sequence[str], progress: Progress
     ) -> Iterator[DetectorOutcome]:
         """Partial stages in executors, combined here; outcomes come at the end."""
+        from detectors.run.spark.session import spark_errors
+
+        with spark_errors():
+            outcomes = self._hunts(context, config, names, progress)
+        for name in names:
+            yield outcomes[name]
+
+    def _hunts(
+        self, context: PairContext, config: Config, names: Sequence[str], progress: Progress
+    ) -> dict[str, DetectorOutcome]:
         source, facts = self.source, self.facts
         assert source is not None and facts is not None and self.spark is not None, "context()"
         validate_params(config, names)
@@ -464,10 +481,10 @@ class SparkStrategy:
                 f"{duplicates} duplicate event rows dropped (identical in every field)"
             )
         self.timings["slice"] = time.perf_counter() - began
-        for name in names:
-            yield outcomes[name]
+        return outcomes
 
     def close(self) -> None:
         """Release the events Spark cached (the session stays for the next run)."""
         if self.source is not None:
-            self.source.events.unpersist()
+            with contextlib.suppress(Exception):  # a lost JVM has nothing left to release
+                self.source.events.unpersist()

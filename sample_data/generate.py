@@ -18,14 +18,19 @@ import polars as pl
 
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from sample_data import defender, simulate, truth, zeek
+    from sample_data import archive, defender, network_world, simulate, truth, windows, zeek
 else:
-    from . import defender, simulate, truth, zeek
+    from . import archive, defender, network_world, simulate, truth, windows, zeek
 
 DEFENDER_FILE = "defender_network_events"
 DEVICE_INFO_FILE = "device_info.csv"
 GROUND_TRUTH_FILE = "ground_truth.csv"
 ZEEK_DIR = "zeek"
+WINDOWS_DIR = "windows"
+ARCHIVE_DIR = "zeek_archive"
+# The shipped sample stays under 8 MB: the archive holds the first 8 hours (a third of
+# a day: every folder-walking and skipping case, at 0.25 MB).
+ARCHIVE_HOURS = 8
 
 # random stream numbers of the writers (the simulation uses 0-3 and 100+)
 _DEFENDER_STREAM, _DEVICE_INFO_STREAM, _ZEEK_STREAM = 4, 5, 6
@@ -60,12 +65,19 @@ def generate(
     fmt: str = "csv",
     zeek_logs: bool = True,
     gzip_conn: bool = True,
+    windows_host: bool = False,
+    zeek_archive: bool = False,
 ) -> pl.DataFrame:
     """Write the scenario's files into ``out_dir`` and return its ground truth.
 
     ``events`` (a target Defender row count) overrides ``devices``; ``fmt`` is the
     Defender file's format (csv or parquet); ``gzip_conn`` writes zeek/conn.log.gz
-    instead of conn.log (the other Zeek logs stay plain text).
+    instead of conn.log (the other Zeek logs stay plain text). ``windows_host`` also
+    writes ``windows/``: the Sysmon and Security logs (NXLog JSON Lines) of the device
+    hosting the first planted beacon; ``zeek_archive`` writes ``zeek_archive/``: the first
+    ``ARCHIVE_HOURS`` of the Zeek logs rotated hourly into a dated folder, with the logs a
+    sensor also keeps (weird, stats, capture_loss, dhcp) and a README. Neither changes
+    the other files.
     """
     if events is not None:
         devices = devices_for_events(events, days, seed, scale)
@@ -80,8 +92,14 @@ def generate(
     if zeek_logs:
         writer = zeek.ZeekWriter(sc, simulate.rng_stream(seed, _ZEEK_STREAM))
         zeek_counts = writer.write(out / ZEEK_DIR, gzip_conn)
+    if zeek_archive:
+        writer = zeek.ZeekWriter(sc, simulate.rng_stream(seed, _ZEEK_STREAM))
+        archive.write_archive(writer, out / ARCHIVE_DIR, ARCHIVE_HOURS)
     table = truth.ground_truth(sc, defender.counts_per_program(plan), zeek_counts)
     table.write_csv(out / GROUND_TRUTH_FILE)
+    if windows_host and fmt == "csv":
+        beacons = table.filter(pl.col("label") == "beacon").get_column("device")
+        windows.write_windows(out / f"{DEFENDER_FILE}.csv", beacons[0], out / WINDOWS_DIR)
     return table
 
 
@@ -96,12 +114,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="Defender file")
     p.add_argument("--no-zeek", action="store_true", help="skip the Zeek logs")
     p.add_argument("--plain-conn", action="store_true", help="write conn.log, not conn.log.gz")
+    p.add_argument("--windows", action="store_true", help="also windows/: Sysmon + 5156 JSON")
+    p.add_argument("--zeek-archive", action="store_true", help="also zeek_archive/: hourly logs")
+    p.add_argument(
+        "--scenario",
+        choices=("office", "network"),
+        default="office",
+        help="office: the shipped sample (default); network: proxy, DMZ sensor host, "
+        "resolvers and NTP (sample_data/network_world.py; --seed only)",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     began = time.perf_counter()
+    if args.scenario == "network":
+        table = network_world.generate_network(args.out, seed=args.seed if args.seed != 7 else 14)
+        for name in network_world.FILES:
+            print(f"{(Path(args.out) / name).stat().st_size / 1e6:9.2f} MB  {name}")
+        beacons = table.filter(pl.col("label") == "beacon").height
+        print(f"{beacons} beacons, {table.height - beacons} benign periodic programs")
+        return 0
     table = generate(
         args.out,
         days=args.days,
@@ -112,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         fmt=args.format,
         zeek_logs=not args.no_zeek,
         gzip_conn=not args.plain_conn,
+        windows_host=args.windows,
+        zeek_archive=args.zeek_archive,
     )
     elapsed = time.perf_counter() - began
     out = Path(args.out)
@@ -119,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_zeek:
         conn = "conn.log" if args.plain_conn else "conn.log.gz"
         names += [f"{ZEEK_DIR}/{name}" for name in (conn, "dns.log", "http.log", "ssl.log")]
+    for extra in ([WINDOWS_DIR] if args.windows else []) + (
+        [ARCHIVE_DIR] if args.zeek_archive else []
+    ):
+        files = [p for p in (out / extra).rglob("*") if p.is_file()]
+        names += [str(p.relative_to(out)) for p in sorted(files) if "conn" in p.name][:1]
+        size = sum(p.stat().st_size for p in files)
+        print(f"{size / 1e6:9.2f} MB  {extra}/ ({len(files)} files)")
     for name in names:
         print(f"{(out / name).stat().st_size / 1e6:9.2f} MB  {name}")
     beacons = table.filter(pl.col("label") == "beacon").height

@@ -46,7 +46,7 @@ from tui.pipeline import LOAD, Loader, Pipeline, default_loader, detector_key
 from tui.screens.help import HelpScreen
 from tui.screens.log import LogEntry, LogScreen
 from tui.screens.main import DetailContext, MainScreen
-from tui.screens.params import Overrides, ParamsScreen
+from tui.screens.params import NETWORK, Overrides, ParamsScreen
 from tui.settings import save_theme
 from tui.widgets.status_header import HeaderInfo
 
@@ -294,6 +294,7 @@ class BeaconTriageApp(CurationApp):
     def _apply_parameters(self, overrides: Overrides | None) -> None:
         if overrides is None:
             return
+        self.config.network = dict(overrides.pop(NETWORK, {}))  # re-placed by the run
         for name, values in overrides.items():
             if values:
                 self.config.detectors[name] = dict(values)

@@ -9,14 +9,16 @@ Exit codes: 0 ok, 1 bad input (one line on stderr, no traceback), 2 usage error,
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from detectors.base.errors import InputError
+from detectors.base.errors import InputError, UsageError
 from detectors.base.progress import Progress
 from detectors.base.sanitize import visible
 from tui.cli_allowlist import allowlist
@@ -45,14 +47,29 @@ def _say(level: str, text: object) -> None:
     click.echo(f"beacon-triage: {level}: {visible(text)}", err=True)
 
 
-def _fail(exc: InputError) -> None:
+def _fail(exc: InputError) -> NoReturn:
     _say("error", exc)
-    sys.exit(1)
+    sys.exit(2 if isinstance(exc, UsageError) else 1)
+
+
+def _known_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return value
+    from detectors.load import SOURCE_FORMATS
+
+    if value not in SOURCE_FORMATS:
+        close = difflib.get_close_matches(value, SOURCE_FORMATS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise click.BadParameter(
+            f"unknown format '{visible(value)}'{hint}; one of: {', '.join(SOURCE_FORMATS)}"
+        )
+    return value
 
 
 source_format_option = click.option(
     "--source-format",
     default=None,
+    callback=_known_format,
     help="Skip format detection: mde-csv, mde-json, mde-jsonl, mde-parquet, deviceinfo, "
     "zeek-tsv, zeek-json, ecs, csv-mapped.",
 )
@@ -60,7 +77,27 @@ config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), help="Config TOML."
 )
 allowlist_option = click.option(
-    "--allowlist", "allowlist_path", type=click.Path(dir_okay=False), help="Allow-list TOML."
+    "--allowlist",
+    "allowlist_path",
+    type=click.Path(dir_okay=False),
+    help="Allow-list TOML (must exist, unless --allowlist-create).",
+)
+allowlist_create_option = click.option(
+    "--allowlist-create",
+    is_flag=True,
+    help="Start the --allowlist file if it does not exist (else a missing file is an error).",
+)
+no_recursive_option = click.option(
+    "--no-recursive",
+    is_flag=True,
+    help="Read only the files directly inside a folder, not its sub-folders.",
+)
+internal_option = click.option(
+    "--internal",
+    "internal",
+    multiple=True,
+    metavar="CIDR",
+    help="Another subnet of ours, added to [network] internal (repeatable).",
 )
 no_cache_option = click.option(
     "--no-cache",
@@ -82,24 +119,29 @@ def cli() -> None:
 @click.argument("paths", nargs=-1)
 @config_option
 @allowlist_option
+@allowlist_create_option
 @source_format_option
 @no_cache_option
 def open_command(
     paths: tuple[str, ...],
     config_path: str | None,
     allowlist_path: str | None,
+    allowlist_create: bool,
     source_format: str | None,
     no_cache: bool,
 ) -> None:
     """Open the triage TUI on PATHS (default: the bundled sample data), or on one folder
     written by `detect --save-run` (offline: its candidates, charts from its events)."""
     from detectors.load import cache
+    from detectors.run.headless import open_allowlist_file
     from detectors.run.saved import is_saved_run, load_run
     from detectors.run.setup import load_config
 
     saved = None
     try:
         config = load_config(config_path)
+        if allowlist_path:
+            open_allowlist_file(allowlist_path, create=allowlist_create)
         if len(paths) == 1 and is_saved_run(paths[0]):
             saved = load_run(paths[0])
             saved.info["folder"] = paths[0]
@@ -142,6 +184,7 @@ def _known_detectors(
 )
 @config_option
 @allowlist_option
+@allowlist_create_option
 @click.option("--show-allowed", is_flag=True, help="Keep allow-listed candidates, flagged.")
 @click.option(
     "--format",
@@ -150,9 +193,18 @@ def _known_detectors(
     default="table",
     show_default=True,
 )
-@click.option("--output", type=click.Path(dir_okay=False), help="Write here (atomically).")
-@click.option("--explain", "explain_rank", type=int, help="Print the evidence of candidate N.")
-@click.option("--top", type=int, help="Only the N best candidates.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write here (atomically; a regular file in an existing folder, never a device).",
+)
+@click.option(
+    "--explain",
+    "explain_rank",
+    type=click.IntRange(min=1),
+    help="Print the evidence of candidate N (fields cut at 4,096 characters).",
+)
+@click.option("--top", type=click.IntRange(min=1), help="Only the N best candidates.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @source_format_option
 @no_cache_option
@@ -180,11 +232,14 @@ def _known_detectors(
     type=click.Path(file_okay=False),
     help="Also write the candidates and their connections here, for `open DIR` offline.",
 )
+@no_recursive_option
+@internal_option
 def detect_command(
     paths: tuple[str, ...],
     detector_names: tuple[str, ...],
     config_path: str | None,
     allowlist_path: str | None,
+    allowlist_create: bool,
     show_allowed: bool,
     fmt: str,
     output: str | None,
@@ -197,6 +252,8 @@ def detect_command(
     spark_master: str | None,
     spark_conf: tuple[str, ...],
     save_run: str | None,
+    no_recursive: bool,
+    internal: tuple[str, ...],
 ) -> None:
     """Run detectors on PATHS and print the ranked candidates.
 
@@ -224,14 +281,17 @@ def detect_command(
             spark_master=spark_master,
             spark_conf=spark_conf,
             save_run=save_run,
+            recursive=not no_recursive,
+            internal=internal,
+            allowlist_create=allowlist_create,
         )
+        if output:
+            from detectors.base.atomic import safe_write_text
+
+            safe_write_text(output, text)  # refuses devices, FIFOs, read-only files
     except InputError as exc:
         _fail(exc)
-    if output:
-        from detectors.base.atomic import atomic_write_text
-
-        atomic_write_text(output, text)
-    else:
+    if not output:
         click.echo(text, nl=False)
     from detectors.load.cache import finish_writes
 
@@ -255,16 +315,36 @@ def detectors_command() -> None:
 @cli.command("eval")
 @click.argument("paths", nargs=-1)
 @click.option("--truth", "truth_path", type=click.Path(dir_okay=False), help="Ground-truth CSV.")
+@click.option(
+    "--scenario",
+    type=click.Choice(["office", "network"]),
+    default="office",
+    show_default=True,
+    help="Which bundled sample to score when no PATHS are given.",
+)
 @config_option
+@internal_option
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def eval_command(
-    paths: tuple[str, ...], truth_path: str | None, config_path: str | None, quiet: bool
+    paths: tuple[str, ...],
+    truth_path: str | None,
+    scenario: str,
+    config_path: str | None,
+    internal: tuple[str, ...],
+    quiet: bool,
 ) -> None:
     """Recall and precision of each detector and of the merged list on labelled data."""
     from detectors.run.headless import evaluate_paths
 
     try:
-        text = evaluate_paths(paths, truth_path, config_path, Progress(StderrProgress(quiet)))
+        text = evaluate_paths(
+            paths,
+            truth_path,
+            config_path,
+            Progress(StderrProgress(quiet)),
+            scenario=scenario,
+            internal=internal,
+        )
     except InputError as exc:
         _fail(exc)
     # the report names files and programs: inert for the terminal, line by line
@@ -289,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
+        exc.message = visible(exc.message, limit=None)  # type: ignore[misc]  # quotes input
         exc.show()
         code = exc.exit_code
     except BrokenPipeError:  # `detect ... | head`: the reader left; not an input error
@@ -298,6 +379,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("beacon-triage: interrupted", err=True)
         code = 130
+    except OSError as exc:  # e.g. a full disk behind stdout: one line, never a traceback
+        where = "standard output" if exc.filename is None else os.fsdecode(exc.filename)
+        with contextlib.suppress(OSError):
+            _say("error", f"{where}: {exc.strerror or exc}")
+        code = 1
     sys.exit(code if isinstance(code, int) else 0)
 
 

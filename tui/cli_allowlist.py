@@ -21,8 +21,15 @@ if TYPE_CHECKING:  # imported when a command runs: ``detect`` need not load toml
     from detectors.curate.allowlist import AllowEntry, AllowList
 
 
+def _echo(line: str, *, err: bool = False) -> None:
+    """Every line these commands print: file names, keys and values come from files an
+    attacker may have written into (``\\u001b]0;TITLE\\u0007`` would retitle the
+    terminal), so the whole line goes through the same ``visible`` as ``detect``'s."""
+    click.echo(visible(line, limit=None), err=err)
+
+
 def _fail(exc: InputError) -> NoReturn:
-    click.echo(f"beacon-triage: error: {exc}", err=True)
+    _echo(f"beacon-triage: error: {exc}", err=True)
     sys.exit(1)
 
 
@@ -88,7 +95,7 @@ def add_command(file_path: str | None, **fields: str | None) -> None:
         allow.save()
     except InputError as exc:
         _fail(exc)
-    click.echo(f"added {_listing(allow.entries[-1]).strip()} to {path}")
+    _echo(f"added {_listing(allow.entries[-1]).strip()} to {path}")
 
 
 @allowlist.command("list")
@@ -101,9 +108,9 @@ def list_command(file_path: str | None) -> None:
     except InputError as exc:
         _fail(exc)
     if not allow.entries:
-        click.echo(f"{path}: no entries")
+        _echo(f"{path}: no entries")
     for entry in allow.entries:
-        click.echo(_listing(entry))
+        _echo(_listing(entry))
 
 
 @allowlist.command("remove")
@@ -118,7 +125,7 @@ def remove_command(file_path: str | None, number: int) -> None:
         allow.save()
     except InputError as exc:
         _fail(exc)
-    click.echo(f"removed {_listing(entry).strip()} from {path}")
+    _echo(f"removed {_listing(entry).strip()} from {path}")
 
 
 @allowlist.command("check")
@@ -133,11 +140,11 @@ def check_command(file_path: str | None) -> None:
     except InputError as exc:
         _fail(exc)
     for entry in allow.expired():
-        click.echo(
+        _echo(
             f"beacon-triage: warning: {path}: line {entry.line}: entry #{entry.number} "
             f"expired on {entry.expires} and no longer applies",
             err=True,
         )
     disabled = sum(not e.enabled for e in allow.entries)
     expired = len(allow.expired())
-    click.echo(f"{path}: {len(allow.entries)} entries OK ({disabled} disabled, {expired} expired)")
+    _echo(f"{path}: {len(allow.entries)} entries OK ({disabled} disabled, {expired} expired)")

@@ -1,7 +1,8 @@
 """Reference pages generated from the code, so they cannot go stale.
 
 ``python -m tui.reference`` rewrites ``docs/parameters.md`` from the hunts' parameter
-dataclasses and the scoring weights; a test fails when the page in the tree differs.
+dataclasses, the scoring weights and the ``[network]`` settings; a test fails when the
+page in the tree differs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ def _cell(value: Any) -> str:
 
 def parameters_markdown() -> str:
     """Every hunt parameter and every score weight, with its default and what it trades."""
+    from detectors.base.config import network_docs
     from detectors.hunts.registry import all_detectors, param_docs
     from detectors.rank.scoring import ScoreWeights
 
@@ -46,6 +48,16 @@ def parameters_markdown() -> str:
     ]
     for param, default, doc in param_docs(ScoreWeights):
         lines.append(f"| `{param}` | `{_cell(default)}` | {_cell(doc)} |")
+    lines += [
+        "",
+        "## Network (`[network]`, see [network](network.md))",
+        "",
+        "| setting | default | what it trades |",
+        "|---|---|---|",
+    ]
+    for param, default, doc in network_docs():
+        shown = list(default) if isinstance(default, tuple) else default
+        lines.append(f"| `{param}` | `{_cell(shown)}` | {_cell(doc)} |")
     return "\n".join(lines) + "\n"
 
 

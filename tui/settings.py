@@ -40,7 +40,7 @@ def _read(path: Path) -> tomlkit.TOMLDocument:
 
 def _write(path: Path, doc: tomlkit.TOMLDocument) -> None:
     try:
-        atomic_write_text(path, tomlkit.dumps(doc), backup=True)
+        atomic_write_text(path, tomlkit.dumps(doc), backup=True, make_parents=True)
     except OSError as exc:
         raise InputError(f"cannot write config: {exc.strerror or exc}", file=str(path)) from None
 
@@ -111,4 +111,26 @@ def save_detector_params(config: Config, overrides: Mapping[str, Mapping[str, An
         **{k: v for k, v in config.detectors.items() if k not in overrides},
         **{k: dict(v) for k, v in overrides.items() if v},
     }
+    return path
+
+
+def save_network_settings(config: Config, values: Mapping[str, Any]) -> Path:
+    """Replace the ``[network]`` table with ``values`` (none: the table goes).
+
+    Only what differs from the defaults is written; comments elsewhere stay.
+    """
+    path = config_file(config)
+    doc = _read(path)
+    if not values:
+        config.network = {}
+        if "network" not in doc:
+            return path  # nothing to change: the file (and its .bak) stay as they are
+        del doc["network"]
+    else:
+        table = tomlkit.table()
+        for key, value in values.items():
+            table[key] = list(value) if isinstance(value, tuple) else value
+        doc["network"] = table
+    _write(path, doc)
+    config.network = dict(values)
     return path

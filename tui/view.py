@@ -67,7 +67,11 @@ def _remote(row: dict[str, Any]) -> str:
     port = row.get(S.C_REMOTE_PORT)
     if ":" in ip:  # IPv6: brackets keep the port readable
         ip = f"[{ip}]"
-    return f"{ip}:{port}" if port is not None else ip
+    text = f"{ip}:{port}" if port is not None else ip
+    if row.get(S.C_DIRECTION) == S.DIR_INBOUND:  # the remote end connects to our port
+        text = f"← {text}"
+    proxy = row.get(S.C_VIA_PROXY)
+    return f"{text} via proxy {visible(proxy)}" if proxy else text
 
 
 def _detectors(row: dict[str, Any]) -> str:

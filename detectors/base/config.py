@@ -24,6 +24,11 @@ min_file_mb = 8                    # smaller files are parsed every time
 min_load_s = 1.5                   # and so are files that load faster than this
 enabled = true
 
+[network]                          # detectors.pairs.topology, .proxy
+internal = ["10.0.0.0/8", "203.0.113.0/24"]   # our addresses (default: private ranges)
+monitored = ["198.51.100.7"]       # public hosts a sensor watches (inferred too)
+proxies = ["10.0.0.5:3128"]        # explicit proxies (detected too)
+
 [engine]                           # input bigger than this is split by device on disk
 max_events_in_memory = 12000000    # (detectors.run.partitioned); memory then stays about
 partition_events = 3000000         # one partition's worth
@@ -54,7 +59,148 @@ APP_NAME = "beacon-triage"
 DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
 TOP_LEVEL_KEYS = {
     "allowlist", "triage", "theme", "mmdb", "detectors", "scoring", "mapping", "cache", "engine",
+    "network",
 }  # fmt: skip
+
+# Our own address space unless the user says otherwise: RFC 1918, RFC 6598 (carrier-grade
+# NAT, 100.64/10), IPv6 unique-local (fc00::/7), link-local and loopback.
+DEFAULT_INTERNAL = (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+    "127.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128",
+)  # fmt: skip
+
+
+def _n(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """Where the site's own network ends (``[network]``): typed settings, no behaviour.
+
+    ``detectors.pairs.topology`` gives every connection a direction from these;
+    ``detectors.pairs.proxy`` re-keys connections through explicit proxies.
+    """
+
+    enabled: bool = _n(
+        True,
+        "Place events in the network at all. Off: the old rule (hunt public remote addresses "
+        "only, no proxies re-keyed, no inbound pairs). Inputs bigger than memory (partitioned"
+        " runs) are not placed yet.",
+    )
+    internal: tuple[str, ...] = _n(
+        DEFAULT_INTERNAL,
+        "Subnets whose hosts are ours: their traffic is outbound, inbound or internal.",
+    )
+    monitored: tuple[str, ...] = _n(
+        (),
+        "Public addresses a sensor watches (a Zeek sensor on an internet-facing server): ours"
+        " too, so their connections get a direction and they count as devices.",
+    )
+    proxies: tuple[str, ...] = _n(
+        (),
+        'Explicit proxies as "address:port"; their clients\' connections are re-keyed to the '
+        "proxied host.",
+    )
+    infer_monitored: bool = _n(
+        True,
+        "Infer monitored hosts from the data (a public address many external sources reach "
+        "that also originates traffic). Off: only ``monitored`` counts.",
+    )
+    monitored_min_sources: int = _n(
+        1000,
+        '"Many external sources": distinct non-internal originators reaching the address. '
+        "Lower finds sensors on quiet servers; too low makes a busy external peer ours.",
+    )
+    monitored_min_destinations: int = _n(
+        2, '"Originates the site\'s own traffic": distinct addresses it opens connections to.'
+    )
+    infer_proxies: bool = _n(
+        True,
+        "Detect proxies from the data (CONNECT seen, or one private address:port carrying "
+        "most devices' named web traffic). Off: only ``proxies`` counts.",
+    )
+    proxy_min_names: int = _n(
+        10, '"Many distinct names": destination names seen through one address:port.'
+    )
+    proxy_min_device_share: float = _n(
+        0.5, '"Most devices\' web traffic": share of the devices with named traffic using it.'
+    )
+
+    def with_internal(self, extra: tuple[str, ...]) -> NetworkSettings:
+        """These settings with more internal subnets (``--internal CIDR``), checked."""
+        from dataclasses import replace
+
+        for cidr in extra:
+            check_network(cidr, "--internal", None)
+        return replace(self, internal=tuple(dict.fromkeys((*self.internal, *extra))))
+
+
+def network_docs() -> list[tuple[str, Any, str]]:
+    """(name, default, what it trades) of every ``[network]`` setting (TUI, docs)."""
+    from dataclasses import fields
+
+    return [(f.name, f.default, f.metadata.get("doc", "")) for f in fields(NetworkSettings)]
+
+
+def check_network(text: str, key: str, file: str | None) -> str:
+    """``text`` if it is an address or CIDR block, else a one-line error naming ``key``."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise InputError(
+            f"'{text}' is not an address or CIDR block", file=file, field=key
+        ) from None
+    return text.strip()
+
+
+def check_endpoint(text: str, key: str, file: str | None) -> str:
+    """``text`` if it is "address:port" (IPv6 as "[addr]:port"), else a one-line error."""
+    import ipaddress
+
+    host, _, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        ok = 0 < int(port) < 65536
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InputError(f"'{text}' is not address:port", file=file, field=key)
+    return f"{host}:{int(port)}"
+
+
+def network_from_table(table: dict[str, Any], file: str | None) -> NetworkSettings:
+    """The ``[network]`` table as settings; an unknown key or a bad value names itself."""
+    from dataclasses import fields
+
+    known = {f.name: f for f in fields(NetworkSettings)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"network.{key}"
+        if key not in known:
+            raise InputError(f"unknown setting [network] {key}", file=file, field=name)
+        default = getattr(NetworkSettings(), key)
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise InputError("must be a list of strings", file=file, field=name)
+            check = check_endpoint if key == "proxies" else check_network
+            values[key] = tuple(check(v, name, file) for v in value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise InputError("must be true or false", file=file, field=name)
+            values[key] = value
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError("must be a positive integer", file=file, field=name)
+            values[key] = value
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise InputError("must be a number in (0, 1]", file=file, field=name)
+            values[key] = float(value)
+    return NetworkSettings(**values)
 
 
 def config_dir() -> Path:
@@ -84,6 +230,14 @@ class Config:
     mapping: dict[str, str] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
     engine: dict[str, Any] = field(default_factory=dict)
+    network: dict[str, Any] = field(default_factory=dict)
+    # ``--internal CIDR`` on the command line: subnets added to ``[network] internal``.
+    extra_internal: tuple[str, ...] = ()
+
+    def network_settings(self) -> NetworkSettings:
+        """The ``[network]`` table as settings, with any ``--internal`` subnets added."""
+        settings = network_from_table(self.network, str(self.path) if self.path else None)
+        return settings.with_internal(self.extra_internal) if self.extra_internal else settings
 
     def cache_settings(self) -> CacheSettings:
         """The ``[cache]`` table as settings (defaults when absent)."""
@@ -216,11 +370,12 @@ def read_config(path: str | Path | None) -> Config:
         cfg.mmdb = _path(data["mmdb"], "mmdb", file)
     if "theme" in data:
         cfg.theme = str(data["theme"])
-    for section in ("detectors", "scoring", "mapping", "cache", "engine"):
+    for section in ("detectors", "scoring", "mapping", "cache", "engine", "network"):
         value = data.get(section, {})
         if not isinstance(value, dict):
             raise InputError(f"[{section}] must be a table", file=file)
         setattr(cfg, section, value)
     cfg.cache_settings()  # validate now
     cfg.engine_settings()
+    cfg.network_settings()
     return cfg

@@ -42,6 +42,13 @@ class InputError(Exception):
         return " ".join(text.split())  # one line, whatever the message held
 
 
+class UsageError(InputError):
+    """A wrong argument rather than bad data (an unknown format, a rank out of range).
+
+    The CLI exits 2 for it, as for any usage error, so a script can tell the two apart.
+    """
+
+
 class Cancelled(Exception):
     """Raised between stages when the caller asked a run to stop."""
 

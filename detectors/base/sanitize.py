@@ -85,3 +85,25 @@ def csv_cell(text: str) -> str:
     if value.startswith(_FORMULA_START):
         return "'" + value
     return value
+
+
+def toml_basic_string(text: str) -> str:
+    """``text`` as a TOML basic string (with its quotes) that is inert on a terminal.
+
+    tomlkit escapes C0 controls but writes C1 controls (``\\x9b`` is CSI), bidi
+    overrides and zero-width characters raw, so ``cat allowlist.toml`` would replay
+    what an attacker put in a domain name. Here every character ``visible`` would
+    escape is a TOML ``\\u``/``\\U`` escape: the file reads back to the exact string.
+    """
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch < " " or ch == "\x7f" or (not ch.isascii() and _unsafe(ch)):
+            code = ord(ch)
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'

@@ -6,6 +6,8 @@ format. A field a source does not carry is null, never guessed.
 
 from __future__ import annotations
 
+import os
+
 import polars as pl
 
 # --- event columns -------------------------------------------------------------------
@@ -50,6 +52,23 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     UID: pl.String(),
     SOURCE_FILE: pl.String(),
 }
+
+# --- topology columns (added by the pairs stage, not by loaders: ``detectors.pairs.topology``) --
+DIRECTION = "direction"  # outbound | inbound | internal | external-only (null: no remote)
+VIA_PROXY = "via_proxy"  # "10.0.0.5:3128" when the row was re-keyed to its proxied host
+DIR_OUTBOUND = "outbound"
+DIR_INBOUND = "inbound"
+DIR_INTERNAL = "internal"
+DIR_EXTERNAL_ONLY = "external-only"
+DIRECTIONS = (DIR_OUTBOUND, DIR_INBOUND, DIR_INTERNAL, DIR_EXTERNAL_ONLY)
+# Directions a hunt looks at: traffic between our hosts and the internet.
+HUNTED_DIRECTIONS = (DIR_OUTBOUND, DIR_INBOUND)
+TOPOLOGY_SCHEMA: dict[str, pl.DataType] = {DIRECTION: pl.String(), VIA_PROXY: pl.String()}
+
+# Canonical protocol values (``protocol`` column): lower case, null when unknown.
+PROTO_TCP = "tcp"
+PROTO_UDP = "udp"
+PROTO_ICMP = "icmp"
 
 # --- Defender ActionTypes (seed 002) ---------------------------------------------------
 ACTION_SUCCESS = "ConnectionSuccess"
@@ -97,6 +116,7 @@ APP_HOST = "http_host"
 APP_METHOD = "http_method"
 APP_SNI = "ssl_server_name"
 APP_KIND = "app_kind"  # http | ssl
+APP_URI = "http_uri"  # the request target as written: CONNECT host:port, or an absolute URI
 
 APP_SCHEMA: dict[str, pl.DataType] = {
     APP_UID: pl.String(),
@@ -105,6 +125,7 @@ APP_SCHEMA: dict[str, pl.DataType] = {
     APP_HOST: pl.String(),
     APP_METHOD: pl.String(),
     APP_SNI: pl.String(),
+    APP_URI: pl.String(),
 }
 
 # --- Defender DeviceInfo (seed 004) ----------------------------------------------------
@@ -138,6 +159,8 @@ C_DETECTORS = "detectors"  # merged list: names of every detector that hit
 C_EVIDENCE = "evidence"  # merged list: JSON text of the score composition
 C_INTERVAL = "median_interval_s"
 C_JITTER = "jitter_pct"
+C_DIRECTION = "direction"  # outbound | inbound (``DIRECTION``)
+C_VIA_PROXY = "via_proxy"  # the proxy a proxied destination was reached through
 C_PERIOD = "period_s"  # the periodicity hunt's estimate of the sleep, when it ran
 C_NAMES = "names"  # every name seen for the remote address (DNS, SNI, Host, RemoteUrl)
 # Added by curation (``detectors.curate.decorate``):
@@ -176,7 +199,9 @@ def conform(frame: pl.DataFrame | pl.LazyFrame, source_file: str) -> pl.LazyFram
     exprs = []
     for name, dtype in EVENT_SCHEMA.items():
         if name == SOURCE_FILE:
-            exprs.append(pl.lit(source_file, dtype=pl.String()).alias(name))
+            # a name that is not UTF-8 (bad\\xff.csv) is kept with \\xNN for its bytes
+            shown = os.fsencode(source_file).decode("utf-8", "backslashreplace")
+            exprs.append(pl.lit(shown, dtype=pl.String()).alias(name))
         elif name in have:
             exprs.append(pl.col(name).cast(dtype, strict=False).alias(name))
         else:

@@ -25,6 +25,7 @@ Host headers an adversary can influence: an entry by domain is weaker than one b
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -151,6 +152,23 @@ def _domain_pattern(text: str) -> tuple[str, bool]:
     return name, wildcard
 
 
+def _read_detector(values: Mapping[str, Any], where: Where) -> str | None:
+    """A registered detector's name: a typo would make the entry silently match nothing."""
+    name = read_text(values, "detector", where)
+    if name is None:
+        return None
+    from detectors.hunts.registry import all_detectors  # only when an entry names a detector
+
+    known = sorted(all_detectors())
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise where.error(
+            f"unknown detector '{visible(name)}' ({hint}known: {', '.join(known)})", "detector"
+        )
+    return name
+
+
 def parse_entry(
     values: Mapping[str, Any],
     index: int,
@@ -194,7 +212,7 @@ def parse_entry(
         remote_ip=remote_ip,
         remote_port=read_port(values, where),
         domain=domain,
-        detector=read_text(values, "detector", where),
+        detector=_read_detector(values, where),
         added_by=read_text(values, "added_by", where),
         added=read_instant(values, "added", where),
         expires=read_day(values, "expires", where),

@@ -29,9 +29,18 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import String, StringType, Trivia
 
-from detectors.base.atomic import atomic_write_bytes
+from detectors.base.atomic import (
+    WriteError,
+    atomic_write_bytes,
+    check_target,
+    locked,
+    os_error,
+    update_bytes,
+)
 from detectors.base.errors import InputError
+from detectors.base.sanitize import toml_basic_string
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -285,6 +294,15 @@ def _table_from_text(text: str, name: str) -> TableText:
 
 
 def _toml_item(value: Any) -> Any:
+    """A tomlkit item; strings (often copied from telemetry) keep unsafe characters escaped."""
+    if isinstance(value, str):
+        quoted = toml_basic_string(value)
+        return String(StringType.SLB, value, quoted[1:-1], Trivia())
+    if isinstance(value, (list, tuple)):
+        array = tomlkit.array()
+        for element in value:
+            array.append(_toml_item(element))
+        return array
     return tomlkit.item(value)
 
 
@@ -424,10 +442,7 @@ class TableFile:
         # tomlkit edits the table up to its last key; the comment and blank lines after it
         # (often about the next table) stay where they are, and new keys go above them.
         lines = split_lines(old.text)
-        kinds = _classify(lines, self.name)
-        last = max(
-            (i for i, k in enumerate(kinds) if k.kind in (_KEY, _CONTINUED)), default=old.header
-        )
+        last = _last_key_line(old.text, self.name)
         core, tail = "".join(lines[: last + 1]), "".join(lines[last + 1 :])
         if any(key not in old.values for key in set_values) and not core.endswith("\n"):
             core += self.newline
@@ -448,8 +463,31 @@ class TableFile:
         return replace(self, tables=tuple(tables))
 
     def remove(self, index: int) -> TableFile:
-        """Drop one table with the comments directly above its header."""
-        return replace(self, tables=self.tables[:index] + self.tables[index + 1 :])
+        """Drop one table: its header, its keys and the comments directly above the header.
+
+        The comment and blank lines after its last key are not the table's (often they
+        are about the next table, or ``# end of file``): they stay, joined to the text
+        before, so every byte outside the removed entry is kept. Only blank lines with
+        no comment among them go with the table: they merely separate it from the next.
+        """
+        old = self.tables[index]
+        tail = "".join(split_lines(old.text)[_last_key_line(old.text, self.name) + 1 :])
+        if not tail.strip():
+            tail = ""
+        tables = list(self.tables[:index])
+        preamble = self.preamble
+        if tail and tables:
+            tables[-1] = replace(tables[-1], text=tables[-1].text + tail)
+        elif tail:
+            preamble += tail
+        return replace(self, preamble=preamble, tables=(*tables, *self.tables[index + 1 :]))
+
+
+def _last_key_line(text: str, name: str) -> int:
+    """0-based line where a table's own text ends: its last key (or its header)."""
+    kinds = _classify(split_lines(text), name)
+    header = next(i for i, k in enumerate(kinds) if k.kind == _HEADER)
+    return max((i for i, k in enumerate(kinds) if k.kind in (_KEY, _CONTINUED)), default=header)
 
 
 def _checked(text: str, name: str, expected: dict[str, Any]) -> TableText:
@@ -602,6 +640,9 @@ class TomlStore(Generic[M]):
     NEW_FILE_COMMENT: ClassVar[str] = ""  # written at the top when the store creates the file
     conflict_error: ClassVar[type[StoreConflict]] = StoreConflict
     save_error: ClassVar[type[StoreSaveError]] = StoreSaveError
+    # A missing folder is created (0700): the default path is in a config folder that
+    # may not exist yet, and the file is the analyst's own, not an output.
+    MAKE_PARENTS: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -630,6 +671,16 @@ class TomlStore(Generic[M]):
         text, bom = _decode(raw, str(path))
         file = TableFile.parse(text, cls.TABLE, file=str(path))
         return cls(path, file, digest=_digest(raw), bom=bom)
+
+    @classmethod
+    def create(cls, path: str | Path) -> None:
+        """Start the file with its new-file comment, unless it exists (then it is kept)."""
+        comment = "".join(f"# {line}".rstrip() + "\n" for line in cls.NEW_FILE_COMMENT.splitlines())
+        update_bytes(
+            path,
+            lambda current: current if current is not None else comment.encode("utf-8"),
+            make_parents=cls.MAKE_PARENTS,
+        )
 
     # subclass hooks
     def _build(self, file: TableFile) -> M:
@@ -737,20 +788,35 @@ class TomlStore(Generic[M]):
     def save(self, *, overwrite: bool = False, skip_conflicts: bool = False) -> list[str]:
         """Write the edits, atomically, keeping the previous version as ``.bak``.
 
-        If the file changed on disk since it was read, the edits are re-applied on top
-        of the new content. ``skip_conflicts`` drops edits that no longer apply instead of
-        raising; ``overwrite`` writes this version over the other writer's (a file that
-        is not valid TOML is never overwritten). Returns the descriptions of skipped edits.
-        On an OSError nothing is half-written, the edits stay pending and ``save_error``
-        is raised; a later save retries.
+        The whole read-merge-write runs under the file's advisory lock
+        (``detectors.base.atomic.locked``): the file is re-read under it and, if it changed
+        on disk since it was read, the edits are re-applied on top of the new content,
+        so a concurrent writer's entries are never lost. ``skip_conflicts`` drops edits
+        that no longer apply instead of raising; ``overwrite`` writes this version over
+        the other writer's (a file that is not valid TOML is never overwritten). Returns
+        the descriptions of skipped edits. A file that must not be written (read-only,
+        a device...) or an OSError raises ``save_error``; nothing is half-written and
+        the edits stay pending, so a later save retries.
         """
+        try:
+            if not self._pending and not overwrite:  # at most adopt theirs: nothing written
+                return self._save_locked(overwrite, skip_conflicts)
+            check_target(self.path, make_parents=self.MAKE_PARENTS)
+            with locked(self.path):
+                return self._save_locked(overwrite, skip_conflicts)
+        except WriteError as exc:
+            raise self.save_error(
+                f"cannot save: {exc.reason}", file=exc.file or str(self.path)
+            ) from None
+        except OSError as exc:
+            error = os_error(exc, self.path)
+            raise self.save_error(f"cannot save: {error.reason}", file=error.file) from None
+
+    def _save_locked(self, overwrite: bool, skip_conflicts: bool) -> list[str]:
         try:
             raw = _read(self.path)
         except OSError as exc:
-            raise self.save_error(
-                f"cannot read before saving: {exc.strerror or exc}; your edits are kept",
-                file=str(self.path),
-            ) from None
+            raise os_error(exc, self.path, "cannot read before saving") from None
         disk_digest = _digest(raw)
         file, bom = self._file, self._bom
         skipped: list[Edit] = []
@@ -774,14 +840,11 @@ class TomlStore(Generic[M]):
         data = ((_BOM if bom else "") + file.text).encode("utf-8")
         self._pending = [e for e in self._pending if not any(e is s for s in skipped)]
         try:
-            atomic_write_bytes(self.path, data, backup=True)
-        except OSError as exc:
+            atomic_write_bytes(self.path, data, backup=True, make_parents=self.MAKE_PARENTS)
+        except (WriteError, OSError):
             # Keep the re-applied version as ours so a retry does not apply edits twice.
             self._file, self._model, self._digest, self._bom = file, model, disk_digest, bom
-            raise self.save_error(
-                f"cannot save: {exc.strerror or exc}; your edits are kept, save again",
-                file=str(self.path),
-            ) from None
+            raise
         self._file, self._model, self._digest, self._bom = file, model, _digest(data), bom
         self._pending = []
         return [edit.description for edit in skipped]

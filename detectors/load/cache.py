@@ -40,13 +40,14 @@ from typing import Any
 import polars as pl
 
 from detectors.base import schema as S
+from detectors.base.atomic import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, private_dir
 from detectors.base.config import (
     CacheSettings,
     cache_dir,
 )
 from detectors.load.common import READ_ERRORS, LoadedFile
 
-LOADER_VERSION = 1  # bump when any loader's output changes: every old entry goes stale
+LOADER_VERSION = 2  # bump when any loader's output changes: every old entry goes stale
 WRITE_NOW, WRITE_IN_BACKGROUND, WRITE_LATER = "now", "background", "later"
 WRITE_MODES = (WRITE_NOW, WRITE_IN_BACKGROUND, WRITE_LATER)
 ENTRIES = "loads"
@@ -167,7 +168,12 @@ class LoadCache:
     def _write(self, key: str, path: Path, loaded: LoadedFile) -> None:
         tmp = self.root / f"{_TMP}{key}-{uuid.uuid4().hex[:8]}"
         try:
-            tmp.mkdir(parents=True)
+            # The copy is the incident's traffic: folders 0700, files 0600, so other
+            # users of a shared jump host cannot read it (polars writes with the umask).
+            private_dir(self.root)
+            with contextlib.suppress(OSError):  # ours: made 0755 by an older version
+                os.chmod(self.root, PRIVATE_DIR_MODE)
+            os.mkdir(tmp, PRIVATE_DIR_MODE)
             digests = {}
             for name in PARTS:
                 frame = getattr(loaded, name)
@@ -185,9 +191,12 @@ class LoadCache:
                     row_group_size=1 << 20,
                     statistics=False,
                 )
+                os.chmod(file, PRIVATE_FILE_MODE)
                 digests[name] = _digest(file)
             meta = {"source": str(path.resolve()), "parts": digests, "warnings": loaded.warnings}
-            (tmp / META).write_text(json.dumps(meta), encoding="utf-8")
+            fd = os.open(tmp / META, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(meta))
             if _entry_size(tmp) > self.settings.max_bytes:
                 return
             try:

@@ -11,6 +11,8 @@ normalises IP text per distinct value and conforms to the canonical schema.
 from __future__ import annotations
 
 import csv
+import io
+import os
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +26,7 @@ import pyarrow as pa
 
 from detectors.base import schema as S
 from detectors.base.errors import InputError
-from detectors.base.netclass import normalize_ip
+from detectors.base.netclass import INVALID, classify_ip, normalize_ip
 from detectors.load.timestamps import (
     choose_text_parser,
     present,
@@ -69,12 +71,36 @@ class LoadedFile:
     app: pl.DataFrame | None = None
     device_info: pl.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
+    # set when the file holds nothing the engine uses: the summary line's group ("Zeek
+    # weird logs", "Windows events of other IDs")
+    skipped: str | None = None
+    # Zeek open_conn/open_http/open_ssl: connections not yet closed, dropped when the
+    # closed log has the same uid
+    still_open: bool = False
 
     @property
     def rows(self) -> int:
         return sum(
             f.height for f in (self.events, self.names, self.app, self.device_info) if f is not None
         )
+
+
+def merge_loaded(parts: list[LoadedFile]) -> LoadedFile:
+    """One LoadedFile from the parts of one file (a concatenated log's sections)."""
+
+    def joined(frames: list[pl.DataFrame | None]) -> pl.DataFrame | None:
+        present = [f for f in frames if f is not None]
+        return pl.concat(present, how="vertical") if present else None
+
+    return LoadedFile(
+        events=joined([p.events for p in parts]),
+        names=joined([p.names for p in parts]),
+        app=joined([p.app for p in parts]),
+        device_info=joined([p.device_info for p in parts]),
+        warnings=[w for p in parts for w in p.warnings],
+        skipped=parts[0].skipped if parts and all(p.skipped for p in parts) else None,
+        still_open=any(p.still_open for p in parts),
+    )
 
 
 def csv_locator(index: int) -> dict[str, int]:
@@ -106,6 +132,22 @@ READ_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def polars_source(path: Path) -> Path | io.BytesIO:
+    """What to hand polars or pyarrow for ``path``.
+
+    Both take a path as UTF-8 text, so a file name that is not valid UTF-8 (``bad\\xff.csv``
+    from another system's archive) made polars raise ``TypeError: Object does not have a
+    .read() method``. Such a file is read through its bytes name into memory instead;
+    every other file keeps polars' lazy, projected scan.
+    """
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        with open(os.fsencode(path), "rb") as handle:
+            return io.BytesIO(handle.read())
+    return path
+
+
 def first_line_of(exc: BaseException) -> str:
     """An exception's message cut to its first line (polars adds hints on later lines)."""
     lines = str(exc).strip().splitlines()
@@ -120,7 +162,9 @@ def reading(file: Path) -> Iterator[None]:
     except InputError:
         raise
     except READ_ERRORS as exc:
-        raise InputError(f"cannot read: {first_line_of(exc)}", file=str(file)) from None
+        from detectors.load.diagnose import explain  # the error path only; avoids a cycle
+
+        raise explain(file, first_line_of(exc)) from None
 
 
 # --- column conversions: source column (of a known dtype) -> canonical type -----------------
@@ -212,13 +256,20 @@ def timestamp_spec(
 
 
 def collect_checked(
-    table: RawTable, columns: Mapping[str, pl.Expr], timestamp: TimestampSpec, file: Path
+    table: RawTable,
+    columns: Mapping[str, pl.Expr],
+    timestamp: TimestampSpec,
+    file: Path,
+    *,
+    drop_outside: bool = False,
 ) -> tuple[pl.DataFrame, list[str]]:
     """Collect ``TIMESTAMP`` and ``columns`` (canonical name -> expression over raw columns).
 
     Rows the fast timestamp parse missed are re-parsed with every accepted form; the
     first still unparsable one raises, naming its line and column. Rows without a
-    timestamp are dropped (a warning says how many; blank lines silently).
+    timestamp are dropped (a warning says how many; blank lines silently). A timestamp
+    outside the years 1-9999 raises, unless ``drop_outside`` (events: the caller drops
+    implausible times with a warning, see ``drop_implausible``).
     """
     raw_ts = pl.col(timestamp.source)
     has_ts = present(raw_ts, table.schema[timestamp.source])
@@ -249,7 +300,7 @@ def collect_checked(
             _raise_bad_timestamp(table, timestamp.source, int(still_bad[0]), file)
     parsed_ts = frame.get_column(S.TIMESTAMP)
     outside = ((parsed_ts < EARLIEST) | (parsed_ts > LATEST)).fill_null(False).arg_true()
-    if outside.len():
+    if outside.len() and not drop_outside:
         _raise_bad_timestamp(table, timestamp.source, int(outside[0]), file, OUT_OF_RANGE)
     warnings = list(table.warnings)
     missing = int((frame.get_column(_NO_TS) & ~frame.get_column(_BLANK)).sum())
@@ -282,11 +333,65 @@ def finish_events(
     table: RawTable, columns: Mapping[str, pl.Expr], timestamp: TimestampSpec, file: Path
 ) -> tuple[pl.DataFrame, list[str]]:
     """``collect_checked``, then IP text normalised and the canonical event schema applied."""
-    frame, warnings = collect_checked(table, columns, timestamp, file)
+    frame, warnings = collect_checked(table, columns, timestamp, file, drop_outside=True)
     for column in (S.REMOTE_IP, S.LOCAL_IP):
         if column in frame.columns:
             frame = normalize_ip_column(frame, column)
-    return S.conform(frame, str(file)).collect(), warnings
+    per_row = frame.get_column(S.SOURCE_FILE) if S.SOURCE_FILE in frame.columns else None
+    events = S.conform(frame, str(file)).collect()
+    if per_row is not None:  # one scan of many files: each row names its own
+        events = events.with_columns(per_row.cast(pl.String))
+    # protocol names as Zeek writes them ("tcp"), whatever the source's case (Defender "Tcp")
+    events = events.with_columns(pl.col(S.PROTOCOL).str.to_lowercase())
+    events, dropped = drop_implausible(events)
+    return events, warnings + dropped
+
+
+# Connection times before this are a clock or parsing fault; after, a corrupt record.
+PLAUSIBLE_FROM = datetime(1970, 1, 1, tzinfo=timezone.utc)
+PLAUSIBLE_UNTIL = datetime(2100, 1, 1, tzinfo=timezone.utc)
+_IPV4 = r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$"
+
+
+def _not_an_ip(column: pl.Series) -> pl.Series:
+    """True where the text is neither IPv4 nor IPv6; Python only sees non-IPv4 distinct text."""
+    distinct = column.drop_nulls().unique()
+    odd = distinct.filter(~distinct.str.contains(_IPV4)).to_list()
+    bad = [value for value in odd if classify_ip(value) == INVALID]
+    return column.is_in(pl.Series(bad, dtype=pl.String).implode()).fill_null(False)
+
+
+def drop_implausible(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """Events without an impossible value, and one warning per kind of value dropped.
+
+    A port outside 0-65535, an address that is not an IP, or a time before 1970 or from
+    2100 on cannot be a connection as written: ranked, it would be noise a hunter has to
+    explain away. Such rows are counted per kind, the first file named, and never ranked.
+    """
+    if events.is_empty():
+        return events, []
+    stamp = events.get_column(S.TIMESTAMP)
+    kinds: list[tuple[str, pl.Series]] = []
+    for column in (S.LOCAL_PORT, S.REMOTE_PORT):
+        port = events.get_column(column)
+        kinds.append((f"{column} outside 0-65535", ((port < 0) | (port > 65535)).fill_null(False)))
+    for column in (S.REMOTE_IP, S.LOCAL_IP):
+        kinds.append((f"{column} that is not an IP address", _not_an_ip(events.get_column(column))))
+    too_early = (stamp < PLAUSIBLE_FROM).fill_null(False)
+    too_late = (stamp >= PLAUSIBLE_UNTIL).fill_null(False)
+    kinds.append(("timestamp before 1970", too_early))
+    kinds.append(("timestamp in 2100 or later", too_late))
+    warnings = []
+    drop = pl.Series([False] * events.height)
+    for what, mask in kinds:
+        count = int(mask.sum())
+        if count:
+            first = events.get_column(S.SOURCE_FILE).filter(mask)[0]
+            warnings.append(f"{count} rows with a {what} dropped (first in {first})")
+            drop = drop | mask
+    if not warnings:
+        return events, []
+    return events.filter(~drop), warnings
 
 
 def conform_to(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:

@@ -17,6 +17,13 @@ way in any row (``@timestamp`` and ``destination.ip`` required):
 | source.bytes / destination.bytes | bytes_out / bytes_in |
 | url.domain, else destination.domain | remote_url |
 
+Zeek shipped through Filebeat's zeek module (``event.dataset`` ``zeek.connection``,
+``zeek.session_id``, ``zeek.connection.state``) or Security Onion (``event.module``
+``zeek``, ``event.dataset`` ``conn``, ``log.id.uid``, ``connection.state``) is ECS too:
+the uid and the Zeek state are read, and documents of Zeek's other logs (dns, http,
+ssl, weird...), which also carry source and destination, are not connections and are
+dropped with a count.
+
 ``source`` is taken as the device and ``destination`` as the remote end, as ECS defines
 them for the connection's initiator; inbound events therefore keep their ECS meaning.
 Connections is 1 per document.
@@ -31,7 +38,7 @@ import polars as pl
 from detectors.base import schema as S
 from detectors.base.errors import InputError
 from detectors.load import fields as F
-from detectors.load.common import LoadedFile, RawTable, finish_events, timestamp_spec
+from detectors.load.common import LoadedFile, RawTable, finish_events, reading, timestamp_spec
 from detectors.load.tables import jsonl_table
 
 TIMESTAMP = "@timestamp"
@@ -53,7 +60,15 @@ PATHS = (
     "destination.domain",
     "network.transport",
     "url.domain",
+    "event.dataset",
+    "event.module",
+    "zeek.session_id",
+    "log.id.uid",
+    "zeek.connection.state",
+    "connection.state",
 )
+# Zeek datasets that are connections, as Filebeat and Security Onion name them
+ZEEK_CONNECTION_DATASETS = ("zeek.connection", "zeek.conn", "conn", "connection")
 
 
 def _account(schema: dict[str, pl.DataType]) -> pl.Expr:
@@ -84,7 +99,8 @@ def load_ecs(path: Path) -> LoadedFile:
         S.DEVICE_NAME: F.text(schema, "host.name"),
         S.ACCOUNT: _account(schema),
         S.PROCESS: F.text(schema, "process.name"),
-        S.ACTION: F.text(schema, "event.action"),
+        S.ACTION: F.text(schema, "zeek.connection.state", "connection.state", "event.action"),
+        S.UID: F.text(schema, "zeek.session_id", "log.id.uid"),
         S.LOCAL_IP: F.text(schema, "source.ip"),
         S.LOCAL_PORT: F.integer(schema, "source.port", pl.Int32()),
         S.REMOTE_IP: F.text(schema, "destination.ip"),
@@ -95,6 +111,25 @@ def load_ecs(path: Path) -> LoadedFile:
         S.REMOTE_URL: F.text(schema, "url.domain", "destination.domain"),
         S.CONNECTIONS: pl.lit(1, pl.Int64),
     }
+    projected, dropped = _connections_only(projected, path)
     timestamp = timestamp_spec(projected, TIMESTAMP, path, number_unit="ms")
     events, warnings = finish_events(projected, columns, timestamp, path)
-    return LoadedFile(events=events, warnings=warnings)
+    return LoadedFile(events=events, warnings=dropped + warnings)
+
+
+def _connections_only(table: RawTable, path: Path) -> tuple[RawTable, list[str]]:
+    """Without documents of Zeek's non-connection logs (Filebeat / Security Onion)."""
+    dataset = F.text(table.schema, "event.dataset").str.to_lowercase()
+    module = F.text(table.schema, "event.module").str.to_lowercase()
+    zeek = dataset.str.starts_with("zeek.") | (module == "zeek")
+    other = (zeek & ~dataset.is_in(list(ZEEK_CONNECTION_DATASETS))).fill_null(False)
+    if not (F.has(table.schema, "event.dataset")):
+        return table, []
+    with reading(path):
+        count = table.frame.select(other.sum()).collect().item()
+    if not count:
+        return table, []
+    kept = RawTable(
+        table.frame.filter(~other), table.schema, table.locate, table.convention, table.warnings
+    )
+    return kept, [f"{count} documents of Zeek logs other than conn skipped (not connections)"]

@@ -26,3 +26,20 @@ def sample_paths() -> list[Path]:
 def sample_zeek_dir() -> Path:
     """The same scenario as Zeek logs (conn, dns, http, ssl)."""
     return sample_dir() / "zeek"
+
+
+NETWORK_SCENARIO = "network"
+
+
+def scenario_dir(scenario: str = "office") -> Path:
+    """The folder of a bundled scenario: the office sample, or ``network/`` beside it
+    (an explicit proxy, a DMZ sensor host, resolvers and NTP)."""
+    return sample_dir() / NETWORK_SCENARIO if scenario == NETWORK_SCENARIO else sample_dir()
+
+
+def scenario_paths(scenario: str = "office") -> list[Path]:
+    """Every input of a bundled scenario: its Defender files and its Zeek folder."""
+    if scenario != NETWORK_SCENARIO:
+        return [*sample_paths(), sample_zeek_dir()]
+    base = scenario_dir(scenario)
+    return [p for p in (base / SAMPLE_EVENTS, base / "zeek") if p.exists()]

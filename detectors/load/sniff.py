@@ -28,7 +28,9 @@ import pyarrow.parquet as pq
 from detectors.base.errors import InputError
 from detectors.load import mde
 from detectors.load.common import first_line_of
-from detectors.load.tables import GZIP_MAGIC, looks_like_api_json, sniff_delimiter, split_fields
+from detectors.load.tables import looks_like_api_json
+from detectors.load.text import GZIP_MAGIC, sniff_delimiter, split_fields
+from detectors.load.windows import is_evtx, looks_like_windows
 
 MDE_CSV = "mde-csv"
 MDE_JSON = "mde-json"
@@ -39,6 +41,8 @@ ZEEK_TSV = "zeek-tsv"
 ZEEK_JSON = "zeek-json"
 ECS = "ecs"
 CSV_MAPPED = "csv-mapped"
+WINDOWS_EVTX = "windows-evtx"
+WINDOWS_JSON = "windows-json"
 
 SOURCE_FORMATS: tuple[str, ...] = (
     MDE_CSV,
@@ -50,14 +54,16 @@ SOURCE_FORMATS: tuple[str, ...] = (
     ZEEK_JSON,
     ECS,
     CSV_MAPPED,
+    WINDOWS_EVTX,
+    WINDOWS_JSON,
 )
 
 HEAD_BYTES = 256 << 10
 _DEVICEINFO_MARKERS = {"DeviceType", "OSPlatform"}
 _MDE_MARKERS = set(mde.COLUMNS) | {"InitiatingProcessCommandLine", "ReportId"}
 _EXPECTED = (
-    "expected a Defender CSV/JSON/Parquet export, a Zeek log, Elastic ECS NDJSON "
-    "or a CSV described by [mapping]"
+    "expected a Defender CSV/JSON/Parquet export, a Zeek log, Elastic ECS NDJSON, "
+    "Windows Sysmon/Security events (EVTX or JSON) or a CSV described by [mapping]"
 )
 _UNKNOWN = f"unrecognised format: {_EXPECTED}; --source-format forces one"
 
@@ -135,23 +141,45 @@ def container_of(path: Path) -> str:
     return "csv"
 
 
-def sniff_format(path: Path) -> str:
-    """One of ``SOURCE_FORMATS`` for ``path``; InputError naming the file when unknown."""
+def sniff_format(path: Path, head: bytes | None = None) -> str:
+    """One of ``SOURCE_FORMATS`` for ``path``; InputError naming the file when unknown.
+
+    ``head`` is the file's first ``HEAD_BYTES`` (``read_head``) when the caller has them.
+    """
     path = Path(path)
-    head = read_head(path)
+    head = read_head(path) if head is None else head
     if not head.strip():
         raise InputError("file is empty", file=str(path))
     if head.startswith(b"PAR1"):
         return _sniff_parquet(path)
+    if is_evtx(head):
+        return WINDOWS_EVTX
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith((b"#separator", b"#fields")):
+        return ZEEK_TSV  # decided on the bytes: rotated logs come by the thousand
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) and _windows_utf16(head):
+        return WINDOWS_JSON  # Windows PowerShell 5.1 writes ConvertTo-Json output as UTF-16
     text = _text(head, path).lstrip("\ufeff")
     body = text.lstrip()
     if body.startswith(("#separator", "#fields")):
         return ZEEK_TSV
     if body.startswith("{"):
         return _sniff_json(body, path)
+    if body.startswith("[") and _windows_array(body):
+        return WINDOWS_JSON
     if body.startswith("["):
         raise InputError(f"a JSON array is not a supported layout; {_UNKNOWN}", file=str(path))
     return _sniff_csv(text, path)
+
+
+def _windows_array(body: str) -> bool:
+    """A pretty-printed ``Get-WinEvent | ConvertTo-Json``: its first object's keys."""
+    keys = set(re.findall(r'^\s{0,8}"(\w+)"\s*:', body[:65536], flags=re.MULTILINE))
+    return looks_like_windows(keys)
+
+
+def _windows_utf16(head: bytes) -> bool:
+    text = head[: len(head) // 2 * 2].decode("utf-16", errors="ignore").lstrip("\ufeff")
+    return text.lstrip().startswith(("[", "{")) and _windows_array(text)
 
 
 def _sniff_parquet(path: Path) -> str:
@@ -172,6 +200,8 @@ def _sniff_json(body: str, path: Path) -> str:
         names = set(re.findall(r'"(\w+)"', body))
         return DEVICEINFO if _columns_kind(names) == DEVICEINFO else MDE_JSON
     line = body.split("\n", 1)[0]
+    if line.rstrip() == "{" and _windows_array(body):
+        return WINDOWS_JSON  # one event, pretty-printed by ConvertTo-Json
     try:
         first = json.loads(line)
     except (ValueError, RecursionError):
@@ -181,6 +211,8 @@ def _sniff_json(body: str, path: Path) -> str:
     if not isinstance(first, dict):
         raise InputError(_UNKNOWN, file=str(path))
     keys = _flat_keys(first)
+    if looks_like_windows(keys):
+        return WINDOWS_JSON
     if keys & {"id.orig_h", "id.resp_h"} or ("ts" in keys and keys & {"uid", "fuid", "_path"}):
         return ZEEK_JSON
     if "@timestamp" in keys:

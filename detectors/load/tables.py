@@ -9,8 +9,6 @@ off) loads its whole records and warns how many were dropped.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import io
 import json
 import re
@@ -27,46 +25,20 @@ from detectors.load.common import (
     RawTable,
     csv_locator,
     first_line_of,
+    polars_source,
     reading,
     row_locator,
 )
+from detectors.load.text import (
+    first_line,
+    is_gzip,
+    open_text,
+    sniff_delimiter,
+    split_fields,
+)
 
-GZIP_MAGIC = b"\x1f\x8b"
 _TAIL_BYTES = 1 << 20  # enough to hold any one record
-_DELIMITERS = ",;\t|"
 _PYTHON_JSON_LIMIT = 256 << 20  # locate JSON syntax errors with the stdlib up to this size
-
-
-def is_gzip(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(2) == GZIP_MAGIC
-
-
-def open_text(path: Path) -> io.TextIOBase:
-    """The file as text, transparently gunzipped; undecodable bytes are replaced."""
-    if is_gzip(path):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return path.open("r", encoding="utf-8", errors="replace", newline="")
-
-
-def first_line(path: Path) -> str:
-    with open_text(path) as handle:
-        return handle.readline().lstrip("\ufeff").rstrip("\r\n")
-
-
-def split_fields(line: str, delimiter: str) -> list[str]:
-    """The fields of one CSV line; a stray CR or NUL inside it never raises."""
-    try:
-        return next(csv.reader([line], delimiter=delimiter), [])
-    except csv.Error:
-        return line.split(delimiter)
-
-
-def sniff_delimiter(header: str) -> str:
-    """The delimiter of a header line: whichever of , ; TAB | occurs most (comma on ties)."""
-    counts = {d: header.count(d) for d in _DELIMITERS}
-    best = max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
-    return best if counts[best] else ","
 
 
 def line_of_record(path: Path, index: int, skip: Callable[[str], bool]) -> int:
@@ -156,7 +128,7 @@ def csv_table(path: Path, wanted: Collection[str] | None = None) -> RawTable:
     delimiter = sniff_delimiter(header)
     header_fields = len(split_fields(header, delimiter))
     cut = _cut_last_line(path, _csv_row_incomplete(header_fields, delimiter))
-    source: Path | io.BytesIO = path if cut is None else _whole_records(path, cut)
+    source = polars_source(path) if cut is None else _whole_records(path, cut)
     warnings = [] if cut is None else [_dropped_warning(1)]
     with reading(path):
         frame = pl.scan_csv(
@@ -173,7 +145,7 @@ def csv_table(path: Path, wanted: Collection[str] | None = None) -> RawTable:
 def jsonl_table(path: Path, wanted: Collection[str] | None = None) -> RawTable:
     """JSON Lines (one object per line, optionally gzipped); types inferred from all rows."""
     cut = _cut_last_line(path, _json_incomplete)
-    source: Path | io.BytesIO = path if cut is None else _whole_records(path, cut)
+    source = polars_source(path) if cut is None else _whole_records(path, cut)
     warnings = [] if cut is None else [_dropped_warning(1)]
     with reading(path):
         frame = pl.scan_ndjson(source, infer_schema_length=None)
@@ -185,7 +157,7 @@ def jsonl_table(path: Path, wanted: Collection[str] | None = None) -> RawTable:
     return RawTable(frame, schema, locate, "lines counted from 1", warnings)
 
 
-def _read_every_page(path: Path, columns: Collection[str]) -> None:
+def _read_every_page(path: Path | io.BytesIO, columns: Collection[str]) -> None:
     """Read and decode every page of ``columns`` with pyarrow, which raises on damage.
 
     Values are decoded but never built into arrays: this is a check, not a read.
@@ -208,10 +180,13 @@ def parquet_table(path: Path, wanted: Collection[str] | None = None) -> RawTable
     check here: polars refuses it with an error of its own.
     """
     with reading(path):
-        file_schema = pq.read_schema(path)
+        source = polars_source(path)
+        file_schema = pq.read_schema(source)
         keep = [c for c in file_schema.names if wanted is None or c in wanted]
-        _read_every_page(path, keep)
-        frame = pl.scan_parquet(path).select(keep)
+        _read_every_page(source, keep)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        frame = pl.scan_parquet(source).select(keep)
         schema = dict(frame.collect_schema())
     return RawTable(frame, schema, row_locator, ROW_CONVENTION)
 
@@ -233,7 +208,7 @@ def api_json_table(path: Path, wanted: Collection[str]) -> RawTable:
         "results": pl.List(as_text),
     }
     try:
-        document = pl.read_json(path, schema=shape)
+        document = pl.read_json(polars_source(path), schema=shape)
     except pl.exceptions.PolarsError as exc:
         document = _api_json_inferred(path, exc)
     declared = _declared_columns(document)
@@ -271,7 +246,7 @@ def _declared_columns(document: pl.DataFrame) -> list[str]:
 def _api_json_inferred(path: Path, first_error: Exception) -> pl.DataFrame:
     """Second try with inferred types (e.g. AdditionalFields given as objects, not text)."""
     try:
-        return pl.read_json(path, infer_schema_length=None)
+        return pl.read_json(polars_source(path), infer_schema_length=None)
     except pl.exceptions.PolarsError:
         raise _json_syntax_error(path, first_error) from None
 

@@ -22,7 +22,7 @@ Process, account and company are null; connections is 1.
 
 dns.log: each IP in ``answers`` → names (ip, ``query``, "dns").
 http.log: names (``id.resp_h``, ``host`` without its port, "http_host") and app rows
-(``uid``, "http", ``user_agent``, ``host``, ``method``). A CONNECT request names its
+(``uid``, "http", ``user_agent``, ``host``, ``method``, ``uri``). A CONNECT request names its
 target (``uri``, else ``host``) for the proxy's address with source "connect", and the
 app row's host is that target.
 ssl.log: names (``id.resp_h``, ``server_name``, "ssl_sni") and app rows (``uid``, "ssl",
@@ -32,6 +32,8 @@ Any other log (files, x509, weird, ...) is skipped with a warning.
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from pathlib import Path
 
@@ -47,18 +49,30 @@ from detectors.load.common import (
     TimestampSpec,
     conform_to,
     finish_events,
+    merge_loaded,
     reading,
     timestamp_spec,
 )
 from detectors.load.tables import jsonl_table
+from detectors.load.text import open_text
 from detectors.load.timestamps import epoch_text, text_timestamp
-from detectors.load.zeek_tsv import read_header, tsv_table
+from detectors.load.zeek_tsv import (
+    SOURCE_PATH,
+    ZeekHeader,
+    read_header,
+    repeats_other_fields,
+    segments,
+    tsv_table,
+)
 
 CONN = "conn"
 DNS = "dns"
 HTTP = "http"
 SSL = "ssl"
 USED_LOGS = (CONN, DNS, HTTP, SSL)
+# Written by the open-connections package for connections still open at rotation: the
+# same fields as the closed log; a connection in both is counted once, as closed.
+OPEN_PREFIX = "open_"
 
 TS = "ts"
 UID = "uid"
@@ -78,6 +92,7 @@ METHOD = "method"
 USER_AGENT = "user_agent"
 SERVER_NAME = "server_name"
 PATH_FIELD = "_path"
+STREAM_FIELD = "@stream"  # json-streaming-logs and Corelight's name for _path
 
 _FIELDS_BY_LOG = {
     CONN: (TS, UID, ORIG_H, ORIG_P, RESP_H, RESP_P, PROTO, ORIG_BYTES, RESP_BYTES, CONN_STATE),
@@ -88,66 +103,150 @@ _FIELDS_BY_LOG = {
 # fields only one of the used logs has, to recognise a JSON log without a _path
 _MARKERS = {CONN: {CONN_STATE}, DNS: {"qtype", ANSWERS, "rcode"}, HTTP: {METHOD, "status_code"},
             SSL: {SERVER_NAME, "cipher"}}  # fmt: skip
-_NAME_PATTERN = re.compile(r"^(conn|dns|http|ssl)(?![a-z0-9])", re.IGNORECASE)
+_NAME_PATTERN = re.compile(r"^((?:open_)?[a-z0-9_]*?[a-z0-9]+)(?=[._-]|$)", re.IGNORECASE)
+_USED_NAME = re.compile(r"^((?:open_)?(?:conn|dns|http|ssl))(?![a-z0-9])", re.IGNORECASE)
+# Pipelines that cannot write a dot in a key (Splunk, Logstash) write id_orig_h
+_UNDERSCORED = {"id_orig_h": ORIG_H, "id_orig_p": ORIG_P, "id_resp_h": RESP_H, "id_resp_p": RESP_P}
 
 
-def _log_of_json(path: Path, table: RawTable) -> str:
-    if PATH_FIELD in table.schema:
-        with reading(path):
-            head = table.frame.select(PATH_FIELD).head(1000).collect().to_series()
-            first = head.drop_nulls().first()
-        if first:
-            return str(first)
-    by_name = _log_of_name(path)
-    if by_name in USED_LOGS:
-        return by_name
-    for log, markers in _MARKERS.items():
-        if any(F.has(table.schema, marker) for marker in markers):
-            return log
-    return by_name
+def used_log(kind: str) -> str | None:
+    """conn/dns/http/ssl for a log this loader reads (open_conn counts as conn), else None."""
+    base = kind[len(OPEN_PREFIX) :] if kind.startswith(OPEN_PREFIX) else kind
+    return base if base in USED_LOGS else None
 
 
 def _log_of_name(path: Path) -> str:
     """``conn.log``, ``conn.00:00:00-01:00:00.log.gz``, ``dns_eth0.json`` → conn, dns."""
+    used = _USED_NAME.match(path.name)
+    if used:
+        return used.group(1).lower()
     match = _NAME_PATTERN.match(path.name)
     return match.group(1).lower() if match else path.name.split(".")[0] or path.name
+
+
+def _log_of_keys(path: Path, first: dict[str, object], keys: set[str]) -> str:
+    for key in (PATH_FIELD, STREAM_FIELD):
+        if isinstance(first.get(key), str) and first[key]:
+            return str(first[key]).lower()
+    by_name = _log_of_name(path)
+    if used_log(by_name):
+        return by_name
+    for log, markers in _MARKERS.items():
+        if keys & markers:
+            return log
+    return by_name
+
+
+def _log_of_json(path: Path, table: RawTable) -> str:
+    for key in (PATH_FIELD, STREAM_FIELD):
+        if key in table.schema and table.schema[key] == pl.String:
+            with reading(path):
+                head = table.frame.select(key).head(1000).collect().to_series()
+            first = head.drop_nulls().first()
+            if first:
+                return str(first).lower()
+    present = {m for markers in _MARKERS.values() for m in markers if F.has(table.schema, m)}
+    return _log_of_keys(path, {}, present)
+
+
+def log_of_header(header: ZeekHeader, path: Path) -> str:
+    """The log kind a TSV header says (``#path``), else the file name's."""
+    return (header.path or _log_of_name(path)).lower()
+
+
+def log_kind(path: Path, flavour: str) -> str:
+    """Which Zeek log a file holds (``conn``, ``open_conn``, ``weird``...), cheaply."""
+    if flavour == "tsv":
+        return log_of_header(read_header(path), path)
+    with open_text(path) as handle:
+        line = handle.readline().lstrip("\ufeff")
+    try:
+        first = json.loads(line)
+    except (ValueError, RecursionError):
+        first = {}
+    first = first if isinstance(first, dict) else {}
+    return _log_of_keys(path, first, set(first))
 
 
 def load_zeek(path: Path, flavour: str) -> LoadedFile:
     """Load one Zeek log; ``flavour`` is "tsv" or "json"."""
     if flavour == "tsv":
         header = read_header(path)
-        log = header.path or _log_of_name(path)
-        set_separator = header.set_separator
-        if log not in USED_LOGS:
+        log = (header.path or _log_of_name(path)).lower()
+        if used_log(log) is None:
             return _skipped(log)
-        table = tsv_table(path, header, _FIELDS_BY_LOG[log])
+        wanted = _FIELDS_BY_LOG[used_log(log) or CONN]
+        if repeats_other_fields(path, header):
+            return merge_loaded(
+                [
+                    _load_table(path, tsv_table(path, h, wanted, io.BytesIO(b), o), log, h)
+                    for h, b, o in segments(path)
+                ]
+            )
+        return _load_table(path, tsv_table(path, header, wanted), log, header)
+    table = _underscored_ids(jsonl_table(path))
+    log = _log_of_json(path, table)
+    if used_log(log) is None:
+        return _skipped(log)
+    keep = F.top_columns(table.schema, _FIELDS_BY_LOG[used_log(log) or CONN])
+    table = RawTable(
+        table.frame.select(keep),
+        {c: table.schema[c] for c in keep},
+        table.locate,
+        table.convention,
+        table.warnings,
+    )
+    return _load_table(path, table, log, ZeekHeader())
+
+
+def load_zeek_many(
+    paths: list[Path],
+    header: ZeekHeader,
+    log: str,
+    contents: list[bytes | None] | None = None,
+) -> LoadedFile:
+    """Zeek TSV files of one log with the same header, read in one scan (rotated logs).
+
+    ``contents``: each file's text when the caller already read all of it (else None).
+    Row ``source_file`` says which file each row came from. Errors are not located
+    here: the caller re-reads the files one by one to name the file and line.
+    """
+    wanted = _FIELDS_BY_LOG[used_log(log) or CONN]
+    table = tsv_table(paths[0], header, wanted, paths, contents=contents)
+    return _load_table(paths[0], table, log, header)
+
+
+def _underscored_ids(table: RawTable) -> RawTable:
+    renames = {
+        old: new
+        for old, new in _UNDERSCORED.items()
+        if old in table.schema and not F.has(table.schema, new)
+    }
+    if not renames:
+        return table
+    schema = {renames.get(c, c): d for c, d in table.schema.items()}
+    frame = table.frame.rename(renames)
+    return RawTable(frame, schema, table.locate, table.convention, table.warnings)
+
+
+def _load_table(path: Path, table: RawTable, log: str, header: ZeekHeader) -> LoadedFile:
+    base = used_log(log)
+    if base == CONN:
+        loaded = _conn(path, table, table.schema)
+    elif base == DNS:
+        loaded = _dns(path, table, table.schema, header.set_separator)
+    elif base == HTTP:
+        loaded = _http(path, table, table.schema)
     else:
-        table = jsonl_table(path)
-        log = _log_of_json(path, table)
-        set_separator = ","
-        if log not in USED_LOGS:
-            return _skipped(log)
-        keep = F.top_columns(table.schema, _FIELDS_BY_LOG[log])
-        table = RawTable(
-            table.frame.select(keep),
-            {c: table.schema[c] for c in keep},
-            table.locate,
-            table.convention,
-            table.warnings,
-        )
-    if log == CONN:
-        return _conn(path, table, table.schema)
-    if log == DNS:
-        return _dns(path, table, table.schema, set_separator)
-    if log == HTTP:
-        return _http(path, table, table.schema)
-    return _ssl(path, table, table.schema)
+        loaded = _ssl(path, table, table.schema)
+    loaded.still_open = log.startswith(OPEN_PREFIX)
+    return loaded
 
 
 def _skipped(log: str) -> LoadedFile:
     return LoadedFile(
-        warnings=[f"Zeek {log} log skipped: only conn, dns, http and ssl logs are used"]
+        warnings=[f"Zeek {log} log skipped: only conn, dns, http and ssl logs are used"],
+        skipped=f"Zeek {log} logs",
     )
 
 
@@ -175,6 +274,8 @@ def _conn(path: Path, table: RawTable, schema: dict[str, pl.DataType]) -> Loaded
         S.ACTION: F.text(schema, CONN_STATE),
         S.CONNECTIONS: pl.lit(1, pl.Int64),
     }
+    if SOURCE_PATH in schema:
+        columns[S.SOURCE_FILE] = pl.col(SOURCE_PATH)
     events, warnings = finish_events(table, columns, timestamp, path)
     return LoadedFile(events=events, warnings=warnings)
 
@@ -241,6 +342,7 @@ def _http(path: Path, table: RawTable, schema: dict[str, pl.DataType]) -> Loaded
             F.text(schema, USER_AGENT).alias(S.APP_USER_AGENT),
             seen_host.alias(S.APP_HOST),
             method.alias(S.APP_METHOD),
+            F.text(schema, URI).alias(S.APP_URI),
             F.text(schema, RESP_H).alias(S.NAME_IP),
             pl.when(is_connect)
             .then(pl.lit("connect"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -46,6 +46,11 @@ class PairContext:
     )
     population: Population | None = field(default=None, repr=False)
     _connections: ConnectionTable | None = field(default=None, repr=False)
+    # Placement in the network (``detectors.pairs.network``): the events as loaded, the
+    # settings they were placed with and the notes it added, so new settings re-place.
+    loaded_events: pl.DataFrame | None = field(default=None, repr=False)
+    placed_with: Any = field(default=None, repr=False)
+    placement_notes: list[str] = field(default_factory=list, repr=False)
     # Detectors run in parallel threads (TUI workers, the engine): each shared index is
     # built once, under its own lock, so a detector that needs only the names is not held
     # up while another sorts the connections.

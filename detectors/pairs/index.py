@@ -15,7 +15,6 @@ import polars as pl
 import pyarrow as pa
 
 from detectors.base import schema as S
-from detectors.base.netclass import public_mask
 
 PAIR_KEY = [S.DEVICE_ID, S.DEVICE_NAME, S.ACCOUNT, S.PROCESS, S.REMOTE_IP, S.REMOTE_PORT]
 
@@ -43,7 +42,10 @@ def connection_rows(events: pl.DataFrame) -> pl.Expr:
     action = pl.col(S.ACTION)
     foreign = action.is_null() | ~action.is_in(list(S.DEFENDER_ACTIONS))
     keep = foreign | ~action.str.ends_with(S.AGGREGATED_SUFFIX)
-    keep = keep & ~action.is_in([S.ECS_INBOUND]).fill_null(False)
+    accepted = action.is_in([S.ECS_INBOUND]).fill_null(False)
+    if S.DIRECTION in events.columns:  # placed: an inbound pair is hunted too
+        accepted = accepted & (pl.col(S.DIRECTION) != S.DIR_INBOUND).fill_null(True)
+    keep = keep & ~accepted
     if events.height and events.select((action == S.ECS_DISCONNECT).any()).item():
         keep = keep & ~action.is_in([S.ECS_ATTEMPT]).fill_null(False)
     return keep & pl.col(S.REMOTE_IP).is_not_null()
@@ -52,7 +54,10 @@ def connection_rows(events: pl.DataFrame) -> pl.Expr:
 def connection_events(
     events: pl.DataFrame, actions: Sequence[str] | None, public_only: bool = True
 ) -> pl.DataFrame:
-    """Outbound, non-aggregated events of the given action types to public addresses.
+    """Non-aggregated events of the given action types to or from the internet.
+
+    Placed events (``detectors.pairs.network``): outbound and inbound rows by direction (an
+    inbound row counts whatever its action); otherwise rows to public addresses.
 
     The action filter speaks Defender's ActionTypes: rows whose action is not one of
     them (Zeek's conn_state, ECS's event.action, or none) always count as connections
@@ -62,10 +67,14 @@ def connection_events(
     if actions is not None:
         action = pl.col(S.ACTION)
         foreign = action.is_null() | ~action.is_in(list(S.DEFENDER_ACTIONS))
+        if S.DIRECTION in events.columns:
+            foreign = foreign | (pl.col(S.DIRECTION) == S.DIR_INBOUND).fill_null(False)
         keep = keep & (foreign | action.is_in(list(actions)))
     frame = events.filter(keep)
     if public_only and frame.height:
-        frame = frame.filter(public_mask(frame, S.REMOTE_IP, S.REMOTE_IP_TYPE))
+        from detectors.pairs.topology import hunted_mask
+
+        frame = frame.filter(hunted_mask(frame))
     return frame
 
 

@@ -97,12 +97,21 @@ class Population:
         return result
 
     def is_public(self) -> pl.Expr:
-        """Per event: the remote address is public and RemoteIPType does not deny it.
+        """Per event: the remote address is public and RemoteIPType does not deny it
+        (placed events: the connection is outbound or inbound).
 
         The expression ``netclass.public_mask`` computes on a frame, for lazy queries.
         """
+        if self.placed:
+            return pl.col(S.DIRECTION).is_in(list(S.HUNTED_DIRECTIONS)).fill_null(False)
         declared = pl.col(S.REMOTE_IP_TYPE).is_in(list(DEFENDER_NON_PUBLIC)).fill_null(False)
         return pl.col(S.REMOTE_IP).is_in(self.public_addresses()) & ~declared
+
+    @property
+    def placed(self) -> bool:
+        """The events carry a direction (``detectors.pairs.network``): "public" means hunted,
+        outbound or inbound, including rows re-keyed to a proxied host name."""
+        return S.DIRECTION in self.events.collect_schema().names()
 
     def names_by_ip(self) -> pl.DataFrame:
         """One row per remote IP: distinct names seen for it (side tables, RemoteUrl), sorted."""

@@ -23,7 +23,6 @@ import polars as pl
 import pyarrow as pa
 
 from detectors.base import schema as S
-from detectors.base.netclass import public_mask
 from detectors.pairs.index import (
     P_ACTIONS,
     P_BYTES_IN,
@@ -38,6 +37,7 @@ from detectors.pairs.index import (
     PAIR_KEY,
     connection_rows,
 )
+from detectors.pairs.topology import hunted_mask
 
 UTC_US = pl.Datetime("us", "UTC")
 _SEEDS = (0x5EED_0001, 0x5EED_0002)
@@ -118,7 +118,8 @@ class ConnectionTable:
     action: np.ndarray  # int16 per row: index into ``action_names``, -1 = none
     action_names: list[str]
     connections: np.ndarray  # int64 per row (missing counts as 1)
-    public: np.ndarray  # bool per row: remote address is public
+    public: np.ndarray  # bool per row: hunted (to or from the internet; ``topology``)
+    inbound: np.ndarray  # bool per row: inbound to our host (kept whatever the action set)
     bytes_out: ByteColumn | None
     bytes_in: ByteColumn | None
 
@@ -127,6 +128,7 @@ class ConnectionTable:
         """Sort the connection rows of canonical ``events`` (one pass; rows without a time
         are left out: they cannot be placed on a timeline)."""
         key = pl.struct(PAIR_KEY)
+        placed = [S.DIRECTION] if S.DIRECTION in events.columns else []
         rows = (
             events.lazy()
             .with_row_index(_ROW)
@@ -142,10 +144,15 @@ class ConnectionTable:
                 S.BYTES_IN,
                 S.REMOTE_IP,
                 S.REMOTE_IP_TYPE,
+                *placed,
             )
             .collect()
         )
-        public = public_mask(rows, S.REMOTE_IP, S.REMOTE_IP_TYPE).fill_null(False).to_numpy()
+        public = hunted_mask(rows).fill_null(False).to_numpy()
+        if placed:
+            inbound = (rows.get_column(S.DIRECTION) == S.DIR_INBOUND).fill_null(False).to_numpy()
+        else:
+            inbound = np.zeros(rows.height, dtype=bool)
         ts = rows.get_column(S.TIMESTAMP).to_numpy()
         h1 = rows.get_column(_H1).to_numpy()
         order, starts = pair_order(h1, rows.get_column(_H2).to_numpy(), ts, _sort_by_pair(h1, ts))
@@ -163,6 +170,7 @@ class ConnectionTable:
             action_names=names,
             connections=connections[order].astype(np.int64, copy=False),
             public=public[order],
+            inbound=inbound[order],
             bytes_out=bytes_out.take(order) if bytes_out else None,
             bytes_in=bytes_in.take(order) if bytes_in else None,
         )
@@ -172,13 +180,14 @@ class ConnectionTable:
         return _gather(self.source_keys, self.key_row[pairs])
 
     def row_mask(self, actions: Sequence[str] | None, public_only: bool) -> np.ndarray:
-        """Rows of the given Defender action types (other sources' rows always)."""
+        """Rows of the given Defender action types (other sources' rows and inbound rows
+        always: an accepted connection is how an inbound pair is logged)."""
         allowed = np.ones(len(self.action_names) + 1, dtype=bool)  # slot 0: no action
         if actions is not None:
             wanted = set(actions)
             for code, name in enumerate(self.action_names, start=1):
                 allowed[code] = name not in S.DEFENDER_ACTIONS or name in wanted
-        mask = allowed[self.action.astype(np.int64) + 1]
+        mask = allowed[self.action.astype(np.int64) + 1] | self.inbound
         if public_only:
             mask &= self.public
         return mask

@@ -28,6 +28,7 @@ from detectors.base.domains import host_of, registered_domain, registered_domain
 from detectors.base.netclass import PUBLIC, classify_ip
 from detectors.pairs.context import PairContext
 from detectors.pairs.population import INPUT_ROW, Population
+from detectors.rank import infrastructure
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +38,9 @@ else:  # pragma: no cover
 LOLBINS_RESOURCE = "data/lolbins.toml"
 
 # Connection states that mean nobody answered (Defender, then Zeek conn_state).
-FAILED_STATES = (S.ACTION_FAILED, "S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
+FAILED_STATES = (
+    S.ACTION_FAILED, S.ACTION_FAILED_AGG, "S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH",
+)  # fmt: skip
 _NOT_OUTBOUND = (S.ACTION_INBOUND, S.ACTION_LISTENING)
 # The population's key for the three whole-input answers ``context_facts`` needs (public
 # devices, any company, outbound time bounds): a strategy that computed them elsewhere
@@ -58,7 +61,10 @@ _CORPORATE_WORDS = {
 # Fact columns (scoring reads these).
 F_HOSTS = "hosts"
 F_IP_DEVICES = "ip_devices"
-F_VIA_PROXY = "via_proxy"
+F_VIA_PROXY = "via_proxy_named"  # a private remote with names of its own (proxy not re-keyed)
+F_PROXY = S.C_VIA_PROXY  # the proxy a re-keyed destination was reached through
+F_DIRECTION = S.C_DIRECTION  # outbound | inbound (placed events)
+F_SERVED_SOURCES = "served_sources"  # inbound: external sources our port answered
 F_NAMES = "names"
 F_DOMAIN = "domain"
 F_DOMAIN_DEVICES = "domain_devices"
@@ -74,6 +80,8 @@ F_RARE_UA_DEVICES = "rare_user_agent_devices"
 F_MISSING_HOST = "missing_host"
 F_TLS_NO_SNI = "tls_no_sni"
 F_SCANNING = "scanning"
+F_FAILED_ONLY = "failed_only"
+F_OWN_CONNECTIONS = "own_connections"
 F_NEW_DESTINATION = "new_destination"
 F_IP_FIRST_SEEN = "ip_first_seen"
 F_VENDOR_DOMAIN = "vendor_domain"
@@ -106,14 +114,22 @@ def default_process_lists() -> ProcessLists:
 
 _EVENT_COLUMNS = [
     S.TIMESTAMP, S.DEVICE_ID, S.ACCOUNT, S.PROCESS, S.ACTION, S.REMOTE_IP, S.REMOTE_PORT,
-    S.REMOTE_URL, S.BYTES_OUT, S.BYTES_IN, S.COMPANY, S.UID,
+    S.REMOTE_URL, S.BYTES_OUT, S.BYTES_IN, S.COMPANY, S.UID, S.CONNECTIONS, S.PROTOCOL,
+    S.LOCAL_IP,
 ]  # fmt: skip
 
 
-def _outbound() -> pl.Expr:
-    return pl.col(S.REMOTE_IP).is_not_null() & ~pl.col(S.ACTION).is_in(
-        list(_NOT_OUTBOUND)
-    ).fill_null(False)
+def _outbound(population: Population) -> pl.Expr:
+    """Events with a remote end that a pair can be made of: the device's own outbound
+    ones, and (placed events) inbound ones turned round to our host."""
+    own = ~pl.col(S.ACTION).is_in(list(_NOT_OUTBOUND)).fill_null(False)
+    if population.placed:
+        own = own | (pl.col(S.DIRECTION) == S.DIR_INBOUND).fill_null(False)
+    return pl.col(S.REMOTE_IP).is_not_null() & own
+
+
+def _placed_columns(population: Population) -> list[str]:
+    return [S.DIRECTION, S.VIA_PROXY] if population.placed else []
 
 
 def outbound_events(population: Population) -> pl.LazyFrame:
@@ -123,11 +139,11 @@ def outbound_events(population: Population) -> pl.LazyFrame:
     from every partition on disk), where collecting the outbound rows once would copy a
     dozen columns of every event.
     """
-    public = population.public_addresses()
-    return (
-        population.events.filter(_outbound())
-        .select(pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV), *_EVENT_COLUMNS)
-        .with_columns(pl.col(S.REMOTE_IP).is_in(public).alias("_public"))
+    return population.events.filter(_outbound(population)).select(
+        pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV),
+        *_EVENT_COLUMNS,
+        *_placed_columns(population),
+        population.is_public().alias("_public"),
     )
 
 
@@ -135,7 +151,7 @@ def candidate_events_query(population: Population, pairs: pl.DataFrame) -> pl.La
     """The outbound events of the given (device, address) pairs (``candidate_events``)."""
     device = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV)
     return (
-        population.events.filter(_outbound())
+        population.events.filter(_outbound(population))
         .with_columns(device)
         .join(pairs.unique().lazy(), on=[_DEV, S.REMOTE_IP], how="semi", nulls_equal=True)
     )
@@ -147,13 +163,12 @@ def candidate_events(population: Population, rows: pl.DataFrame) -> pl.DataFrame
     Exact repeats are dropped: a loaded dataset has none, but the population of a
     partitioned input is scanned as written (each partition was deduplicated alone).
     """
-    public = population.public_addresses()
     if INPUT_ROW in rows.columns:  # partitions on disk: back to the input's row order
         rows = rows.sort(INPUT_ROW).drop(INPUT_ROW)
     fields = [c for c in rows.columns if c not in (S.SOURCE_FILE, _DEV)]
     rows = rows.unique(subset=fields, keep="first", maintain_order=True)
-    return rows.select(_DEV, *_EVENT_COLUMNS).with_columns(
-        pl.col(S.REMOTE_IP).is_in(public).alias("_public")
+    return rows.with_columns(population.is_public().alias("_public")).select(
+        _DEV, *_EVENT_COLUMNS, *_placed_columns(population), "_public"
     )
 
 
@@ -304,9 +319,11 @@ def context_facts(
     new_after_share: float = 0.25,
     new_min_span_s: float = 86400.0,
     lists: ProcessLists | None = None,
+    infrastructure_file: str | None = None,
 ) -> pl.DataFrame:
     """One row of facts per candidate key (``schema.CANDIDATE_KEY``, port may be null)."""
     lists = lists or default_process_lists()
+    infra = infrastructure.load(infrastructure_file)
     keys = keys.select(S.CANDIDATE_KEY).unique(maintain_order=True)
     population = dataset.everyone()  # counts over every event, even for one partition
     ev = outbound_events(population)
@@ -336,6 +353,8 @@ def context_facts(
         process_devices,
         process_port,
         port_devices,
+        resolvers,
+        served,
         *asked,
     ) = population.collect_all(
         [
@@ -353,6 +372,10 @@ def context_facts(
             ev.filter(pl.col("_public") & pl.col(S.REMOTE_PORT).is_in(ports))
             .group_by(S.REMOTE_PORT)
             .agg(pl.col(_DEV).n_unique().alias(F_PORT_DEVICES)),
+            infrastructure.resolvers_query(
+                population.events, population.placed, infra.resolver_min_clients
+            ),
+            _served_query(ev, population.placed),
             *(summary_queries if summary is None else []),
         ]
     )
@@ -372,8 +395,16 @@ def context_facts(
     )
     public = _ip_classes(facts.get_column(S.C_REMOTE_IP)) == PUBLIC
     facts = facts.with_columns(public.alias("_public"))
+    if S.VIA_PROXY in own_ev.columns:  # re-keyed to a proxied host: that host is the destination
+        rekeyed = own_ev.get_column(S.VIA_PROXY).is_not_null()
+    else:
+        rekeyed = pl.Series([False] * own_ev.height, dtype=pl.Boolean)
     facts = facts.with_columns(
-        (~pl.col("_public") & (pl.col("_own").list.len() > 0)).alias(F_VIA_PROXY),
+        (
+            ~pl.col("_public")
+            & (pl.col("_own").list.len() > 0)
+            & ~pl.col(S.C_REMOTE_IP).is_in(own_ev.get_column(S.REMOTE_IP).filter(rekeyed).implode())
+        ).alias(F_VIA_PROXY),
         pl.when(pl.col("_public"))
         .then(pl.concat_list(pl.col("_own"), pl.col("_ip_names").fill_null([])))
         .otherwise(pl.col("_own"))
@@ -432,6 +463,12 @@ def context_facts(
             pl.col(S.BYTES_OUT).is_not_null().sum().alias("_with_bytes"),
             pl.col(S.DEVICE_ID).drop_nulls().first().alias(F_DEVICE_ID),
             pl.col(S.ACCOUNT).drop_nulls().first().alias(F_ACCOUNT),
+            *_placed_facts(population),
+            pl.col(S.PROTOCOL).drop_nulls().first().alias(infrastructure.I_PROTOCOL),
+            pl.col(S.LOCAL_IP).drop_nulls().first().alias(infrastructure.I_LOCAL_IP),
+            # Dead C2: every connection failed (Defender ConnectionFailed, Zeek S0/REJ/...).
+            pl.col(S.ACTION).is_in(list(FAILED_STATES)).fill_null(False).all().alias(F_FAILED_ONLY),
+            pl.col(S.CONNECTIONS).fill_null(1).sum().cast(pl.Int64).alias(F_OWN_CONNECTIONS),
         ],
     )
     facts = _join(facts, own_events, S.CANDIDATE_KEY).with_columns(
@@ -456,7 +493,56 @@ def context_facts(
         new = pl.lit(False)
     facts = facts.with_columns(new.fill_null(False).alias(F_NEW_DESTINATION))
     facts = facts.with_columns(pl.lit(rare_devices).alias("rare_devices"))
-    return facts.drop("_own", "_ip_names", "_public", "_pp", "_company", "_with_bytes")
+    facts = _join(facts, served, [S.C_DEVICE, S.C_REMOTE_PORT]).with_columns(
+        pl.when(pl.col(F_DIRECTION) == S.DIR_INBOUND).then(pl.col(F_SERVED_SOURCES))
+    )
+    facts = facts.with_columns(
+        infrastructure.infrastructure_facts(
+            facts.with_columns(pl.col(F_DIRECTION).alias(infrastructure.I_DIRECTION)),
+            infra,
+            resolvers.get_column(S.REMOTE_IP),
+        )
+    )
+    return facts.drop(
+        infrastructure.I_PROTOCOL,
+        infrastructure.I_LOCAL_IP,
+        "_own",
+        "_ip_names",
+        "_public",
+        "_pp",
+        "_company",
+        "_with_bytes",
+    )
+
+
+def _served_query(ev: pl.LazyFrame, placed: bool) -> pl.LazyFrame:
+    """Per (our host, served port): distinct external sources it answered (inbound rows
+    that did not fail). A public service answers hundreds (scanners, crawlers, uptime
+    checks); an implant's listener polled by its controller answers one."""
+    schema = {S.C_DEVICE: pl.String(), S.C_REMOTE_PORT: pl.Int32(), F_SERVED_SOURCES: pl.UInt32()}
+    if not placed:
+        return pl.LazyFrame(schema=schema)
+    answered = (pl.col(S.DIRECTION) == S.DIR_INBOUND) & ~pl.col(S.ACTION).is_in(
+        list(FAILED_STATES)
+    ).fill_null(False)
+    return (
+        ev.filter(answered)
+        .group_by(pl.col(_DEV).alias(S.C_DEVICE), pl.col(S.REMOTE_PORT).alias(S.C_REMOTE_PORT))
+        .agg(pl.col(S.REMOTE_IP).n_unique().cast(pl.UInt32).alias(F_SERVED_SOURCES))
+    )
+
+
+def _placed_facts(population: Population) -> list[pl.Expr]:
+    """A candidate's direction and proxy, from its own events (null when never placed)."""
+    if not population.placed:
+        return [
+            pl.lit(None, pl.String).alias(F_PROXY),
+            pl.lit(None, pl.String).alias(F_DIRECTION),
+        ]
+    return [
+        pl.col(S.VIA_PROXY).drop_nulls().first().alias(F_PROXY),
+        pl.col(S.DIRECTION).drop_nulls().first().alias(F_DIRECTION),
+    ]
 
 
 def _app_facts(

@@ -29,6 +29,7 @@ import polars as pl
 from detectors.base import schema as S
 from detectors.pairs.context import PairContext
 from detectors.rank import evidence as E
+from detectors.rank import infrastructure
 
 # Merged-list columns beyond the schema's C_* constants.
 C_NAMES = S.C_NAMES
@@ -38,7 +39,10 @@ C_DEVICE_ID = "device_id"
 
 RARE_DESTINATIONS = "rare_destinations"
 CONTEXT_DETECTORS = frozenset({RARE_DESTINATIONS})  # hits that say "unusual", not "periodic"
-PERIOD_SOURCES = ("periodicity",)  # detectors whose period_s is an estimated sleep
+PERIOD_SOURCES = ("periodicity",)
+PORTLESS_DETECTORS = frozenset(
+    {"aggregated"}
+)  # hourly reports carry no port at all  # detectors whose period_s is an estimated sleep
 
 EVIDENCE_TYPE = pl.List(
     pl.Struct({"name": pl.String(), "value": pl.String(), "points": pl.Float64()})
@@ -63,6 +67,8 @@ MERGED_SCHEMA: dict[str, pl.DataType] = {
     S.C_EVIDENCE: EVIDENCE_TYPE,
     S.C_ACCOUNT: pl.String(),
     C_DEVICE_ID: pl.String(),
+    S.C_DIRECTION: pl.String(),
+    S.C_VIA_PROXY: pl.String(),
 }
 
 
@@ -110,6 +116,22 @@ class ScoreWeights:
         },
     )
     common_share: float = _w(0.5, "'Most devices' = at least this share of hosts (RITA: 50 %).")
+    w_infrastructure: float = _w(
+        -0.30,
+        "An infrastructure service (NTP, DNS forwarding from a resolver, a monitoring "
+        "agent; data/infrastructure.toml): periodic by design. Shown with its reason.",
+    )
+    w_public_service: float = _w(
+        -0.15,
+        "Inbound: our port answers many external sources (public_service_sources or more): "
+        "a public service that uptime checkers and crawlers poll.",
+    )
+    public_service_sources: float = _w(20, "See w_public_service.")
+    w_private_listener: float = _w(
+        0.10,
+        "Inbound: our port answered no external source but this one (and at most one "
+        "other): a listener someone polls privately, as a controller polls an implant.",
+    )
     w_domain_rare: float = _w(0.05, "The registered domain is reached by few devices.")
     w_domain_common: float = _w(-0.10, "The registered domain is reached by most devices.")
     w_direct_ip: float = _w(
@@ -170,6 +192,33 @@ class ScoreWeights:
         "ports of the address: a scan, not a beacon.",
     )
     scan_min_ports: int = field(default=10, metadata={"doc": "See w_scanning."})
+    infrastructure_file: str | None = field(
+        default=None,
+        metadata={
+            "doc": "The infrastructure services list (TOML); unset: the shipped "
+            'detectors/rank/data/infrastructure.toml; "": none.'
+        },
+    )
+    few_failed_max_score: float = _w(
+        0.30,
+        "Highest score of a pair whose only connections are a handful of failures "
+        "(fewer than few_failed_connections): a dead C2 shows as a steady run of "
+        "failures, one or two failed attempts are a typo or a blocked ad.",
+    )
+    few_failed_connections: int = field(
+        default=6,
+        metadata={"doc": "See few_failed_max_score (the periodicity hunt's min_events)."},
+    )
+    campaign_max_devices: int = field(
+        default=5,
+        metadata={
+            "doc": "Campaign: when two or more devices are timing candidates to one "
+            "destination that at most this many devices reach at all (and not most of "
+            "the fleet), each member is lifted to the group's best score: one implant, "
+            "several victims, found once. A lift, not a bonus, so benign agents on a "
+            "few servers rank where they did. 0 turns it off."
+        },
+    )
 
 
 def weights_from_config(config: object) -> ScoreWeights:
@@ -204,6 +253,9 @@ _OPTIONAL = {
     "jitter_kind": pl.String(),
     "missed_fraction": pl.Float64(),
     "schedule": pl.String(),
+    "sleep_ci_low_s": pl.Float64(),
+    "sleep_ci_high_s": pl.Float64(),
+    "burst_size": pl.Float64(),
 }
 _KEY3 = [S.C_DEVICE, S.C_PROCESS, S.C_REMOTE_IP]
 
@@ -227,10 +279,20 @@ def _detector_rows(per_detector: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def _attach_portless(rows: pl.DataFrame) -> pl.DataFrame:
-    """Give port-less hits (aggregated reports) the ports other detectors found."""
-    with_port = rows.filter(pl.col(S.C_REMOTE_PORT).is_not_null())
-    portless = rows.filter(pl.col(S.C_REMOTE_PORT).is_null())
-    ports = with_port.select(*_KEY3, S.C_REMOTE_PORT).unique()
+    """Give port-less hits (aggregated reports) the ports other detectors found.
+
+    Only detectors that never see a port (``PORTLESS_DETECTORS``) are spread this way.
+    An empty port from any other detector is a value of its own (ICMP, a sensor that
+    left the field blank): taking it as a wildcard merged a 150-connection beacon into
+    every same-pair candidate that had a port, and it vanished from the list.
+    """
+    portless_hit = pl.col(S.C_REMOTE_PORT).is_null() & pl.col(S.C_DETECTOR).is_in(
+        list(PORTLESS_DETECTORS)
+    )
+    with_port = rows.filter(~portless_hit)
+    portless = rows.filter(portless_hit)
+    ports = with_port.filter(pl.col(S.C_REMOTE_PORT).is_not_null())
+    ports = ports.select(*_KEY3, S.C_REMOTE_PORT).unique()
     matched = portless.drop(S.C_REMOTE_PORT).join(ports, on=_KEY3, how="inner", nulls_equal=True)
     alone = portless.join(ports, on=_KEY3, how="anti", nulls_equal=True)
     return pl.concat([with_port, matched.select(rows.columns), alone], how="vertical_relaxed")
@@ -272,6 +334,9 @@ def _combine(rows: pl.DataFrame) -> pl.DataFrame:
             _first_from("jitter_kind", PERIOD_SOURCES),
             _first_from("missed_fraction", PERIOD_SOURCES),
             _first_from("schedule", PERIOD_SOURCES),
+            _first_from("sleep_ci_low_s", PERIOD_SOURCES),
+            _first_from("sleep_ci_high_s", PERIOD_SOURCES),
+            _first_from("burst_size", PERIOD_SOURCES),
         )
     )
 
@@ -303,8 +368,25 @@ def _timing_text() -> pl.Expr:
             pl.col("jitter_kind").fill_null("?"),
         )
     )
+    # The uncertainty of the sleep (95 % interval of the median one-sleep delta): what
+    # a few-connection long sleep can honestly show. Bursts: connections per check-in.
+    interval = pl.when(pl.col("sleep_ci_low_s").is_not_null()).then(
+        pl.format(
+            ", median delta 95 % CI {}-{} s",
+            _fmt(pl.col("sleep_ci_low_s"), 1),
+            _fmt(pl.col("sleep_ci_high_s"), 1),
+        )
+    )
+    burst = pl.when(pl.col("burst_size") >= 2).then(
+        pl.format(", bursts of {}", _fmt(pl.col("burst_size"), 1))
+    )
     return pl.format(
-        "{} score {}{}", pl.col("_timing_by"), _fmt(pl.col("_timing")), sleep.fill_null("")
+        "{} score {}{}{}{}",
+        pl.col("_timing_by"),
+        _fmt(pl.col("_timing")),
+        sleep.fill_null(""),
+        interval.fill_null(""),
+        burst.fill_null(""),
     )
 
 
@@ -316,11 +398,16 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
     extra_timing = (pl.col("_n_timing") - 1).clip(0, None)
     agreement = (extra_timing * w.w_agreement).clip(None, w.max_agreement)
     proxy = pl.col(E.F_VIA_PROXY).fill_null(False)
-    ip_rare = ip_devices <= rare
-    ip_common = ip_devices >= w.common_share * hosts
-    domain_rare = pl.col(E.F_DOMAIN_DEVICES) <= rare
-    domain_common = pl.col(E.F_DOMAIN_DEVICES) >= w.common_share * hosts
-    port_rare = (pl.col(E.F_PORT_DEVICES) <= rare) | (
+    # Prevalence tells rare from common only when the two bands cannot overlap: with
+    # a handful of devices "1 of 1" is both, and says nothing (no points either way).
+    informative = rare < w.common_share * hosts
+    inbound = (pl.col(E.F_DIRECTION) == S.DIR_INBOUND).fill_null(False)
+    rekeyed = pl.col(E.F_PROXY).is_not_null()
+    ip_rare = informative & (ip_devices <= rare)
+    ip_common = informative & (ip_devices >= w.common_share * hosts)
+    domain_rare = informative & (pl.col(E.F_DOMAIN_DEVICES) <= rare)
+    domain_common = informative & (pl.col(E.F_DOMAIN_DEVICES) >= w.common_share * hosts)
+    port_rare = (informative & (pl.col(E.F_PORT_DEVICES) <= rare)) | (
         (pl.col(E.F_PROCESS_DEVICES) >= 5)
         & (pl.col(E.F_PROCESS_PORT_SHARE) <= w.process_port_share)
     )
@@ -341,14 +428,40 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
             w.w_rare_destination_detector,
         ),
         _entry(
-            ~proxy & ip_rare,
+            ~proxy & ~rekeyed & ~inbound & ip_rare,
             "rare destination IP",
             pl.format("{}{}", ip_devices, of_hosts),
             w.w_ip_rare,
         ),
         _entry(
-            ~proxy & ip_common,
+            ~proxy & ~rekeyed & ~inbound & ip_common,
             "common destination IP",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_common,
+        ),
+        # Inbound: the remote address is the source that connects to us.
+        _entry(
+            inbound & ip_rare,
+            "rare source IP",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_rare,
+        ),
+        _entry(
+            inbound & ip_common,
+            "common source IP",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_common,
+        ),
+        # Through a proxy the destination is the host the client asked for.
+        _entry(
+            rekeyed & ip_rare,
+            "rare destination host",
+            pl.format("{}{}", ip_devices, of_hosts),
+            w.w_ip_rare,
+        ),
+        _entry(
+            rekeyed & ip_common,
+            "common destination host",
             pl.format("{}{}", ip_devices, of_hosts),
             w.w_ip_common,
         ),
@@ -378,7 +491,51 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
             w.w_domain_common,
         ),
         _entry(
-            pl.col(C_NAMES).list.len() == 0,
+            ~informative,
+            "prevalence not used",
+            pl.format("only {} devices: rare and common cannot be told apart", hosts),
+            0.0,
+        ),
+        _entry(
+            pl.col(E.F_PROXY).is_not_null(),
+            "via proxy",
+            pl.format("{} (destination named by CONNECT, URL or RemoteUrl)", pl.col(E.F_PROXY)),
+            0.0,
+        ),
+        _entry(
+            inbound,
+            "inbound",
+            pl.format("{} connects to our port {}", pl.col(S.C_REMOTE_IP), pl.col(S.C_REMOTE_PORT)),
+            0.0,
+        ),
+        _entry(
+            inbound & (pl.col(E.F_SERVED_SOURCES) >= w.public_service_sources),
+            "public service",
+            pl.format(
+                "our port {} answers {} external sources",
+                pl.col(S.C_REMOTE_PORT),
+                pl.col(E.F_SERVED_SOURCES),
+            ),
+            w.w_public_service,
+        ),
+        _entry(
+            inbound & (pl.col(E.F_SERVED_SOURCES) <= 2),
+            "private listener",
+            pl.format(
+                "our port {} answers {} external sources",
+                pl.col(S.C_REMOTE_PORT),
+                pl.col(E.F_SERVED_SOURCES),
+            ),
+            w.w_private_listener,
+        ),
+        _entry(
+            pl.col(infrastructure.F_INFRASTRUCTURE).is_not_null(),
+            "infrastructure service",
+            pl.col(infrastructure.F_INFRASTRUCTURE),
+            w.w_infrastructure,
+        ),
+        _entry(
+            (pl.col(C_NAMES).list.len() == 0) & ~inbound,  # an inbound source has none
             "no name",
             pl.lit("no DNS, SNI, Host or URL ever seen for this address"),
             w.w_direct_ip,
@@ -394,7 +551,7 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
             w.w_system_process,
         ),
         _entry(
-            (pl.col(E.F_PROCESS_DEVICES) <= rare) & pl.lit(w.w_process_rare != 0.0),
+            informative & (pl.col(E.F_PROCESS_DEVICES) <= rare) & pl.lit(w.w_process_rare != 0.0),
             "rare process",
             pl.format("{} on {}{}", pl.col(S.C_PROCESS), pl.col(E.F_PROCESS_DEVICES), of_hosts),
             w.w_process_rare,
@@ -446,6 +603,84 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
     ).list.drop_nulls()
 
 
+def _points_sum() -> pl.Expr:
+    return pl.col(S.C_EVIDENCE).list.eval(pl.element().struct.field("points")).list.sum()
+
+
+def _campaign_lift(frame: pl.DataFrame, w: ScoreWeights) -> pl.DataFrame:
+    """Lift every member of a campaign to its group's best score (see ScoreWeights).
+
+    Members: timing candidates (any device) to one destination (the named host behind
+    a proxy, else the address) reached by at most ``campaign_max_devices`` devices,
+    two or more of which are candidates, and not by most of the fleet.
+    """
+    prevalence = pl.col(C_PREVALENCE)
+    member = (
+        (pl.col(C_CAMPAIGN) >= 2)
+        & (prevalence <= w.campaign_max_devices)
+        & (prevalence < w.common_share * pl.col(E.F_HOSTS))
+        & pl.col("_timing").is_not_null()
+    ).fill_null(False)
+    frame = frame.with_columns(_points_sum().alias("_points"), member.alias("_member"))
+    best = pl.when(pl.col("_member")).then(pl.col("_points")).max().over(_DESTINATION)
+    frame = frame.with_columns(best.alias("_best"))
+    lift = (pl.col("_best") - pl.col("_points")).clip(0.0, None)
+    entry = _entry(
+        pl.col("_member") & (lift > 0),
+        "campaign",
+        pl.format(
+            "{} devices beacon to {}; the group's best scores {}",
+            pl.col(C_CAMPAIGN),
+            pl.col(_DESTINATION),
+            _fmt(pl.col("_best")),
+        ),
+        lift,
+    )
+    return frame.with_columns(
+        pl.concat_list(pl.col(S.C_EVIDENCE), entry).list.drop_nulls().alias(S.C_EVIDENCE)
+    )
+
+
+def _few_failed_cap(w: ScoreWeights) -> pl.Expr:
+    """The evidence list with a cap for a handful of failed-only connections.
+
+    A cap, not a fixed penalty, so that score stays the sum of the evidence: the entry
+    takes away whatever lifts the pair above ``few_failed_max_score``.
+    """
+    points = _points_sum()
+    few = pl.col(E.F_FAILED_ONLY).fill_null(False) & (
+        pl.col(E.F_OWN_CONNECTIONS) < w.few_failed_connections
+    )
+    cut = (pl.lit(w.few_failed_max_score) - points).clip(None, 0.0)
+    entry = _entry(
+        few & (cut < 0),
+        "few failed connections",
+        pl.format("only {} failed connections", pl.col(E.F_OWN_CONNECTIONS)),
+        cut,
+    )
+    return pl.concat_list(pl.col(S.C_EVIDENCE), entry).list.drop_nulls()
+
+
+_DESTINATION = "_destination"
+_DESTINATION_KEY = [_DESTINATION]
+C_CAMPAIGN = "_campaign_devices"
+
+
+def _destination() -> pl.Expr:
+    """The destination a candidate reaches: the named host behind a proxy, else the IP."""
+    proxy = pl.col(E.F_VIA_PROXY).fill_null(False)
+    return pl.when(proxy).then(pl.col(S.C_DOMAIN)).otherwise(pl.col(S.C_REMOTE_IP))
+
+
+def _campaigns(joined: pl.DataFrame) -> pl.DataFrame:
+    """Per destination, how many devices are timing candidates to it."""
+    return (
+        joined.filter(pl.col("_timing").is_not_null())
+        .group_by(_DESTINATION)
+        .agg(pl.col(S.C_DEVICE).n_unique().cast(pl.Int64).alias(C_CAMPAIGN))
+    )
+
+
 def merge_candidates(
     per_detector: dict[str, pl.DataFrame], dataset: PairContext, weights: ScoreWeights | None = None
 ) -> pl.DataFrame:
@@ -464,6 +699,7 @@ def merge_candidates(
         rare_floor_devices=w.rare_floor_devices,
         scan_min_ports=w.scan_min_ports,
         new_after_share=w.new_after_share,
+        infrastructure_file=w.infrastructure_file,
     )
     joined = combined.join(facts, on=S.CANDIDATE_KEY, how="left", nulls_equal=True)
     joined = joined.with_columns(
@@ -476,7 +712,12 @@ def merge_candidates(
         pl.coalesce(C_DEVICE_ID, E.F_DEVICE_ID).alias(C_DEVICE_ID),
         pl.coalesce(S.C_ACCOUNT, E.F_ACCOUNT).alias(S.C_ACCOUNT),
     )
+    joined = joined.with_columns(_destination().alias(_DESTINATION))
+    joined = joined.join(_campaigns(joined), on=_DESTINATION_KEY, how="left", nulls_equal=True)
     scored = joined.with_columns(_evidence(w).alias(S.C_EVIDENCE))
+    if w.campaign_max_devices > 0:
+        scored = _campaign_lift(scored, w)
+    scored = scored.with_columns(_few_failed_cap(w).alias(S.C_EVIDENCE))
     scored = scored.with_columns(
         scored.get_column(S.C_EVIDENCE)
         .list.eval(pl.element().struct.field("points"))
@@ -504,8 +745,12 @@ def explain(candidate: dict[str, Any]) -> str:
     port = candidate.get(S.C_REMOTE_PORT)
     remote = f"{_text(candidate.get(S.C_REMOTE_IP))}:{_text(port)}"
     domain = candidate.get(S.C_DOMAIN)
+    arrow = "<-" if candidate.get(S.C_DIRECTION) == S.DIR_INBOUND else "->"
+    proxy = candidate.get(S.C_VIA_PROXY)
     head = (
-        f"{_text(candidate.get(S.C_DEVICE))}  {_text(candidate.get(S.C_PROCESS))}  ->  {remote}"
+        f"{_text(candidate.get(S.C_DEVICE))}  {_text(candidate.get(S.C_PROCESS))}  {arrow}  "
+        f"{remote}"
+        + (f"  via proxy {proxy}" if proxy else "")
         + (f"  ({domain})" if domain else "")
     )
     lines = [

@@ -122,9 +122,11 @@ def to_table(candidates: pl.DataFrame, limit: int | None = None) -> str:
     if limit is not None:
         frame = frame.head(limit)
     port = pl.col(S.C_REMOTE_PORT).cast(pl.String).fill_null("-")
-    frame = frame.with_columns(
-        pl.concat_str([pl.col(S.C_REMOTE_IP).fill_null("-"), port], separator=":").alias("remote")
-    )
+    remote = pl.concat_str([pl.col(S.C_REMOTE_IP).fill_null("-"), port], separator=":")
+    if S.C_DIRECTION in frame.columns:  # inbound: the remote end connects to our port
+        inbound = (pl.col(S.C_DIRECTION) == S.DIR_INBOUND).fill_null(False)
+        remote = pl.when(inbound).then(pl.concat_str([pl.lit("<- "), remote])).otherwise(remote)
+    frame = frame.with_columns(remote.alias("remote"))
     header = " ".join(title.ljust(width) for title, _, width in TABLE_COLUMNS).rstrip()
     lines = [header, "-" * len(header)]
     present = [(c, w) for _, c, w in TABLE_COLUMNS]

@@ -98,6 +98,10 @@ def _truth_keys(truth: pl.DataFrame) -> pl.DataFrame:
             ).alias("_devices"),
             pl.col("remote_ip").cast(pl.String).alias("_ip"),
             pl.col("remote_port").cast(pl.Int32).alias("_port"),
+            (pl.col("domain") if "domain" in truth.columns else pl.lit(None))
+            .cast(pl.String)
+            .str.to_lowercase()
+            .alias("_host"),
         )
         .explode("_devices")
         .rename({"_devices": "_device"})
@@ -106,12 +110,33 @@ def _truth_keys(truth: pl.DataFrame) -> pl.DataFrame:
 
 
 def label_candidates(candidates: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
-    """The candidates in order, with the ground-truth program each matches (or null)."""
-    ranked = candidates.select(S.C_DEVICE, S.C_REMOTE_IP, S.C_REMOTE_PORT).with_row_index(_RANK)
+    """The candidates in order, with the ground-truth program each matches (or null).
+
+    A candidate re-keyed to a proxied host (``via_proxy``) also matches a truth row
+    that names the proxy's address and port, or whose domain is that host: the same
+    program, seen before and after proxies became destinations.
+    """
+    via = pl.col(S.C_VIA_PROXY) if S.C_VIA_PROXY in candidates.columns else pl.lit(None, pl.String)
+    ranked = candidates.select(
+        S.C_DEVICE,
+        S.C_REMOTE_IP,
+        S.C_REMOTE_PORT,
+        via.str.replace(r":\d+$", "").alias("_via_ip"),
+        via.str.extract(r":(\d+)$").cast(pl.Int32).alias("_via_port"),
+    ).with_row_index(_RANK)
     keys = _truth_keys(truth)
-    matched = ranked.join(
-        keys, left_on=[S.C_DEVICE, S.C_REMOTE_IP], right_on=["_device", "_ip"], how="inner"
+    on_device = [S.C_DEVICE]
+    direct = ranked.join(
+        keys, left_on=[*on_device, S.C_REMOTE_IP], right_on=["_device", "_ip"], how="inner"
     ).filter(pl.col(S.C_REMOTE_PORT).is_null() | (pl.col(S.C_REMOTE_PORT) == pl.col("_port")))
+    through = ranked.join(
+        keys, left_on=[*on_device, "_via_ip"], right_on=["_device", "_ip"], how="inner"
+    ).filter(pl.col("_via_port") == pl.col("_port"))
+    named = ranked.join(
+        keys, left_on=[*on_device, S.C_REMOTE_IP], right_on=["_device", "_host"], how="inner"
+    )
+    columns = [_RANK, _PROGRAM, _LABEL]
+    matched = pl.concat([m.select(columns) for m in (direct, through, named)])
     first = (
         matched.sort(_RANK, _PROGRAM).unique(_RANK, keep="first").select(_RANK, _PROGRAM, _LABEL)
     )

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
 
 from detectors.base import domains
-from detectors.base.errors import InputError
+from detectors.base.config import Config
+from detectors.base.errors import InputError, UsageError
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.base.sanitize import visible
 from detectors.curate.allowlist import AllowList
 from detectors.curate.decorate import decorate, hide_allowed
 from detectors.hunts import registry
-from detectors.load.sample import (
-    SAMPLE_GROUND_TRUTH,
-    sample_dir,
-    sample_paths,
-    sample_zeek_dir,
-)
+from detectors.load.sample import SAMPLE_GROUND_TRUTH, scenario_dir, scenario_paths
 from detectors.rank import scoring
 from detectors.report import output
 from detectors.run import evaluate
@@ -34,6 +31,22 @@ def apply_allowlist(
     """Hide (or, with ``show_allowed``, flag) candidates matched by the allow-list file."""
     flagged = decorate(candidates, AllowList.load(Path(allowlist_path)), None).candidates
     return flagged if show_allowed else hide_allowed(flagged)
+
+
+def open_allowlist_file(path: str | Path, *, create: bool) -> None:
+    """A named allow-list must exist: ``/typo.toml`` read as empty would hide nothing.
+
+    With ``create`` a missing file is started (the new-file comment only).
+    """
+    from detectors.curate.allowlist import AllowList
+
+    if os.path.lexists(path):
+        return
+    if not create:
+        raise InputError(
+            "allow-list file not found (--allowlist-create starts a new one)", file=str(path)
+        )
+    AllowList.create(path)
 
 
 def detect(
@@ -54,6 +67,9 @@ def detect(
     spark_master: str | None = None,
     spark_conf: Sequence[str] = (),
     save_run: str | None = None,
+    recursive: bool = True,
+    internal: Sequence[str] = (),
+    allowlist_create: bool = False,
 ) -> str:
     """Everything ``beacon-triage detect`` does, returning the text to print.
 
@@ -63,7 +79,9 @@ def detect(
     # Work the files do not need, done while they load.
     domains.prepare_in_background()
     registry.import_in_background()
-    config = load_config(config_path)
+    config = with_internal(load_config(config_path), internal)
+    if allowlist_path:  # a typo must not silently hide nothing
+        open_allowlist_file(allowlist_path, create=allowlist_create)
     if config_path is None and config.path is not None:
         warn(f"using the config {config.path}")  # read without being named: say so
     for name in detector_names:
@@ -74,7 +92,7 @@ def detect(
 
         strategy = SparkStrategy(paths, source_format, spark_master, tuple(spark_conf))
     else:
-        strategy = choose_strategy(paths, config, source_format, use_cache)
+        strategy = choose_strategy(paths, config, source_format, use_cache, recursive=recursive)
     result = run(strategy, config, detector_names or None, progress)
     if result.context is not None:
         for line in result.context.warnings:
@@ -99,22 +117,39 @@ def detect(
     return output.render(candidates, fmt)
 
 
+def with_internal(config: Config, internal: Sequence[str]) -> Config:
+    """``config`` with ``--internal`` subnets added (checked: a bad CIDR is one line)."""
+    if not internal:
+        return config
+    from dataclasses import replace
+
+    config = replace(config, extra_internal=tuple(internal))
+    config.network_settings()
+    return config
+
+
 def explain(candidates: pl.DataFrame, rank: int) -> str:
     """The evidence of the candidate at 1-based ``rank`` in the list."""
     if not 1 <= rank <= candidates.height:
-        raise InputError(f"--explain {rank}: there are {candidates.height} candidates")
+        raise UsageError(f"--explain {rank}: there are {candidates.height} candidates")
     text = scoring.explain(candidates.row(rank - 1, named=True))
-    # the explanation quotes telemetry: each line is made inert for the terminal
-    return "".join(visible(line, limit=None) + "\n" for line in text.splitlines())
+    # the explanation quotes telemetry: each line is made inert for the terminal, and
+    # cut at 4,096 characters with its real length said (a 10 MB URL is not printed)
+    return "".join(visible(line) + "\n" for line in text.splitlines())
 
 
 def evaluate_paths(
-    paths: Sequence[str], truth_path: str | None, config_path: str | None, progress: Progress
+    paths: Sequence[str],
+    truth_path: str | None,
+    config_path: str | None,
+    progress: Progress,
+    scenario: str = "office",
+    internal: Sequence[str] = (),
 ) -> str:
-    """``beacon-triage eval``: defaults to the bundled sample data and its ground truth."""
-    config = load_config(config_path)
-    chosen = list(paths) or [*map(str, sample_paths()), str(sample_zeek_dir())]
-    truth_file = Path(truth_path) if truth_path else sample_dir() / SAMPLE_GROUND_TRUTH
+    """``beacon-triage eval``: defaults to a bundled sample (``scenario``) and its truth."""
+    config = with_internal(load_config(config_path), internal)
+    chosen = list(paths) or list(map(str, scenario_paths(scenario)))
+    truth_file = Path(truth_path) if truth_path else scenario_dir(scenario) / SAMPLE_GROUND_TRUTH
     if not truth_file.exists():
         raise InputError("ground truth file not found", file=str(truth_file))
     context = InMemory(chosen).context(config, progress)

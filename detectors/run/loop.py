@@ -17,6 +17,7 @@ from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.hunts.registry import all_detectors
 from detectors.load.cache import WRITE_LATER
 from detectors.pairs.context import PairContext
+from detectors.pairs.network import place_context
 from detectors.run import partitioned
 from detectors.run.memory import InMemory
 from detectors.run.outcome import DetectorOutcome, RunResult, merge
@@ -40,12 +41,13 @@ def choose_strategy(
     source_format: str | None = None,
     use_cache: bool = True,
     cache_write: str = WRITE_LATER,
+    recursive: bool = True,
 ) -> Strategy:
     """Partitions on disk when the input holds more than ``[engine] max_events_in_memory``
     events; in memory otherwise (``cache_write``: see ``InMemory``)."""
     if partitioned.wanted(paths, config):
         return partitioned.Partitioned(paths, source_format)
-    return InMemory(paths, source_format, use_cache, cache_write=cache_write)
+    return InMemory(paths, source_format, use_cache, cache_write=cache_write, recursive=recursive)
 
 
 def run(
@@ -63,6 +65,7 @@ def run(
     chosen = list(names) if names else list(all_detectors())
     try:
         context = strategy.context(config, progress)
+        place_context(context, config.network_settings())  # direction, proxies: before pairs
         progress.report("detect", 0.0, f"running {', '.join(chosen)}")
         done: dict[str, DetectorOutcome] = {}
         for outcome in strategy.hunts(context, config, chosen, progress):

@@ -38,6 +38,7 @@ class InMemory:
     use_cache: bool = True
     workers: int | None = None
     context_given: PairContext | None = None
+    recursive: bool = True  # folders walked into their sub-folders
     # When the cache's copy is written: after the answer (the CLI calls
     # ``cache.finish_writes``), or in the background (the TUI, which stays open).
     cache_write: str = WRITE_LATER
@@ -59,6 +60,7 @@ class InMemory:
             mapping=config.mapping,
             progress=progress,
             cache=cache,
+            recursive=self.recursive,
         )
         return PairContext.of(loaded)
 

@@ -43,6 +43,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from detectors.base import schema as S
+from detectors.base.atomic import private_dir
 from detectors.base.config import (
     DEFAULT_PARTITION_EVENTS,
     Config,
@@ -349,19 +350,24 @@ class Partitioned:
         if self.parts is None:
             size = config.engine_settings().partition_events
             count = self.count or partition_count(estimate_events(self.paths), size)
-            scratch = cache_dir() / "partitions"
-            scratch.mkdir(parents=True, exist_ok=True)
+            scratch = private_dir(cache_dir() / "partitions")  # 0700: it holds the events
             self._scratch = Path(tempfile.mkdtemp(prefix="run-", dir=scratch))
             self.parts = write_partitions(
                 self.paths, self._scratch, count, self.source_format, config.mapping, progress
             )
         parts = self.parts
+        warnings = list(parts.warnings)
+        if config.network_settings().enabled:
+            warnings.append(
+                "input bigger than memory: [network] placement (direction, proxies as "
+                "destinations, inbound pairs) is not applied yet; public addresses are hunted"
+            )
         return PairContext(
             names=parts.names,
             app=parts.app,
             device_info=parts.device_info,
             files=parts.files,
-            warnings=list(parts.warnings),
+            warnings=warnings,
             population=Population(parts.scan(), parts.names, streaming=True),
         )
 

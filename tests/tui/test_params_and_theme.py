@@ -103,3 +103,46 @@ async def test_each_theme_renders_the_main_screen(tmp_path):
             await pilot.pause()
             assert app.current_theme.name == name
             assert app.main_screen.query_one("#candidates").render_line(1).text.strip()
+
+
+async def test_network_settings_are_in_the_form_and_saved_as_the_network_table(tmp_path):
+    config = _config(tmp_path)
+    app = make_app(tmp_path, config=config)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("p")
+        await pilot.pause()
+        box = app.screen.query_one("#param--network--internal", Input)
+        assert box.value.startswith('["10.0.0.0/8", "172.16.0.0/12"')  # the defaults, as TOML
+        box.value = '["10.0.0.0/8", "203.0.113.0/24"]'
+        app.screen.query_one("#param--network--monitored_min_sources", Input).value = "50"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert app.config.network == {
+            "internal": ["10.0.0.0/8", "203.0.113.0/24"],
+            "monitored_min_sources": 50,
+        }
+    saved = tomllib.loads(config.path.read_text(encoding="utf-8"))
+    assert saved["network"] == {
+        "internal": ["10.0.0.0/8", "203.0.113.0/24"],
+        "monitored_min_sources": 50,
+    }
+    assert "detectors" not in saved
+
+
+async def test_a_bad_subnet_is_named_in_the_form(tmp_path):
+    app = make_app(tmp_path, config=_config(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("p")
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#param--network--internal", Input).value = '["10.0.0.0/33"]'
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.screen is screen
+        error = str(screen.query_one("#params-error", Static).render())
+        assert error == "field network.internal: '10.0.0.0/33' is not an address or CIDR block"
+        assert app.config.network == {}

@@ -16,11 +16,14 @@ def listing(directory) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
-def test_write_creates_missing_directories_and_the_file(tmp_path):
+def test_write_creates_missing_directories_private_when_asked(tmp_path):
     target = tmp_path / "a" / "b" / "f.txt"
-    atomic_write_text(target, "héllo\n")
+    atomic_write_text(target, "héllo\n", make_parents=True)
     assert target.read_bytes() == "héllo\n".encode()
     assert listing(target.parent) == ["f.txt"]
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o700
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
 def test_backup_holds_the_previous_version(tmp_path):
@@ -45,7 +48,7 @@ def test_crash_before_rename_keeps_the_old_file_and_leaves_no_temp(tmp_path, mon
         real_replace(src, dst)
 
     monkeypatch.setattr(atomic.os, "replace", crash_on_target)
-    with pytest.raises(OSError, match="power cut"):
+    with pytest.raises(atomic.WriteError, match="power cut"):
         atomic_write_bytes(target, b"new\n", backup=True)
     assert target.read_bytes() == b"old and whole\n"
     assert listing(tmp_path) == ["f.toml", "f.toml.bak"]  # the backup is whole too
@@ -60,7 +63,7 @@ def test_crash_while_backing_up_leaves_no_temp_and_the_old_file(tmp_path, monkey
         raise OSError(errno.EIO, "power cut")
 
     monkeypatch.setattr(atomic.os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(atomic.WriteError, match="power cut"):
         atomic_write_bytes(target, b"new\n", backup=True)
     assert listing(tmp_path) == ["f.toml"]
     assert target.read_bytes() == b"old\n"

@@ -62,12 +62,16 @@ def test_detect_json_is_an_array_of_candidates_with_contract_fields(tmp_path):
     assert top["connections"] == 40
 
 
-def test_detect_header_only_file_is_zero_candidates_exit_0(tmp_path):
+def test_detect_header_only_file_is_an_error_not_a_clean_network_exit_1(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text(HEADER + "\n")
     done = run("detect", str(path), "--format", "json")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == []
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines()[-1] == (
+        f"beacon-triage: error: {path}: no connection events found; "
+        "these paths hold 1 file without rows"
+    )
 
 
 def test_detect_missing_file_is_one_line_error_exit_1(tmp_path):
@@ -115,3 +119,21 @@ def test_detectors_lists_parameters_with_defaults():
     done = run("detectors")
     assert done.returncode == 0
     assert "intervals:" in done.stdout and "jitter_threshold = 50" in done.stdout
+
+
+def test_detect_internal_subnet_makes_a_destination_ours(tmp_path):
+    source = beacon_csv(tmp_path / "events.csv")
+    hunted = json.loads(run("detect", str(source), "--format", "json", "--quiet").stdout)
+    assert {c["remote_ip"] for c in hunted} == {"45.77.1.2"}
+    assert {c["direction"] for c in hunted} == {"outbound"}
+    done = run("detect", str(source), "--format", "json", "--quiet", "--internal", "45.77.0.0/16")
+    assert json.loads(done.stdout) == []  # ours to ours: internal traffic is not hunted
+
+
+def test_detect_bad_internal_subnet_is_one_line_error(tmp_path):
+    source = beacon_csv(tmp_path / "events.csv")
+    done = run("detect", str(source), "--internal", "10.0.0.0/33")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "beacon-triage: error: field --internal: '10.0.0.0/33' is not an address or CIDR block"
+    ]

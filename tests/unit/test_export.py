@@ -125,5 +125,5 @@ def test_export_refuses_unknown_suffix_and_reports_write_errors(tmp_path):
     with pytest.raises(InputError, match=r"export to \.csv, \.json or \.md"):
         format_for(tmp_path / "v.xlsx")
     (tmp_path / "dir.csv").mkdir()
-    with pytest.raises(InputError, match="cannot write"):
+    with pytest.raises(InputError, match="refusing to write: it is a directory"):
         export(view(), tmp_path / "dir.csv")

@@ -57,6 +57,9 @@ FORBIDDEN_ATTRIBUTES = {
 # importlib.import_module only with the built-in detector names, a constant tuple
 # (importlib.resources, which reads bundled data files, is fine anywhere)
 IMPORTLIB_ALLOWED = {Path("detectors/builtin.py")}
+# subprocess only where the offline bundle runs pip with fixed arguments, and only from a
+# source checkout (it checks for pyproject.toml before anything else); shell=True stays banned
+SUBPROCESS_ALLOWED = {Path("tui/bundle.py")}
 
 
 def product_modules() -> list[Path]:
@@ -90,6 +93,8 @@ def findings(path: Path, label: str | None = None) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         for name in names:
+            if name == "subprocess" and where in SUBPROCESS_ALLOWED:
+                continue
             if name in FORBIDDEN_MODULES or name.split(".")[0] in {"pickle", "yaml", "dill"}:
                 found.append(f"{where}:{node.lineno} imports {name}")
             if name.endswith("import_module") and where not in IMPORTLIB_ALLOWED:
@@ -206,7 +211,7 @@ def test_detect_on_every_fixture_makes_no_network_attempt(monkeypatch):
 # --- only the files named ---------------------------------------------------------------------
 
 
-def test_a_directory_is_read_flat_without_dotfiles_subdirectories_or_linked_directories(tmp_path):
+def test_a_directory_is_read_without_dotfiles_or_linked_directories(tmp_path):
     named = tmp_path / "named"
     named.mkdir()
     (named / "events.csv").write_bytes((DATA / "mde_network.csv").read_bytes())
@@ -218,7 +223,8 @@ def test_a_directory_is_read_flat_without_dotfiles_subdirectories_or_linked_dire
     (outside / "secret.csv").write_bytes((DATA / "mde_network.csv").read_bytes())
     (named / "linked").symlink_to(outside, target_is_directory=True)
     dataset = load_paths([named])
-    assert dataset.files == [str(named / "events.csv")]
+    assert dataset.files == [str(named / "events.csv"), str(named / "sub" / "more.csv")]
+    assert load_paths([named], recursive=False).files == [str(named / "events.csv")]
 
 
 def test_a_zeek_path_header_is_a_log_kind_never_a_file_to_open(tmp_path):
@@ -229,12 +235,11 @@ def test_a_zeek_path_header_is_a_log_kind_never_a_file_to_open(tmp_path):
         f"#separator \\x09\n#path\t{secret}\n#fields\tts\tid.resp_h\n1700000000\t203.0.113.5\n",
         encoding="utf-8",
     )
-    dataset = load_paths([log])
-    assert dataset.events.height == 0
-    assert dataset.warnings == [
-        f"{log}: Zeek {secret} log skipped: only conn, dns, http and ssl logs are used"
-    ]
-    assert dataset.files == [str(log)]
+    with pytest.raises(InputError) as caught:
+        load_paths([log])
+    assert str(caught.value) == (
+        f"{log}: no connection events found; these paths hold 1 Zeek {secret} log"
+    )
 
 
 def test_the_default_config_in_use_is_said_on_stderr(tmp_path, monkeypatch):

@@ -230,7 +230,7 @@ def test_jsonl_cut_mid_line_keeps_whole_lines_and_warns(tmp_path: Path) -> None:
 def test_header_only_csv_is_valid_and_empty(tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
     path.write_text(HEADER)
-    ds = load_paths([path])
+    ds = load_paths([path], require_events=False)
     assert (ds.events.height, ds.warnings) == (0, [])
 
 

@@ -7,8 +7,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from detectors.base import schema as S
+from detectors.base.errors import InputError
 from detectors.load import load_paths, sniff_format
 from detectors.load.zeek_tsv import read_header
 
@@ -82,11 +84,16 @@ def test_zeek_conn_header_only_is_zero_events(tmp_path: Path) -> None:
     lines = (DATA / "conn.log").read_text().splitlines(keepends=True)
     path = tmp_path / "conn.log"
     path.write_text("".join(line for line in lines if line.startswith("#")))
-    assert load_paths([path]).events.height == 0
+    assert load_paths([path], require_events=False).events.height == 0
+    with pytest.raises(InputError) as caught:
+        load_paths([path])
+    assert str(caught.value) == (
+        f"{path}: no connection events found; these paths hold 1 file without rows"
+    )
 
 
 def test_zeek_dns_answers_that_are_addresses_become_names() -> None:
-    ds = load_paths([DATA / "dns.log"])
+    ds = load_paths([DATA / "dns.log"], require_events=False)
     assert ds.events.height == 0
     # the CNAME answer is dropped; '-' and '(empty)' answers give nothing
     assert ds.names.rows() == [
@@ -97,34 +104,33 @@ def test_zeek_dns_answers_that_are_addresses_become_names() -> None:
 
 
 def test_zeek_http_host_and_connect_target_names_and_app_rows() -> None:
-    ds = load_paths([DATA / "http.log"])
+    ds = load_paths([DATA / "http.log"], require_events=False)
     assert ds.names.rows() == [
         ("203.0.113.5", "evil.example", "http_host"),  # host "evil.example:8080" without port
         ("10.0.0.3", "c2.example", "connect"),  # the proxy's address, named by CONNECT target
     ]
     assert ds.app.rows() == [
-        ("CHttp1", "http", "Mozilla/5.0 (X; beacon)", "evil.example", "GET", None),
-        ("CHttp2", "http", None, "c2.example", "CONNECT", None),  # user_agent (empty) → null
-        ("CHttp3", "http", "curl/8.0", None, "POST", None),  # host '-' → null
+        ("CHttp1", "http", "Mozilla/5.0 (X; beacon)", "evil.example", "GET", None, "/beacon?id=1"),
+        # user_agent (empty) → null; the uri names the proxied target (detectors.pairs.proxy)
+        ("CHttp2", "http", None, "c2.example", "CONNECT", None, "c2.example:443"),
+        ("CHttp3", "http", "curl/8.0", None, "POST", None, "/upload"),  # host '-' → null
     ]
     assert ds.app.schema == pl.Schema(S.APP_SCHEMA)
 
 
 def test_zeek_ssl_server_name_names_and_app_rows() -> None:
-    ds = load_paths([DATA / "ssl.log"])
+    ds = load_paths([DATA / "ssl.log"], require_events=False)
     assert ds.names.rows() == [("203.0.113.5", "evil.example", "ssl_sni")]
     assert ds.app.rows() == [
-        ("CAbc1", "ssl", None, None, None, "evil.example"),
-        ("CSsl2", "ssl", None, None, None, None),  # no SNI: kept, it is evidence itself
+        ("CAbc1", "ssl", None, None, None, "evil.example", None),
+        ("CSsl2", "ssl", None, None, None, None, None),  # no SNI: kept, it is evidence itself
     ]
 
 
-def test_zeek_unknown_log_is_a_warning_not_an_error() -> None:
+def test_zeek_unknown_log_is_counted_in_the_skip_line_not_an_error() -> None:
     ds = load_paths([DATA / "files.log", DATA / "conn.log"])
     assert ds.events.height == 3
-    assert ds.warnings == [
-        f"{DATA / 'files.log'}: Zeek files log skipped: only conn, dns, http and ssl logs are used"
-    ]
+    assert ds.warnings == ["skipped 1 file: 1 Zeek files log"]
 
 
 def test_zeek_json_log_kind_from_path_field(tmp_path: Path) -> None:
@@ -133,7 +139,7 @@ def test_zeek_json_log_kind_from_path_field(tmp_path: Path) -> None:
         '{"_path":"ssl","ts":1700000000.0,"uid":"C1","id.orig_h":"10.0.0.5","id.orig_p":1,'
         '"id.resp_h":"203.0.113.5","id.resp_p":443,"server_name":"evil.example"}\n'
     )
-    ds = load_paths([path])
+    ds = load_paths([path], require_events=False)
     assert ds.names.rows() == [("203.0.113.5", "evil.example", "ssl_sni")]
 
 
@@ -144,15 +150,16 @@ def test_zeek_dns_json_answers_list(tmp_path: Path) -> None:
         '"id.resp_h":"10.0.0.53","id.resp_p":53,"query":"evil.example","qtype_name":"A",'
         '"answers":["cdn.evil.example","203.0.113.5"]}\n'
     )
-    assert load_paths([path]).names.rows() == [("203.0.113.5", "evil.example", "dns")]
+    names = load_paths([path], require_events=False).names
+    assert names.rows() == [("203.0.113.5", "evil.example", "dns")]
 
 
 def test_zeek_json_files_log_is_skipped_with_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "files.json"
     path.write_text('{"ts":1700000000.0,"fuid":"F1","source":"HTTP","mime_type":"text/plain"}\n')
     assert sniff_format(path) == "zeek-json"
-    ds = load_paths([path])
-    assert (ds.events.height, ds.names.height) == (0, 0)
-    assert ds.warnings == [
-        f"{path}: Zeek files log skipped: only conn, dns, http and ssl logs are used"
-    ]
+    with pytest.raises(InputError) as caught:
+        load_paths([path])
+    assert str(caught.value) == (
+        f"{path}: no connection events found; these paths hold 1 Zeek files log"
+    )

@@ -32,14 +32,20 @@ HEADER = (
 )
 
 
-def in_memory(paths):
+def unplaced():
+    """Partitioned runs do not place events in the network yet: compare like with like."""
     config = load_config(None)
-    return run_all(PairContext.of(load_paths(paths, cache=None)), config, workers=1)
+    config.network = {"enabled": False}
+    return config
+
+
+def in_memory(paths):
+    return run_all(PairContext.of(load_paths(paths, cache=None)), unplaced(), workers=1)
 
 
 def partitioned(paths, tmp_path, count):
     parts = P.write_partitions(paths, tmp_path / "parts", count)
-    result = run(P.Partitioned(parts=parts), load_config(None))
+    result = run(P.Partitioned(parts=parts), unplaced())
     return result, result.context
 
 
@@ -137,14 +143,19 @@ def test_detect_switches_to_partitions_above_the_configured_size(tmp_path, monke
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # scratch partitions there
     source = beacon_csv(tmp_path / "events.csv", [kusto(START, 60 * i) for i in range(40)])
     small = tmp_path / "small.toml"
-    small.write_text("[engine]\nmax_events_in_memory = 10\npartition_events = 20\n")
+    small.write_text(
+        "[engine]\nmax_events_in_memory = 10\npartition_events = 20\n"
+        "[network]\nenabled = false\n"  # partitions are not placed yet: compare like with like
+    )
+    memory = tmp_path / "memory.toml"
+    memory.write_text("[network]\nenabled = false\n")
     assert P.wanted([source], load_config(small))  # ~41 lines estimated > 10
-    assert not P.wanted([source], load_config(None))
+    assert not P.wanted([source], load_config(memory))
     called = []
     real = P.Partitioned.context
     monkeypatch.setattr(P.Partitioned, "context", lambda *a: called.append(1) or real(*a))
     assert detect([str(source)], config_path=str(small), fmt="json") == detect(
-        [str(source)], fmt="json", use_cache=False
+        [str(source)], config_path=str(memory), fmt="json", use_cache=False
     )
     assert called == [1]
     assert not any((tmp_path / "xdg" / "beacon-triage" / "partitions").iterdir())

@@ -11,12 +11,16 @@ import pytest
 from detectors.base import schema as S
 from detectors.base.progress import Progress
 from detectors.hunts.periodicity import (
+    BURST_SIZE,
     JITTER_KIND,
     MISSED,
     PERIOD,
+    RENEWAL_P,
     SCHEDULE,
     SCHEDULE_CONTINUOUS,
     SCHEDULE_WORKHOURS,
+    SLEEP_CI_HIGH,
+    SLEEP_CI_LOW,
     PeriodicityParams,
     run,
 )
@@ -154,3 +158,44 @@ def test_median_delta_is_taken_per_pair_in_whole_microseconds():
     medians = _median_delta_s(epoch_us, np.array([3, 4, 1]))
     assert medians[:2].tolist() == [90.0000005, 10.0]
     assert np.isnan(medians[2])
+
+
+def test_burst_beacon_reports_its_check_in_period_and_burst_size():
+    # 3-6 connections within 10 s, every 600 s (+-5 %), for 12 hours: raw deltas are
+    # mostly seconds, so the period comes from the bursts' starts.
+    rng = np.random.default_rng(8)
+    starts = np.cumsum(rng.uniform(570, 630, 72))
+    times = np.concatenate([s + np.sort(rng.uniform(0, 10, rng.integers(3, 7))) for s in starts])
+    out = _run(_dataset(_rows("ws-1", "rundll32.exe", C2, 443, np.sort(times))))
+    assert out.height == 1
+    assert out.item(0, PERIOD) == pytest.approx(600.0, rel=0.05)
+    assert 3 <= out.item(0, BURST_SIZE) <= 6
+    assert out.item(0, RENEWAL_P) < 1e-10
+
+
+def test_cobalt_strike_50pct_jitter_gets_a_sleep_from_the_renewal_test():
+    # 40 check-ins at sleep x (1 - U(0, 0.5)), sleep 300 s: the deltas spread over
+    # [150, 300]. Uniform and one-sided jitter look alike, so the sleep is the interval's
+    # centre (225 s) or its upper edge (300 s).
+    rng = np.random.default_rng(3)
+    times = np.cumsum(rng.uniform(150, 300, 40))
+    out = _run(_dataset(_rows("ws-1", "dllhost.exe", C2, 443, times)))
+    assert out.height == 1
+    period = out.item(0, PERIOD)
+    assert abs(period / 225 - 1) <= 0.05 or abs(period / 300 - 1) <= 0.05
+    assert out.item(0, RENEWAL_P) < 1e-10
+    low, high = out.item(0, SLEEP_CI_LOW), out.item(0, SLEEP_CI_HIGH)
+    assert 150 <= low < high <= 300
+
+
+def test_daily_check_in_over_a_week_shows_the_uncertainty_of_its_sleep():
+    # Eight daily check-ins (7 deltas), +-2 % jitter: the 95 % interval of the median
+    # sleep is [x_(1), x_(7)] (l = 1 for m = 7), a few percent wide.
+    rng = np.random.default_rng(6)
+    times = np.concatenate([[0.0], np.cumsum(rng.uniform(0.98, 1.02, 7) * 86400)])
+    out = _run(_dataset(_rows("srv-1", "svchost.exe", C2, 443, times)))
+    assert out.height == 1
+    deltas = np.diff(times)
+    assert out.item(0, SLEEP_CI_LOW) == pytest.approx(deltas.min())
+    assert out.item(0, SLEEP_CI_HIGH) == pytest.approx(deltas.max())
+    assert out.item(0, PERIOD) == pytest.approx(86400, rel=0.05)

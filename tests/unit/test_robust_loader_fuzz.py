@@ -95,7 +95,7 @@ FIXTURES = [
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory) -> dict[str, bytes]:
     tmp = tmp_path_factory.mktemp("originals")
-    found = {p.name: p.read_bytes() for p in DATA.iterdir()}
+    found = {p.name: p.read_bytes() for p in DATA.iterdir() if p.is_file()}
     return found | _derived(tmp)
 
 
@@ -190,7 +190,9 @@ def test_every_fixture_loads_unmutated(originals, workdir, name):
     path = workdir / "base" / name
     path.parent.mkdir(exist_ok=True)
     path.write_bytes(originals[name])
-    dataset = load_paths([path], mapping=MAPPING if name == "mapped.csv" else None)
+    dataset = load_paths(
+        [path], mapping=MAPPING if name == "mapped.csv" else None, require_events=False
+    )
     assert (
         dataset.events.height
         + dataset.names.height

@@ -186,12 +186,16 @@ def test_scanning_is_penalised(merged):
             "unusual port": 0.05,  # port 5 is used by one device
             "new destination": 0.05,  # first seen at 40 h
             "scanning": -0.30,  # 12 ports, all failed, no bytes
+            # its own pair (port 5) is one failed connection: capped at 0.30, from
+            # 0.38 + 0.15 + 0.10 + 0.05 + 0.05 - 0.30 = 0.43
+            "few failed connections": -0.13,
         }
     )
+    assert row[S.C_SCORE] == pytest.approx(0.30)
 
 
 def test_ranking_is_by_score(merged):
-    assert merged.get_column(S.C_REMOTE_IP).to_list() == [C2, SPOOL_C2, SCANNED, FABRIKAM]
+    assert merged.get_column(S.C_REMOTE_IP).to_list() == [C2, SPOOL_C2, FABRIKAM, SCANNED]
 
 
 def test_explain_lists_every_point(merged):
@@ -270,3 +274,87 @@ def test_zeek_candidates_rank_without_process_names():
     assert _points(browsing) == pytest.approx(
         {"timing": 0.40, "common destination IP": -0.15, "common domain": -0.10}
     )
+
+
+DEAD_C2 = "91.215.85.14"
+TYPO = "93.184.216.34"
+
+
+def _fleet_dataset() -> PairContext:
+    rows = []
+    for i in range(10):  # ten hosts, all reaching Google
+        rows += [_event(h, f"ws-{i}", "chrome.exe", GOOGLE, 443, url="www.google.com")
+                 for h in range(0, 48, 6)]  # fmt: skip
+    for i in range(3):  # one implant on three devices, one C2 nobody else reaches
+        rows += [_event(h, f"ws-{i}", "rundll32.exe", C2, 443) for h in range(0, 48, 2)]
+    # a dead C2: 20 failed connections; a typo: two failed connections
+    rows += [_event(h, "ws-5", "svc.exe", DEAD_C2, 8443, S.ACTION_FAILED) for h in range(20)]
+    rows += [_event(h, "ws-6", "app.exe", TYPO, 443, S.ACTION_FAILED) for h in (1, 2)]
+    return PairContext(events=S.conform(pl.DataFrame(rows), "mde.csv").collect())
+
+
+@pytest.fixture(scope="module")
+def fleet() -> pl.DataFrame:
+    hits = [
+        ("periodicity", f"ws-{i}", "rundll32.exe", C2, 443, t)
+        for i, t in enumerate((0.9, 0.2, 0.9))
+    ]
+    hits += [
+        ("periodicity", f"ws-{i}", "chrome.exe", GOOGLE, 443, t)
+        for i, t in enumerate((0.9, 0.2, 0.5))
+    ]
+    hits += [("periodicity", "ws-5", "svc.exe", DEAD_C2, 8443, 0.9)]
+    hits += [("periodicity", "ws-6", "app.exe", TYPO, 443, 0.9)]
+    return merge_candidates({"periodicity": _hits(hits)}, _fleet_dataset())
+
+
+def test_campaign_lifts_every_member_to_the_groups_best(fleet):
+    # C2 is reached by 3 of 10 devices (not "rare", <= 2; not common, >= 5), all three
+    # timing candidates. ws-0 and ws-2: timing 0.40 x 0.95 + no name 0.10 + LOLBin 0.15
+    # = 0.63. ws-1's timing score is 0.2: 0.40 x 0.6 + 0.25 = 0.49, lifted by 0.14.
+    def member(device):
+        return fleet.filter((pl.col(S.C_REMOTE_IP) == C2) & (pl.col(S.C_DEVICE) == device)).row(
+            0, named=True
+        )
+
+    lifted = member("ws-1")
+    assert _points(lifted)["campaign"] == pytest.approx(0.14)
+    assert lifted[S.C_SCORE] == pytest.approx(0.63)
+    entry = next(e for e in lifted[S.C_EVIDENCE] if e["name"] == "campaign")
+    assert entry["value"] == f"3 devices beacon to {C2}; the group's best scores 0.63"
+    for device in ("ws-0", "ws-2"):
+        assert "campaign" not in _points(member(device))
+        assert member(device)[S.C_SCORE] == pytest.approx(0.63)
+
+
+def test_campaign_can_be_turned_off():
+    hits = [
+        ("periodicity", f"ws-{i}", "rundll32.exe", C2, 443, t) for i, t in enumerate((0.9, 0.2))
+    ]
+    off = merge_candidates(
+        {"periodicity": _hits(hits)}, _fleet_dataset(), ScoreWeights(campaign_max_devices=0)
+    )
+    assert off.filter(pl.col(S.C_DEVICE) == "ws-1").item(0, S.C_SCORE) == pytest.approx(0.49)
+
+
+def test_campaign_never_lifts_a_destination_common_across_the_fleet(fleet):
+    # Three candidates with different timing scores, but Google is reached by all 10.
+    rows = fleet.filter(pl.col(S.C_REMOTE_IP) == GOOGLE)
+    assert rows.height == 3
+    for row in rows.iter_rows(named=True):
+        assert "campaign" not in _points(row)
+        assert "common destination IP" in _points(row)
+
+
+def test_dead_c2_with_many_failures_is_hunted_like_any_beacon(fleet):
+    row = _row(fleet, DEAD_C2)
+    assert "few failed connections" not in _points(row)
+    assert row[S.C_SCORE] > 0.30
+
+
+def test_a_handful_of_failed_connections_is_never_a_high_scoring_candidate(fleet):
+    row = _row(fleet, TYPO)
+    points = _points(row)
+    assert row[S.C_SCORE] == pytest.approx(0.30)
+    # timing 0.38 + rare IP 0.15 + no name 0.10 = 0.63, cut back to 0.30
+    assert points["few failed connections"] == pytest.approx(-0.33)

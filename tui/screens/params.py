@@ -1,5 +1,8 @@
 """``p``: every detector parameter in one form, with its default and what it trades.
 
+The ``[network]`` settings (internal subnets, monitored hosts, proxies) come last in the
+same form: changing them places the loaded events again before the re-run.
+
 Values are typed as TOML (``30``, ``0.5``, ``["ConnectionSuccess"]``) and checked with
 the same ``params_from_table`` the config loader uses, so what the form accepts the
 file accepts. Ctrl+R applies and re-runs (the stale run is cancelled); Ctrl+S writes
@@ -18,13 +21,20 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
-from detectors.base.config import Config
+from detectors.base.config import Config, network_docs, network_from_table
 from detectors.base.errors import InputError
 from detectors.hunts.registry import DetectorSpec, param_docs, params_from_table
 from tui import keymap
-from tui.settings import config_file, parse_toml_value, save_detector_params, toml_value
+from tui.settings import (
+    config_file,
+    parse_toml_value,
+    save_detector_params,
+    save_network_settings,
+    toml_value,
+)
 
 Overrides = dict[str, dict[str, Any]]
+NETWORK = "network"  # the form's section (and the overrides' key) for [network]
 
 
 def _field_id(detector: str, param: str) -> str:
@@ -40,6 +50,14 @@ def overrides_for(spec: DetectorSpec, typed: Mapping[str, Any]) -> dict[str, Any
     params = params_from_table(spec.params_type, table, section=f"detectors.{spec.name}")
     defaults = {name: default for name, default, _ in param_docs(spec.params_type)}
     chosen = dataclasses.asdict(params)
+    return {k: typed[k] for k, v in chosen.items() if k in table and v != defaults.get(k)}
+
+
+def network_overrides(typed: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the ``[network]`` values; keep only those that differ from the default."""
+    table = {k: v for k, v in typed.items() if v is not None}
+    chosen = dataclasses.asdict(network_from_table(table, None))
+    defaults = {name: default for name, default, _ in network_docs()}
     return {k: typed[k] for k, v in chosen.items() if k in table and v != defaults.get(k)}
 
 
@@ -140,6 +158,12 @@ class ParamsScreen(Screen[Overrides | None]):
                 current = self.config.detectors.get(name, {})
                 for param, default, doc in param_docs(spec.params_type):
                     yield ParamRow(name, param, default, doc, current.get(param, default))
+            yield Label(Text(NETWORK, end=""), classes="detector-heading")
+            summary = "Where our network ends: direction, monitored hosts, proxies ([network])"
+            yield Label(Text(summary, end=""), classes="detector-summary")
+            for param, default, doc in network_docs():
+                value = self.config.network.get(param, default)
+                yield ParamRow(NETWORK, param, default, doc, value)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -152,12 +176,17 @@ class ParamsScreen(Screen[Overrides | None]):
         values: Overrides = {}
         for row in self.query(ParamRow):
             box = self.query_one(f"#{_field_id(row.detector, row.param)}", Input)
-            where = f"[detectors.{row.detector}] {row.param}"
+            network = row.detector == NETWORK
+            where = (
+                f"[network] {row.param}" if network else f"[detectors.{row.detector}] {row.param}"
+            )
             box.remove_class("-invalid")
             text = box.value.strip()
             try:
                 value = None if not text and row.default is None else parse_toml_value(text, where)
-                if value is not None:  # type-check this one field, to mark the right box
+                if value is not None and network:
+                    network_from_table({row.param: value}, None)
+                elif value is not None:  # type-check this one field, to mark the right box
                     spec = self.specs[row.detector]
                     params_from_table(
                         spec.params_type, {row.param: value}, section=f"detectors.{row.detector}"
@@ -176,6 +205,7 @@ class ParamsScreen(Screen[Overrides | None]):
             result = {
                 name: overrides_for(self.specs[name], typed.get(name, {})) for name in self.specs
             }
+            result[NETWORK] = network_overrides(typed.get(NETWORK, {}))
         except InputError as exc:
             error.update(Text(str(exc), end=""))
             return None
@@ -192,7 +222,9 @@ class ParamsScreen(Screen[Overrides | None]):
         if overrides is None:
             return
         try:
+            network = overrides.pop(NETWORK, {})
             path = save_detector_params(self.config, overrides)
+            save_network_settings(self.config, network)
         except InputError as exc:
             self.query_one("#params-error", Static).update(Text(str(exc), end=""))
             return

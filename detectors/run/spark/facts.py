@@ -134,7 +134,9 @@ class KnownPopulation(Population):
     """
 
     def __init__(self, events: pl.LazyFrame, names: pl.DataFrame, facts: Facts) -> None:
-        super().__init__(events, names)
+        # Marked streaming, as the partitions' population is: the run loop then leaves
+        # the events unplaced in the network (placing needs every event at once).
+        super().__init__(events, names, streaming=True)
         self._answers.update(
             {
                 "bounds": facts.bounds,

@@ -1,0 +1,206 @@
+"""Explicit proxies: the proxied host, not the proxy, is a connection's destination.
+
+In an enterprise most web traffic goes to one private address (the proxy, often on
+3128 or 8080). Keyed by that address, every program on a device shares one pair and
+a beacon drowns in the browser's traffic, and a hunt that keeps public destinations
+only drops it outright. So connections through a proxy are re-keyed to the host they
+were for:
+
+* Zeek: a ``CONNECT host:port`` request (HTTPS through the proxy) or an absolute-URI
+  request (``GET http://host/...``, plain HTTP through the proxy) in http.log names
+  the target of the conn.log row with the same ``uid``;
+* Defender: a row to a proxy address with a ``RemoteUrl`` names its target (the port
+  is the URL's, else 80 for ``http://``, else 443: what a proxied client asks for).
+
+A re-keyed row's remote address becomes the target host (a name, or an address when
+the client asked for one), its remote port the target port, its URL the host, and
+``via_proxy`` says which proxy ("10.0.0.5:3128"). Rows to the proxy that name no
+target stay the proxy's: its own pair keeps only what cannot be attributed.
+
+Which address:port is a proxy: declared ones (``[network] proxies``), any that
+received a CONNECT, and a private (internal) address:port that carries named web
+traffic under many distinct names from most of the devices that have any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from detectors.base import schema as S
+from detectors.base.config import NetworkSettings
+from detectors.pairs.topology import in_networks
+
+# Proxy detection output.
+X_ENDPOINT = "proxy"  # "address:port"
+X_REASON = "reason"  # declared | CONNECT seen | N names from M of K devices
+X_DEVICES = "devices"  # distinct devices whose named traffic went through it
+X_NAMES = "names"  # distinct destination names seen through it
+PROXY_SCHEMA: dict[str, pl.DataType] = {
+    X_ENDPOINT: pl.String(),
+    X_REASON: pl.String(),
+    X_DEVICES: pl.UInt32(),
+    X_NAMES: pl.UInt32(),
+}
+
+_T_HOST = "_target_host"
+_T_PORT = "_target_port"
+_URL = r"^(?:([A-Za-z][A-Za-z0-9+.-]*)://)?(\[[^\]]+\]|[^/:?#\s]+)(?::(\d{1,5}))?"
+
+
+def endpoint_expr(ip: str = S.REMOTE_IP, port: str = S.REMOTE_PORT) -> pl.Expr:
+    """ "address:port" of a row (null when either is missing): how proxies are named."""
+    return pl.format("{}:{}", pl.col(ip), pl.col(port))
+
+
+def parse_target(text: pl.Expr, default_port: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Host (lower case, no brackets) and port of a URL, ``host:port`` or bare host.
+
+    The port is the written one, else 80 for ``http://``, else ``default_port``.
+    """
+    parts = text.str.strip_chars().str.extract_groups(_URL)
+    scheme = parts.struct.field("1").str.to_lowercase()
+    host = parts.struct.field("2").str.strip_chars("[]").str.to_lowercase()
+    written = parts.struct.field("3").cast(pl.Int32, strict=False)
+    port = pl.coalesce(
+        written, pl.when(scheme == "http").then(pl.lit(80, pl.Int32)), default_port.cast(pl.Int32)
+    )
+    return host, port
+
+
+def proxy_targets(app: pl.DataFrame) -> pl.DataFrame:
+    """Per Zeek uid, the host and port it asked a proxy for (first request of the uid).
+
+    CONNECT names ``host:port`` (443 when the port is missing); an absolute URI
+    (``http://host/...``) names its host and port (80 by default). Requests with a
+    relative URI went to the server itself, not through a proxy: no target.
+    """
+    uri = pl.col(S.APP_URI)
+    connect = (pl.col(S.APP_METHOD).str.to_uppercase() == "CONNECT").fill_null(False)
+    absolute = uri.str.contains(r"^(?i)https?://").fill_null(False)
+    written = pl.when(connect).then(pl.coalesce(uri, pl.col(S.APP_HOST))).when(absolute).then(uri)
+    host, port = parse_target(written, pl.lit(443))
+    return (
+        app.filter(pl.col(S.APP_UID).is_not_null())
+        .select(
+            S.APP_UID,
+            host.alias(_T_HOST),
+            port.alias(_T_PORT),
+            connect.alias("_connect"),
+        )
+        .filter(pl.col(_T_HOST).is_not_null() & (pl.col(_T_HOST) != ""))
+        .unique(S.APP_UID, keep="first", maintain_order=True)
+    )
+
+
+def _zeek_named(events: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
+    """Sensor rows that carry a proxy target: device, endpoint, target, CONNECT flag."""
+    return (
+        events.filter(pl.col(S.UID).is_not_null())
+        .select(S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, S.UID)
+        .join(targets, left_on=S.UID, right_on=S.APP_UID, how="inner")
+    )
+
+
+def detect_proxies(
+    events: pl.DataFrame, app: pl.DataFrame, settings: NetworkSettings
+) -> pl.DataFrame:
+    """The proxies of the data (``PROXY_SCHEMA``): declared, CONNECT seen, or inferred.
+
+    Inferred: an internal address:port through which at least ``proxy_min_names``
+    distinct names went, from at least ``proxy_min_device_share`` of the devices with
+    any named traffic (Defender RemoteUrl, Zeek absolute-URI or CONNECT requests).
+    """
+    declared = pl.DataFrame(
+        {X_ENDPOINT: list(settings.proxies), X_REASON: ["declared"] * len(settings.proxies)},
+        schema={X_ENDPOINT: pl.String(), X_REASON: pl.String()},
+    )
+    targets = proxy_targets(app)
+    zeek = _zeek_named(events, targets)
+    url = pl.col(S.REMOTE_URL)
+    defender_host, _ = parse_target(url, pl.lit(443))
+    named = pl.concat(
+        [
+            zeek.select(S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, pl.col(_T_HOST).alias("_name")),
+            events.filter(url.is_not_null() & (url != "")).select(
+                S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, defender_host.alias("_name")
+            ),
+        ]
+    ).filter(pl.col(S.REMOTE_IP).is_not_null() & pl.col(S.REMOTE_PORT).is_not_null())
+    connect = (
+        zeek.filter(pl.col("_connect"))
+        .select(endpoint_expr().alias(X_ENDPOINT))
+        .unique(maintain_order=True)
+        .with_columns(pl.lit("CONNECT seen").alias(X_REASON))
+    )
+    found = [declared, connect]
+    facts = (
+        named.with_columns(endpoint_expr().alias(X_ENDPOINT))
+        .group_by(X_ENDPOINT)
+        .agg(
+            pl.col(S.REMOTE_IP).first().alias("_ip"),
+            pl.col(S.DEVICE_ID).n_unique().cast(pl.UInt32).alias(X_DEVICES),
+            pl.col("_name").n_unique().cast(pl.UInt32).alias(X_NAMES),
+        )
+    )
+    if settings.infer_proxies and facts.height:
+        everyone = max(1, named.get_column(S.DEVICE_ID).n_unique())
+        internal = in_networks(facts.get_column("_ip"), settings.internal)
+        busy = facts.filter(
+            internal
+            & (pl.col(X_NAMES) >= settings.proxy_min_names)
+            & (pl.col(X_DEVICES) >= settings.proxy_min_device_share * everyone)
+        )
+        found.append(
+            busy.select(
+                X_ENDPOINT,
+                pl.format(
+                    "{} names from {} of {} devices", X_NAMES, X_DEVICES, pl.lit(everyone)
+                ).alias(X_REASON),
+            )
+        )
+    proxies = pl.concat(found).unique(X_ENDPOINT, keep="first", maintain_order=True)
+    return (
+        proxies.join(facts.drop("_ip"), on=X_ENDPOINT, how="left")
+        .with_columns(pl.col(X_DEVICES).fill_null(0), pl.col(X_NAMES).fill_null(0))
+        .select(list(PROXY_SCHEMA))
+        .sort(X_ENDPOINT)
+    )
+
+
+def describe_proxies(proxies: pl.DataFrame) -> list[str]:
+    """One line per proxy for the user: which, and why."""
+    return [
+        f"proxy {row[X_ENDPOINT]} ({row[X_REASON]}): connections through it are keyed by "
+        f"the proxied host"
+        for row in proxies.iter_rows(named=True)
+    ]
+
+
+def rekey(events: pl.DataFrame, app: pl.DataFrame, proxies: Sequence[str]) -> pl.DataFrame:
+    """Rows to a proxy re-keyed to the host they were for, with a ``via_proxy`` column.
+
+    See the module docstring. Every row gets the column (null when not proxied).
+    """
+    endpoint = endpoint_expr()
+    to_proxy = endpoint.is_in(list(proxies)).fill_null(False)
+    targets = proxy_targets(app).drop("_connect")
+    joined = events.with_row_index("_row").join(
+        targets, left_on=S.UID, right_on=S.APP_UID, how="left"
+    )
+    joined = joined.sort("_row").drop("_row")  # a left join keeps the rows, not their order
+    url_host, url_port = parse_target(pl.col(S.REMOTE_URL), pl.lit(443))
+    host = pl.coalesce(pl.col(_T_HOST), url_host)
+    port = pl.coalesce(pl.col(_T_PORT), url_port)
+    proxied = to_proxy & host.is_not_null() & (host != "")
+    return joined.with_columns(
+        pl.when(proxied).then(host).otherwise(pl.col(S.REMOTE_IP)).alias(S.REMOTE_IP),
+        pl.when(proxied).then(port).otherwise(pl.col(S.REMOTE_PORT)).alias(S.REMOTE_PORT),
+        pl.when(proxied).then(host).otherwise(pl.col(S.REMOTE_URL)).alias(S.REMOTE_URL),
+        pl.when(proxied).then(endpoint).otherwise(None).alias(S.VIA_PROXY),
+        pl.when(proxied)
+        .then(pl.lit(None, pl.String))
+        .otherwise(pl.col(S.REMOTE_IP_TYPE))
+        .alias(S.REMOTE_IP_TYPE),
+    ).drop(_T_HOST, _T_PORT)

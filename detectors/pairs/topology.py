@@ -1,0 +1,325 @@
+"""Where a connection sits in the site's network: direction, monitored hosts, protocol.
+
+Every connection gets a direction from the one place that knows where our network
+ends (``config.NetworkSettings``): *outbound* (one of ours to the internet),
+*inbound* (the internet to one of ours), *internal* (ours to ours) and
+*external-only* (neither end is ours: transit a sensor happened to see). "Ours" means
+an address in the internal subnets, or a monitored host: a public address a sensor
+watches, declared or inferred here.
+
+Two kinds of rows need two rules:
+
+* a *host* row (Defender, Elastic Defend: the device logged its own connection) has
+  a device that is ours by definition; the direction comes from the action
+  (``InboundConnectionAccepted`` / ``connection_accepted`` are inbound) and whether
+  the remote address is ours;
+* a *sensor* row (Zeek, a mapped firewall CSV: the loader set the device to the
+  originating address, so ``device_id == local_ip`` and no process) has two
+  addresses, each ours or not.
+
+Inbound rows are turned round so that the device is always our host: a sensor's
+inbound row becomes (device = the monitored host, remote = the external source,
+remote port = the port served on our host), and a host's inbound row gets the served
+port as its remote port (the peer's port is ephemeral). So an inbound pair is
+"external source -> our host:port", and counting devices never counts the internet
+scanners that reach a sensor host.
+
+Everything is vectorised: IPv4 membership is integer arithmetic in polars; IPv6
+addresses (few) are tested once per distinct address with ``ipaddress``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+import polars as pl
+
+from detectors.base import schema as S
+from detectors.base.config import NetworkSettings
+
+_INBOUND_ACTIONS = (S.ACTION_INBOUND, S.ECS_INBOUND)
+# Addresses that never leave the local segment (multicast, broadcast, "this network",
+# the reserved 240/4): a remote end here is never the internet, whatever the settings.
+LOCAL_SEGMENT = ("224.0.0.0/4", "240.0.0.0/4", "0.0.0.0/8", "ff00::/8", "::/128")
+_V4 = r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$"
+
+# Monitored-host inference output.
+M_IP = "ip"
+M_SOURCES = "external_sources"  # distinct non-internal addresses that reached it
+M_DESTINATIONS = "destinations"  # distinct addresses it opened connections to
+M_DECLARED = "declared"  # from the config (true) or inferred from the data (false)
+MONITORED_SCHEMA: dict[str, pl.DataType] = {
+    M_IP: pl.String(),
+    M_SOURCES: pl.UInt32(),
+    M_DESTINATIONS: pl.UInt32(),
+    M_DECLARED: pl.Boolean(),
+}
+
+# Protocol names as the sources write them -> the canonical value.
+_PROTOCOLS = {
+    "tcp": S.PROTO_TCP, "tcpv4": S.PROTO_TCP, "tcpv6": S.PROTO_TCP, "6": S.PROTO_TCP,
+    "udp": S.PROTO_UDP, "udpv4": S.PROTO_UDP, "udpv6": S.PROTO_UDP, "17": S.PROTO_UDP,
+    "icmp": S.PROTO_ICMP, "icmpv4": S.PROTO_ICMP, "icmpv6": S.PROTO_ICMP,
+    "ipv6-icmp": S.PROTO_ICMP, "icmp6": S.PROTO_ICMP, "1": S.PROTO_ICMP, "58": S.PROTO_ICMP,
+}  # fmt: skip
+
+
+# --- addresses -----------------------------------------------------------------------
+
+
+def _v4_number(ip: pl.Expr) -> pl.Expr:
+    """An IPv4 address (or IPv4-mapped IPv6) as an integer; null for anything else."""
+    text = ip.str.strip_chars().str.replace(r"^(?i)::ffff:", "")
+    parts = text.str.extract_groups(_V4)
+    octets = [parts.struct.field(str(i)).cast(pl.Int64, strict=False) for i in (1, 2, 3, 4)]
+    valid = pl.all_horizontal([(o >= 0) & (o <= 255) for o in octets])
+    number = octets[0] * 16777216 + octets[1] * 65536 + octets[2] * 256 + octets[3]
+    return pl.when(valid).then(number)
+
+
+def _split_networks(
+    networks: Sequence[str],
+) -> tuple[list[tuple[int, int]], list[ipaddress.IPv6Network]]:
+    v4: list[tuple[int, int]] = []
+    v6: list[ipaddress.IPv6Network] = []
+    for text in networks:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+        if isinstance(net, ipaddress.IPv4Network):
+            v4.append((int(net.network_address), int(net.broadcast_address)))
+        else:
+            v6.append(net)
+    return v4, v6
+
+
+def in_networks(ips: pl.Series, networks: Sequence[str]) -> pl.Series:
+    """True where the address lies in one of ``networks`` (CIDR blocks or addresses).
+
+    IPv4 is tested as integer ranges over the whole column; other text (IPv6, names,
+    junk) once per distinct value. Null and names are never inside: a proxied host
+    name is not one of our addresses.
+    """
+    v4, v6 = _split_networks(networks)
+    frame = ips.rename("ip").to_frame()
+    number = _v4_number(pl.col("ip"))
+    inside_v4 = pl.any_horizontal([number.is_between(lo, hi) for lo, hi in v4] or [pl.lit(False)])
+    result = frame.select(inside_v4.fill_null(False).alias("inside")).to_series()
+    if v6:
+        others = frame.filter(number.is_null() & pl.col("ip").str.contains(":")).to_series()
+        hits = [ip for ip in others.unique().to_list() if _in_v6(ip, v6)]
+        if hits:
+            result = result | ips.is_in(hits).fill_null(False)
+    return result.alias("inside")
+
+
+def _in_v6(text: str, networks: list[ipaddress.IPv6Network]) -> bool:
+    try:
+        addr = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return False
+    return isinstance(addr, ipaddress.IPv6Address) and any(addr in net for net in networks)
+
+
+def sensor_rows() -> pl.Expr:
+    """Rows a network sensor wrote: the loader made the originator the device."""
+    return (pl.col(S.DEVICE_ID) == pl.col(S.LOCAL_IP)).fill_null(False) & pl.col(
+        S.PROCESS
+    ).is_null()
+
+
+# --- protocol --------------------------------------------------------------------------
+
+
+def protocol_expr() -> pl.Expr:
+    """The protocol as "tcp", "udp" or "icmp" (Defender's Tcp/TcpV4, Zeek's tcp, numbers);
+    null when unknown or another protocol."""
+    raw = pl.col(S.PROTOCOL).str.strip_chars().str.to_lowercase()
+    return raw.replace_strict(_PROTOCOLS, default=None, return_dtype=pl.String()).alias(S.PROTOCOL)
+
+
+def normalize_protocol(events: pl.DataFrame) -> pl.DataFrame:
+    """Canonical protocol values, and no ports on ICMP rows.
+
+    ICMP has types and codes, not ports (Zeek writes the type as ``id.orig_p`` and the
+    code as ``id.resp_p``): an ICMP row's remote port is null, so its pair is
+    (device, remote address) and nothing is ever ranked by an ICMP "port".
+    """
+    events = events.with_columns(protocol_expr())
+    icmp = (pl.col(S.PROTOCOL) == S.PROTO_ICMP).fill_null(False)
+    return events.with_columns(
+        pl.when(icmp).then(None).otherwise(pl.col(S.REMOTE_PORT)).alias(S.REMOTE_PORT)
+    )
+
+
+# --- monitored hosts ---------------------------------------------------------------------
+
+
+def infer_monitored(events: pl.DataFrame, settings: NetworkSettings) -> pl.DataFrame:
+    """Monitored hosts: declared ones, plus public addresses that look like a sensor's host.
+
+    A sensor on an internet-facing server sees that server's address receive
+    connections from thousands of distinct external sources (scanners, clients) and
+    originate the site's own traffic (updates, NTP, DNS). An address with at least
+    ``monitored_min_sources`` distinct non-internal originators reaching it that
+    itself originates connections to at least ``monitored_min_destinations`` distinct
+    addresses is inferred (sensor rows only: a host row's device is ours already).
+    One row per host (``MONITORED_SCHEMA``), most sources first.
+    """
+    sensor = events.filter(sensor_rows() & pl.col(S.REMOTE_IP).is_not_null())
+    declared = pl.DataFrame(
+        {M_IP: list(settings.monitored)}, schema={M_IP: pl.String()}
+    ).with_columns(pl.lit(True).alias(M_DECLARED))
+    local_internal = in_networks(sensor.get_column(S.LOCAL_IP), settings.internal)
+    remote_internal = in_networks(sensor.get_column(S.REMOTE_IP), settings.internal)
+    sensor = sensor.with_columns(local_internal.alias("_li"), remote_internal.alias("_ri"))
+    received = (
+        sensor.filter(~pl.col("_li") & ~pl.col("_ri"))
+        .group_by(pl.col(S.REMOTE_IP).alias(M_IP))
+        .agg(pl.col(S.LOCAL_IP).n_unique().cast(pl.UInt32).alias(M_SOURCES))
+    )
+    originated = (
+        sensor.filter(~pl.col("_li"))
+        .group_by(pl.col(S.LOCAL_IP).alias(M_IP))
+        .agg(pl.col(S.REMOTE_IP).n_unique().cast(pl.UInt32).alias(M_DESTINATIONS))
+    )
+    facts = received.join(originated, on=M_IP, how="full", coalesce=True).with_columns(
+        pl.col(M_SOURCES).fill_null(0), pl.col(M_DESTINATIONS).fill_null(0)
+    )
+    inferred = pl.DataFrame(schema={M_IP: pl.String()})
+    if settings.infer_monitored:
+        inferred = facts.filter(
+            (pl.col(M_SOURCES) >= settings.monitored_min_sources)
+            & (pl.col(M_DESTINATIONS) >= settings.monitored_min_destinations)
+        ).select(M_IP)
+    hosts = (
+        pl.concat([declared, inferred.with_columns(pl.lit(False).alias(M_DECLARED))])
+        .unique(M_IP, keep="first", maintain_order=True)
+        .join(facts, on=M_IP, how="left")
+    )
+    return (
+        hosts.with_columns(pl.col(M_SOURCES).fill_null(0), pl.col(M_DESTINATIONS).fill_null(0))
+        .select(list(MONITORED_SCHEMA))
+        .cast(MONITORED_SCHEMA)  # type: ignore[arg-type]
+        .sort([M_SOURCES, M_IP], descending=[True, False])
+    )
+
+
+def describe_monitored(hosts: pl.DataFrame) -> list[str]:
+    """One line per monitored host for the user: which, and why it counts as ours."""
+    lines = []
+    for row in hosts.iter_rows(named=True):
+        how = "declared in [network] monitored" if row[M_DECLARED] else "inferred"
+        lines.append(
+            f"monitored host {row[M_IP]} ({how}): reached by {row[M_SOURCES]:,} external "
+            f"sources, opens connections to {row[M_DESTINATIONS]:,} addresses"
+        )
+    return lines
+
+
+# --- direction ----------------------------------------------------------------------------
+
+
+def direction(
+    events: pl.DataFrame, settings: NetworkSettings, monitored: Sequence[str]
+) -> pl.Series:
+    """Each row's direction (``S.DIRECTIONS``; null without a remote address).
+
+    A row re-keyed to a proxied host name is outbound (the name is not ours); a remote
+    end on the local segment (multicast, broadcast) is internal; see the module
+    docstring for host and sensor rows.
+    """
+    ours = (*settings.internal, *monitored)
+    local_ours = in_networks(events.get_column(S.LOCAL_IP), ours)
+    remote_ours = in_networks(events.get_column(S.REMOTE_IP), (*ours, *LOCAL_SEGMENT))
+    frame = events.select(
+        sensor_rows().alias("sensor"),
+        pl.col(S.ACTION).is_in(list(_INBOUND_ACTIONS)).fill_null(False).alias("accepted"),
+        pl.col(S.REMOTE_IP).is_null().alias("no_remote"),
+    ).with_columns(local_ours.alias("lo"), remote_ours.alias("ro"))
+    lo, ro = pl.col("lo") | ~pl.col("sensor"), pl.col("ro")
+    host_dir = (
+        pl.when(ro)
+        .then(pl.lit(S.DIR_INTERNAL))
+        .when(pl.col("accepted"))
+        .then(pl.lit(S.DIR_INBOUND))
+        .otherwise(pl.lit(S.DIR_OUTBOUND))
+    )
+    sensor_dir = (
+        pl.when(lo & ro)
+        .then(pl.lit(S.DIR_INTERNAL))
+        .when(lo)
+        .then(pl.lit(S.DIR_OUTBOUND))
+        .when(ro)
+        .then(pl.lit(S.DIR_INBOUND))
+        .otherwise(pl.lit(S.DIR_EXTERNAL_ONLY))
+    )
+    expr = (
+        pl.when(pl.col("no_remote"))
+        .then(None)
+        .when(pl.col("sensor"))
+        .then(sensor_dir)
+        .otherwise(host_dir)
+    )
+    return frame.select(expr.alias(S.DIRECTION)).to_series()
+
+
+def orient_inbound(events: pl.DataFrame) -> pl.DataFrame:
+    """Turn inbound rows round so the device is our host (see the module docstring).
+
+    Sensor rows swap ends (device, local and remote addresses, bytes). The served port
+    on our host becomes both the local and the remote port of every inbound row (the
+    peer's ephemeral port is dropped), so one external source polling one service is
+    one pair however many ephemeral ports it uses.
+    """
+    inbound = (pl.col(S.DIRECTION) == S.DIR_INBOUND).fill_null(False)
+    sensor = inbound & sensor_rows()
+    host = inbound & ~sensor_rows()
+
+    def pick(when: pl.Expr, then: str, other: str) -> pl.Expr:
+        return pl.when(when).then(pl.col(then)).otherwise(pl.col(other)).alias(other)
+
+    return events.with_columns(
+        pick(sensor, S.REMOTE_IP, S.DEVICE_ID),
+        pick(sensor, S.REMOTE_IP, S.DEVICE_NAME),
+        pick(sensor, S.REMOTE_IP, S.LOCAL_IP),
+        pick(sensor, S.LOCAL_IP, S.REMOTE_IP),
+        pick(sensor, S.REMOTE_PORT, S.LOCAL_PORT),
+        pick(host, S.LOCAL_PORT, S.REMOTE_PORT),
+        pick(sensor, S.BYTES_IN, S.BYTES_OUT),
+        pick(sensor, S.BYTES_OUT, S.BYTES_IN),
+    )
+
+
+def annotate(
+    events: pl.DataFrame, settings: NetworkSettings, monitored: Sequence[str]
+) -> pl.DataFrame:
+    """Protocol normalised, a direction on every row, inbound rows oriented to our host."""
+    events = normalize_protocol(events)
+    events = events.with_columns(direction(events, settings, monitored))
+    return orient_inbound(events)
+
+
+def hunted_mask(frame: pl.DataFrame, type_column: str | None = S.REMOTE_IP_TYPE) -> pl.Series:
+    """True where a row is traffic between our hosts and the internet.
+
+    Placed events (with ``direction``): outbound or inbound, which includes rows
+    re-keyed to a proxied host. Events never placed (a detector run on its own):
+    the remote address is public, as ``netclass.public_mask`` says.
+    """
+    if S.DIRECTION in frame.columns:
+        hunted = frame.get_column(S.DIRECTION).is_in(list(S.HUNTED_DIRECTIONS))
+        return hunted.fill_null(False).alias("is_public")
+    from detectors.base.netclass import public_mask
+
+    return public_mask(frame, S.REMOTE_IP, type_column)
+
+
+def hunted_expr(placed: bool, public_addresses: Sequence[str]) -> pl.Expr:
+    """``hunted_mask`` as an expression for lazy queries (``public_addresses`` when not
+    placed: the distinct public remote addresses)."""
+    if placed:
+        return pl.col(S.DIRECTION).is_in(list(S.HUNTED_DIRECTIONS)).fill_null(False)
+    from detectors.base.netclass import DEFENDER_NON_PUBLIC
+
+    declared = pl.col(S.REMOTE_IP_TYPE).is_in(list(DEFENDER_NON_PUBLIC)).fill_null(False)
+    return pl.col(S.REMOTE_IP).is_in(list(public_addresses)) & ~declared

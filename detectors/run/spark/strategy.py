@@ -420,12 +420,18 @@ class SparkStrategy:
         progress.report("facts", 0.0, "population facts")
         self.facts = compute_facts(source.events)
         self.timings["facts"] = time.perf_counter() - began
+        warnings = list(source.warnings)
+        if config.network_settings().enabled:  # placing needs every event at once
+            warnings.append(
+                "the Spark engine does not place events in the network yet: [network] is "
+                "not applied (public remote addresses are hunted, as with enabled = false)"
+            )
         return PairContext(
             names=source.names,
             app=source.app,
             device_info=source.device_info,
             files=list(source.files),
-            warnings=list(source.warnings),
+            warnings=warnings,
             population=KnownPopulation(S.empty_events().lazy(), source.names, self.facts),
         )
 

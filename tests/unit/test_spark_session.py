@@ -30,3 +30,30 @@ def test_a_failed_spark_job_is_one_line_naming_its_cause():
 def test_python_errors_are_not_disguised_as_spark_failures():
     with pytest.raises(KeyError), spark_errors():
         raise KeyError("a bug")
+
+
+def test_partials_travel_as_data_and_come_back_equal():
+    import numpy as np
+    import polars as pl
+
+    from detectors.hunts.periodicity import Tested
+    from detectors.run.spark.codec import decode, encode
+
+    frame = pl.DataFrame({"a": [1, None, 3], "b": [["x"], [], None]})
+    assert decode(encode(frame), "detectors.hunts.periodicity").equals(frame)
+    tested = Tested(hits=None, family_p=np.array([0.5, 1e-12, 0.25]))
+    back = decode(encode(tested), "detectors.hunts.periodicity")
+    assert isinstance(back, Tested) and back.hits is None
+    assert back.family_p.dtype == np.float64
+    assert back.family_p.tolist() == [0.5, 1e-12, 0.25]
+
+
+def test_a_partial_names_no_class_outside_the_hunts_module():
+    import numpy as np
+
+    from detectors.hunts.periodicity import Tested
+    from detectors.run.spark.codec import decode, encode
+
+    data = encode(Tested(hits=None, family_p=np.zeros(1)))
+    with pytest.raises(ValueError, match=r"not a dataclass of detectors\.hunts\.intervals"):
+        decode(data, "detectors.hunts.intervals")

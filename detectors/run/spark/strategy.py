@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import pickle
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from detectors.hunts.registry import get, params_for
 from detectors.pairs.context import PairContext
 from detectors.pairs.population import INPUT_ROW
 from detectors.run.outcome import DetectorOutcome, run_detector
+from detectors.run.spark.codec import decode, encode
 from detectors.run.spark.facts import Facts, KnownPopulation, compute_facts
 from detectors.run.spark.read import SparkInput, collect_events, conform_events, read_inputs
 
@@ -95,7 +95,7 @@ def run_group(table: pa.Table, job: GroupJob) -> pa.Table:
         elif outcome.error is not None:
             kind, blob = FAILED, outcome.error.encode()
         else:
-            kind, blob = PARTIAL, pickle.dumps(item.partials[0])
+            kind, blob = PARTIAL, encode(item.partials[0])
         rows.append({"group": group, "detector": name, "kind": kind, "blob": blob})
     schema = pa.schema(
         [
@@ -161,7 +161,9 @@ def run_partials(
         elif row["kind"] == FAILED:
             outcome.error = outcome.error or blob.decode()
         else:
-            partials[row["detector"]].append(pickle.loads(blob))
+            stages = get(row["detector"]).stages
+            assert stages is not None
+            partials[row["detector"]].append(decode(blob, stages.partial.__module__))
     return partials, outcomes, duplicates
 
 

@@ -1,6 +1,6 @@
 """The Spark strategy: hunts' per-pair work in executors, ranking on the driver.
 
-Why this seam. Every hunt is already split in two (``registry.Stages``) for input
+Why this seam. Every hunt is already split in two (``hunts.spec.Stages``) for input
 bigger than memory: ``partial`` runs on the events of some devices and returns
 something small, ``combine`` joins those and applies what needs everyone. The
 partitioned strategy runs ``partial`` per device partition on disk; this one runs the
@@ -11,11 +11,12 @@ every statistic are therefore computed by the same numpy code in both engines, w
 is what makes the scores equal, not merely close.
 
 What comes back to the driver: each group's partial results (candidate rows and
-per-pair summaries), the facts, and for the ranking a slice of the events, namely the
-outbound rows to the candidates' addresses, of their processes or ports, carrying a
-URL or an HTTP/TLS uid (the questions the evidence asks). ``rare_destinations`` runs
-on the driver over the servers' events and the events to the addresses they reached:
-all it asks of everyone is answered by that slice.
+per-pair summaries, as data: ``codec``), the facts, and for the ranking a slice: every
+outbound event to a candidate's address, plus the other outbound events that can count
+devices per process, port, domain or user agent, reduced to their distinct keys
+(``evidence_slice``). ``rare_destinations`` runs on the driver over the servers' events
+and the events to the addresses they reached: all it asks of everyone is answered by
+that slice.
 """
 
 from __future__ import annotations

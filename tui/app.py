@@ -196,6 +196,8 @@ class BeaconTriageApp(CurationApp):
         """Which detectors still run; "ready" only once the last merge is on screen."""
         if self.dataset is None:
             return "loading"
+        if self.saved is not None:
+            return "saved run"  # nothing runs: the candidates are the saved ones
         if self._pending:
             total = len(self.outcomes) + len(self._pending)
             running = ", ".join(sorted(self._pending))

@@ -19,7 +19,10 @@ def test_spark_conf_pairs_split_at_the_first_equals():
 
 def test_a_failed_spark_job_is_one_line_naming_its_cause():
     protocol = pytest.importorskip("py4j.protocol")
-    trace = "An error occurred\njava.lang.OutOfMemoryError: Java heap space\n\tat org.apache..."
+    trace = (
+        "An error occurred\norg.apache.spark.SparkException: Exception thrown in awaitResult:"
+        "\n\tat org.apache...\nCaused by: java.lang.OutOfMemoryError: Java heap space\n"
+    )
     with pytest.raises(InputError) as caught, spark_errors():
         raise protocol.Py4JError(trace)
     text = str(caught.value)

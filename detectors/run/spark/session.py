@@ -29,7 +29,7 @@ _DEFAULTS = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "true",  # stage progress bars on stderr
     "spark.sql.shuffle.partitions": "8",
-    "spark.driver.memory": "1g",
+    "spark.driver.memory": "2g",  # in local[N] the executors share it (1g failed at 1M)
 }
 
 
@@ -81,9 +81,20 @@ def spark_errors() -> Iterator[None]:
         yield
     except (PySparkException, Py4JError, ConnectionError) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        cause = next((line for line in lines if "Error" in line or "Exception" in line), "")
-        cause = cause or (lines[0] if lines else type(exc).__name__)
+        cause = _cause(lines) or (lines[0] if lines else type(exc).__name__)
         raise InputError(
             f"Spark failed ({type(exc).__name__}): {cause[:300]}; more memory may help, e.g. "
             "--spark-conf spark.driver.memory=4g --spark-conf spark.executor.memory=4g"
         ) from None
+
+
+# The lines of a JVM trace that say why, most telling first ("awaitResult" says nothing).
+_TELLING = ("OutOfMemoryError", "PythonException", "FileNotFoundException", "Caused by:")
+
+
+def _cause(lines: list[str]) -> str:
+    for marker in _TELLING:
+        found = next((line for line in lines if marker in line), None)
+        if found:
+            return found.removeprefix("Caused by:").strip()
+    return next((line for line in lines if "Error" in line or "Exception" in line), "")

@@ -317,7 +317,7 @@ def detectors_command() -> None:
 @click.option("--truth", "truth_path", type=click.Path(dir_okay=False), help="Ground-truth CSV.")
 @click.option(
     "--scenario",
-    type=click.Choice(["office", "network"]),
+    type=click.Choice(["office", "network", "implants"]),
     default="office",
     show_default=True,
     help="Which bundled sample to score when no PATHS are given.",

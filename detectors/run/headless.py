@@ -18,6 +18,7 @@ from detectors.curate.decorate import decorate, hide_allowed
 from detectors.hunts import registry
 from detectors.load.sample import SAMPLE_GROUND_TRUTH, scenario_dir, scenario_paths
 from detectors.rank import scoring
+from detectors.rank.enrichment import GeoLookup, with_asn
 from detectors.report import output
 from detectors.run import evaluate
 from detectors.run.loop import Strategy, choose_strategy, run
@@ -26,9 +27,18 @@ from detectors.run.setup import load_config
 
 
 def apply_allowlist(
-    candidates: pl.DataFrame, allowlist_path: str | Path, show_allowed: bool
+    candidates: pl.DataFrame,
+    allowlist_path: str | Path,
+    show_allowed: bool,
+    mmdb: Path | None = None,
 ) -> pl.DataFrame:
-    """Hide (or, with ``show_allowed``, flag) candidates matched by the allow-list file."""
+    """Hide (or, with ``show_allowed``, flag) candidates matched by the allow-list file.
+
+    With a local ``mmdb``, candidates carry their network owner (``asn``, ``org``) first,
+    so entries by owner match as they do in the TUI.
+    """
+    if mmdb is not None:
+        candidates = with_asn(candidates, GeoLookup(mmdb))
     flagged = decorate(candidates, AllowList.load(Path(allowlist_path)), None).candidates
     return flagged if show_allowed else hide_allowed(flagged)
 
@@ -109,7 +119,7 @@ def detect(
         hits = result.per_detector().get(detector_names[0])
         candidates = hits if hits is not None else candidates
     if allowlist_path:
-        candidates = apply_allowlist(candidates, allowlist_path, show_allowed)
+        candidates = apply_allowlist(candidates, allowlist_path, show_allowed, config.mmdb)
     if top is not None:
         candidates = candidates.head(top)
     if explain_rank is not None:

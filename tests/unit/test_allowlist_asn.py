@@ -114,3 +114,35 @@ def test_with_asn_joins_one_lookup_per_distinct_address():
     assert owned[S.C_DEVICE].to_list() == doubled[S.C_DEVICE].to_list()  # order kept
     assert owned[S.C_ASN].to_list() == [13335, None, 8075, None] * 2
     assert owned[S.C_ORG].to_list() == ["CF", None, "MS", None] * 2
+
+
+def test_detect_allowlist_matches_network_owner_with_a_local_mmdb(tmp_path, monkeypatch):
+    """``detect --allowlist`` adds the owner columns as the TUI does, so an ``org`` entry
+    hides the same candidates headless; without an mmdb it hides nothing."""
+    from detectors.run import headless
+
+    allow = tmp_path / "allow.toml"
+    allow.write_text('[[allow]]\norg = "cf"\nreason = "vendor CDN"\n')
+    frame = _candidates(with_owner=False)
+    kept = headless.apply_allowlist(frame, allow, show_allowed=False)
+    assert kept[S.C_DEVICE].to_list() == ["a", "b", "c", "d"]  # no mmdb: nothing hidden
+    monkeypatch.setattr(GeoLookup, "__init__", lambda self, path: setattr(self, "_reader", None))
+    monkeypatch.setattr(GeoLookup, "available", property(lambda self: True))
+    reader = _FakeReader()
+    monkeypatch.setattr(
+        GeoLookup, "asn_frame", lambda self, ips: _owner_frame(reader, ips), raising=True
+    )
+    kept = headless.apply_allowlist(frame, allow, False, mmdb=tmp_path / "asn.mmdb")
+    assert kept[S.C_DEVICE].to_list() == ["b", "c", "d"]  # 104.16.1.1 is CF's
+
+
+def _owner_frame(reader: _FakeReader, ips: list[str]) -> pl.DataFrame:
+    rows = [reader.get(ip) or {} for ip in ips]
+    return pl.DataFrame(
+        {
+            S.C_REMOTE_IP: ips,
+            S.C_ASN: [r.get("autonomous_system_number") for r in rows],
+            S.C_ORG: [r.get("autonomous_system_organization") for r in rows],
+        },
+        schema={S.C_REMOTE_IP: pl.String, S.C_ASN: pl.Int64, S.C_ORG: pl.String},
+    )

@@ -146,8 +146,16 @@ def normalize_protocol(events: pl.DataFrame) -> pl.DataFrame:
     code as ``id.resp_p``): an ICMP row's remote port is null, so its pair is
     (device, remote address) and nothing is ever ranked by an ICMP "port".
     """
-    events = events.with_columns(protocol_expr())
+    # canonical value per distinct text (a handful), then looked up per row
+    distinct = events.select(pl.col(S.PROTOCOL).unique().drop_nulls())
+    canonical = distinct.with_columns(protocol_expr().alias("_c"))
+    mapping = dict(zip(*canonical.get_columns(), strict=True))
+    events = events.with_columns(
+        pl.col(S.PROTOCOL).replace_strict(mapping, default=None, return_dtype=pl.String())
+    )
     icmp = (pl.col(S.PROTOCOL) == S.PROTO_ICMP).fill_null(False)
+    if not events.select(icmp.any()).item():  # no ICMP: the ports stay as loaded, shared
+        return events
     return events.with_columns(
         pl.when(icmp).then(None).otherwise(pl.col(S.REMOTE_PORT)).alias(S.REMOTE_PORT)
     )
@@ -280,6 +288,11 @@ def orient_inbound(events: pl.DataFrame) -> pl.DataFrame:
     def pick(when: pl.Expr, then: str, other: str) -> pl.Expr:
         return pl.when(when).then(pl.col(then)).otherwise(pl.col(other)).alias(other)
 
+    # Only the columns some row changes are rewritten: the others stay the loaded
+    # events' own buffers (the run keeps those too, to place again with new settings).
+    any_sensor, any_host = events.select(sensor.any().alias("s"), host.any().alias("h")).row(0)
+    if not any_sensor:
+        return events.with_columns(pick(host, S.LOCAL_PORT, S.REMOTE_PORT)) if any_host else events
     return events.with_columns(
         pick(sensor, S.REMOTE_IP, S.DEVICE_ID),
         pick(sensor, S.REMOTE_IP, S.DEVICE_NAME),

@@ -4,7 +4,9 @@ Every colour the TUI shows comes from these (through the theme variables the wid
 CSS uses: ``$error`` for a high score, ``$accent`` for chart bars...), so a theme is the
 only place a colour is written down. ``beacon-ansi`` uses only the 16 ANSI colours, so
 it stays readable over SSH on terminals without 256 colours, and follows the terminal's
-own palette. ``themes.tcss`` holds the few rules a theme needs beyond colours (bold
+own palette: it never uses bright black for information, and every badge sets both its
+colours (black on yellow), so it reads on dark and light palettes alike.
+``themes.tcss`` holds the few rules a theme needs beyond colours (bold
 cursors and underlined headers for high contrast, reverse video for ANSI).
 """
 
@@ -92,17 +94,20 @@ ANSI = Theme(
     variables={
         "ansi-background": "ansi_black",
         "ansi-foreground": "ansi_white",
-        "text-muted": "ansi_bright_black",
-        "text-disabled": "ansi_bright_black",
+        # No bright black (SGR 90) for anything that informs: on many palettes it is
+        # near-invisible on black, and on light palettes grey on white. Muted text keeps
+        # the terminal's own foreground; styles (italic, bold) carry the difference.
+        "text-muted": "ansi_default",
+        "text-disabled": "ansi_default",
         "border": "ansi_cyan",
-        "border-blurred": "ansi_bright_black",
+        "border-blurred": "ansi_blue",
         "block-cursor-background": "ansi_cyan",
         "block-cursor-foreground": "ansi_black",
         "block-cursor-text-style": "bold",
         "block-cursor-blurred-background": "ansi_blue",
         "block-cursor-blurred-foreground": "ansi_bright_white",
         "block-cursor-blurred-text-style": "none",
-        "block-hover-background": "ansi_bright_black",
+        "block-hover-background": "ansi_blue",
         "footer-key-foreground": "ansi_yellow",
         "input-cursor-background": "ansi_bright_white",
         "input-cursor-foreground": "ansi_black",

@@ -12,16 +12,17 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 from textual import events
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.widgets import Input
+from textual.screen import Screen
+from textual.widgets import Input, TextArea
 
 import themes
 from detectors.base.config import Config
@@ -48,6 +49,7 @@ from tui.screens.log import LogEntry, LogScreen
 from tui.screens.main import DetailContext, MainScreen
 from tui.screens.params import NETWORK, Overrides, ParamsScreen
 from tui.settings import save_theme
+from tui.view import C_ALLOWED
 from tui.widgets.status_header import HeaderInfo
 
 if TYPE_CHECKING:
@@ -70,7 +72,7 @@ class BeaconTriageApp(CurationApp):
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
         *keymap.bindings("app"),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
     COMMANDS = App.COMMANDS | {TriageCommands}
 
@@ -101,6 +103,9 @@ class BeaconTriageApp(CurationApp):
         self.stages: dict[str, ST.Stage] = {}
         self.log_entries: list[LogEntry] = []
         self._pending: set[str] = set()
+        self._merging = False  # a merge worker runs; another waits if _merge_again
+        self._merge_again = False
+        self._run_shown = False  # the run's final merge has reached the table
         self._run_id = 0
         self._status = "loading"
         self._theme_ready = False
@@ -140,6 +145,13 @@ class BeaconTriageApp(CurationApp):
     def theme_names(self) -> list[str]:
         return list(themes.THEME_NAMES)
 
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Textual's commands minus its theme picker, which offers Textual's ~20 themes:
+        ours are in the palette as "Theme: <name>" (and ``t``)."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Theme":
+                yield command
+
     # --- state handed down --------------------------------------------------------------
 
     def _source_text(self) -> str:
@@ -159,7 +171,13 @@ class BeaconTriageApp(CurationApp):
             status=self._status,
             marks=self.header_marks(),
             unsaved=self.unsaved(),
+            allowed=self._allowed_count(),
         )
+
+    def _allowed_count(self) -> int:
+        if C_ALLOWED not in self.candidates.columns:
+            return 0
+        return int(self.candidates.get_column(C_ALLOWED).sum() or 0)
 
     def add_log(self, level: str, text: str) -> None:
         self.log_entries.append(LogEntry(level, text, datetime.now().strftime("%H:%M:%S")))
@@ -167,11 +185,15 @@ class BeaconTriageApp(CurationApp):
             self.screen.entries = tuple(self.log_entries)
 
     def _running_status(self) -> str:
+        """Which detectors still run; "ready" only once the last merge is on screen."""
         if self.dataset is None:
             return "loading"
         if self._pending:
             total = len(self.outcomes) + len(self._pending)
-            return f"detecting {len(self.outcomes)}/{total}"
+            running = ", ".join(sorted(self._pending))
+            return f"{len(self.outcomes)}/{total} done · running {running}"
+        if not self._run_shown:
+            return "merging"
         return "ready"
 
     # --- messages from the pipeline ---------------------------------------------------------
@@ -187,7 +209,8 @@ class BeaconTriageApp(CurationApp):
             stage = stage.with_(finished=now)
             level = {ST.FAILED: "error", ST.SKIPPED: "warning"}.get(message.status, "info")
             took = f" ({stage.elapsed(now):.1f}s)" if message.status == ST.DONE else ""
-            self.add_log(level, f"{stage.label}: {message.status}: {message.text}{took}")
+            text = message.text.removeprefix(f"{message.status}: ")  # said once, not twice
+            self.add_log(level, f"{stage.label}: {message.status}: {text}{took}")
         self.stages[message.key] = stage
         self.main_screen.stages = tuple(self.stages.values())
 
@@ -212,15 +235,30 @@ class BeaconTriageApp(CurationApp):
         outcome = message.outcome
         self.outcomes[outcome.name] = outcome
         self._pending.discard(outcome.name)
-        self.pipeline.merge(
-            self._run_id, self.outcomes, self.dataset, self.config, final=not self._pending
-        )
+        self._request_merge()
         self._set_status(self._running_status())
+
+    def _request_merge(self) -> None:
+        """Merge what has finished so far, one merge at a time: a detector finishing while
+        a merge runs asks for one more after it, instead of cancelling it (which, with
+        detectors finishing closer together than a merge takes, showed nothing until the
+        last). So each detector's candidates reach the table as it finishes."""
+        if self.dataset is None:
+            return
+        if self._merging:
+            self._merge_again = True
+            return
+        self._merging = True
+        self._merge_again = False
+        final = not self._pending
+        self.pipeline.merge(self._run_id, dict(self.outcomes), self.dataset, self.config, final)
 
     def on_detector_failed(self, message: DetectorFailed) -> None:
         if message.run_id != self._run_id:
             return
         self._pending.discard(message.name)
+        if not self._pending:
+            self._request_merge()  # the last one failed: the others' merge is the final
         self.add_log("error", f"{message.name}: {message.error}")
         self.notify(
             visible(message.error), title=visible(message.name), severity="error", markup=False
@@ -230,7 +268,19 @@ class BeaconTriageApp(CurationApp):
     def on_candidates_merged(self, message: CandidatesMerged) -> None:
         if message.run_id != self._run_id:
             return
-        self.set_merged(message.candidates)  # flags and marks come next, then the table
+        self._merging = False
+        if self._merge_again:
+            self._request_merge()
+        if message.candidates is not None:
+            self.set_merged(message.candidates, message.final and not self._merging)
+        elif message.final:
+            self._run_shown = True  # the merge failed (logged); the run is over
+        self._set_status(self._running_status())
+
+    def merged_shown(self, final: bool) -> None:
+        if final and not self._run_shown:
+            self._run_shown = True
+            self._status = self._running_status()
 
     def on_note(self, message: Note) -> None:
         self.add_log(message.level, message.text)
@@ -250,6 +300,7 @@ class BeaconTriageApp(CurationApp):
             self.add_log("warning", "no detectors are registered")
         self.outcomes = {}
         self._pending = set(names)
+        self._merging = self._merge_again = self._run_shown = False
         self._run_id = self.pipeline.detect(self.dataset, self.config, names)
         self._set_status(self._running_status())
 
@@ -265,6 +316,7 @@ class BeaconTriageApp(CurationApp):
     def action_cancel_run(self) -> None:
         count = self.pipeline.cancel(LOAD) + self.pipeline.cancel(detector_key(""))
         self._pending.clear()
+        self._run_shown = True
         self._set_status("cancelled" if count else self._running_status())
 
     # --- screens ----------------------------------------------------------------------------
@@ -311,7 +363,7 @@ class BeaconTriageApp(CurationApp):
         self.set_theme(names[(at + 1) % len(names)])
 
     def watch_theme(self, name: str) -> None:
-        if not self._theme_ready or name == self.config.theme:
+        if not self._theme_ready or name == self.config.theme or name not in themes.THEME_NAMES:
             return
         try:
             save_theme(self.config, name)
@@ -326,9 +378,14 @@ class BeaconTriageApp(CurationApp):
         same burst as the key that focused the box (``/evil`` pasted, or typed fast over
         SSH): it was queued for the previous widget. It belongs in the box."""
         focused = self.focused
-        if isinstance(focused, Input) and event.is_printable and event.character:
+        if not (event.is_printable and event.character):
+            return
+        if isinstance(focused, Input):
             event.stop()
             focused.insert_text_at_cursor(event.character)
+        elif isinstance(focused, TextArea):  # the first words of a note typed after m
+            event.stop()
+            focused.insert(event.character)
 
     # --- leaving -------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from tui.pipeline import Pipeline
 
 HEADER_MARKS = ("suspicious", "escalate", "benign")
-EXPORT_DROPS = (HAYSTACK, "allowed_by")  # search helper; a 0-based index users never see
+EXPORT_DROPS = (HAYSTACK, "allowed_by")  # search helper; an entry number that edits shift
 THEIRS, MINE, CANCEL = "theirs", "mine", "cancel"
 
 
@@ -110,6 +110,7 @@ class CurationApp(App[None]):
         self.mark_counts: dict[str, int] = {}
         self.allow_hits: dict[AllowEntry, int] = {}
         self._decorate_seq = 0
+        self._merged_final = True  # the merge on screen is the run's last
         self._parts = Parts()  # what the last decoration computed, reused per edit
         self._asking: set[str] = set()  # stores with a conflict question on screen
         self._quit_asked = False
@@ -145,10 +146,15 @@ class CurationApp(App[None]):
 
     # --- decorating: the table after an edit, without running the detectors -------------
 
-    def set_merged(self, merged: pl.DataFrame) -> None:
+    def set_merged(self, merged: pl.DataFrame, final: bool = True) -> None:
+        """A merge's candidates; ``final`` when no detector of the run is left."""
         self.merged = merged
+        self._merged_final = final
         self._parts = Parts()
         self.redecorate()
+
+    def merged_shown(self, final: bool) -> None:
+        """Hook: a merge's candidates are on screen (the app updates its status)."""
 
     def redecorate(self) -> None:
         """Flags and marks again, in a worker; only the parts whose file changed."""
@@ -169,6 +175,7 @@ class CurationApp(App[None]):
         self.mark_counts = decorated.marks
         self.allow_hits = decorated.parts.hits or {}
         self.main_screen.candidates = decorated.candidates
+        self.merged_shown(self._merged_final)
         self.refresh_header()
         self._refresh_allowlist_screen()
 
@@ -485,6 +492,19 @@ class CurationApp(App[None]):
             candidates=self.candidates,
         )
         self.push_screen(screen, edited)
+
+    @on(AllowListScreen.NewRequested)
+    def _new_requested(self, message: AllowListScreen.NewRequested) -> None:
+        allowlist = self._allowlist_or_say_why()
+        if allowlist is None:
+            return
+        screen = AllowEntryScreen(
+            "New allow-list entry: at least one match key and a reason (Ctrl+S saves)",
+            {},
+            candidates=self.candidates,
+            probe=copy.copy(allowlist),
+        )
+        self.push_screen(screen, self._add_entry)
 
     @on(AllowListScreen.ReloadRequested)
     def _reload_requested(self, message: AllowListScreen.ReloadRequested) -> None:

@@ -33,7 +33,7 @@ class TriageCommands(Provider):
             else:
                 continue
             title = f"{key.short}: {key.description} ({key.label})"
-            found.append((title, key.description, partial(target.run_action, key.action)))
+            found.append((title, "", partial(target.run_action, key.action)))
         for name in getattr(app, "theme_names", lambda: [])():
             found.append(
                 (f"Theme: {name}", "Switch theme (remembered)", partial(app.set_theme, name))
@@ -53,11 +53,11 @@ class TriageCommands(Provider):
 
     async def discover(self) -> Hits:
         for title, help_text, callback in self._commands():
-            yield DiscoveryHit(title, callback, help=help_text)
+            yield DiscoveryHit(title, callback, help=help_text or None)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for title, help_text, callback in self._commands():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+                yield Hit(score, matcher.highlight(title), callback, help=help_text or None)

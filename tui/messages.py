@@ -67,7 +67,9 @@ class DetectorFailed(Message):
 
 
 class CandidatesMerged(Message):
-    def __init__(self, run_id: int, candidates: pl.DataFrame, final: bool) -> None:
+    """A merge's result; ``candidates`` is None when the merge failed (it is logged)."""
+
+    def __init__(self, run_id: int, candidates: pl.DataFrame | None, final: bool) -> None:
         super().__init__()
         self.run_id = run_id
         self.candidates = candidates

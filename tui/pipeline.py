@@ -42,7 +42,7 @@ from tui.messages import (
     Note,
     StageChanged,
 )
-from tui.view import prepare
+from tui.view import pair_protocols, prepare, with_protocol
 
 if TYPE_CHECKING:
     from detectors.curate.allowlist import AllowList
@@ -93,6 +93,8 @@ class Pipeline:
         self.strategy: Strategy | None = None  # how the open data was loaded and is hunted
         self._progress: dict[str, Progress] = {}
         self._lock = threading.Lock()
+        self._place_lock = threading.Lock()
+        self._protocol_cache: tuple[PairContext, pl.DataFrame] | None = None
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -164,6 +166,7 @@ class Pipeline:
         domains.prepare_in_background()  # parsed while the files load
         from detectors.load.cache import WRITE_IN_BACKGROUND
         from detectors.run.loop import choose_strategy
+        from detectors.run.loop import prepare as placed_context
         from detectors.run.memory import InMemory
 
         started = self.clock()
@@ -172,7 +175,7 @@ class Pipeline:
                 strategy = choose_strategy(
                     list(paths), config, source_format, cache_write=WRITE_IN_BACKGROUND
                 )
-                dataset = strategy.context(config, progress)
+                dataset = placed_context(strategy, config, progress)
             else:  # a loader handed in (tests): its data, hunted in memory
                 dataset = loader(
                     list(paths),
@@ -181,6 +184,7 @@ class Pipeline:
                     progress=progress,
                 )
                 strategy = InMemory.of(dataset)
+                dataset = placed_context(strategy, config, progress)
         except Cancelled:
             if self._is_current(LOAD, progress):
                 self._stage(LOAD, 0.0, "cancelled", ST.CANCELLED)
@@ -242,11 +246,14 @@ class Pipeline:
     def _detector_job(
         self, run_id: int, name: str, dataset: PairContext, config: Config, progress: Progress
     ) -> None:
+        from detectors.pairs.network import place_context
         from detectors.run.memory import InMemory
 
         key = detector_key(name)
         strategy = self.strategy or InMemory.of(dataset)
         try:
+            with self._place_lock:  # new [network] settings re-place the events, once
+                place_context(dataset, config.network_settings())
             (outcome,) = strategy.hunts(dataset, config, [name], progress)
         except Cancelled:
             if self._is_current(key, progress):
@@ -293,13 +300,24 @@ class Pipeline:
 
         worker = get_current_worker()
         try:
-            candidates = prepare(merge(outcomes, dataset, config))
+            candidates = prepare(
+                with_protocol(merge(outcomes, dataset, config), self._protocols(dataset))
+            )
         except Exception as exc:
             self._post(Note("error", "".join(traceback.format_exception(exc)).rstrip()))
             self._post(Note("error", f"merging candidates failed: {type(exc).__name__}: {exc}"))
+            self._post(CandidatesMerged(run_id, None, final))
             return
         if not worker.is_cancelled:
             self._post(CandidatesMerged(run_id, candidates, final))
+
+    def _protocols(self, dataset: PairContext) -> pl.DataFrame:
+        """Each pair's protocol, computed on the first merge of a dataset and kept."""
+        cached = self._protocol_cache
+        if cached is None or cached[0] is not dataset:
+            cached = (dataset, pair_protocols(dataset.events))
+            self._protocol_cache = cached
+        return cached[1]
 
     # --- allow-list and triage marks ----------------------------------------------------
 

@@ -18,6 +18,7 @@ from detectors.base.sanitize import visible
 from tui import format as F
 
 C_MARK = "mark"  # detectors.curate.triage.C_MARK: unreviewed, suspicious, benign, escalate
+C_PROTOCOL = "protocol"  # added by tui.pipeline: the pair's transport (tcp, udp, icmp)
 C_ALLOWED = "allowed"  # detectors.curate.allowlist.C_ALLOWED: True when an entry matches
 UNREVIEWED = "unreviewed"
 HAYSTACK = "_haystack"  # lower-cased device|process|ip|domain, built once per merge
@@ -62,16 +63,103 @@ def _text(column: str) -> Callable[[dict[str, Any]], str]:
     return lambda row: visible(row.get(column)) if row.get(column) is not None else ""
 
 
-def _remote(row: dict[str, Any]) -> str:
-    ip = visible(row.get(S.C_REMOTE_IP) or "")
-    port = row.get(S.C_REMOTE_PORT)
-    if ":" in ip:  # IPv6: brackets keep the port readable
-        ip = f"[{ip}]"
-    text = f"{ip}:{port}" if port is not None else ip
-    if row.get(S.C_DIRECTION) == S.DIR_INBOUND:  # the remote end connects to our port
+def remote_text(
+    ip: str | None,
+    port: int | None,
+    protocol: str | None = None,
+    *,
+    inbound: bool = False,
+    proxy: str | None = None,
+) -> str:
+    """``ip:port`` for TCP, ``ip:port/udp`` for UDP, ``ip icmp`` for ICMP (whose "port"
+    is an ICMP type or code, not a port: ``:3`` would mislead), IPv6 in brackets; ``← ``
+    when the remote end connected to us, `` via proxy P`` for a proxied pair."""
+    shown = visible(ip or "")
+    proto = (protocol or "").lower()
+    if proto.startswith("icmp"):
+        text = f"{shown} {proto}"
+    else:
+        if ":" in shown:  # IPv6: brackets keep the port readable
+            shown = f"[{shown}]"
+        if port is None:
+            text = shown
+        else:
+            text = f"{shown}:{port}/udp" if proto == "udp" else f"{shown}:{port}"
+    if inbound:
         text = f"← {text}"
-    proxy = row.get(S.C_VIA_PROXY)
     return f"{text} via proxy {visible(proxy)}" if proxy else text
+
+
+def remote_cell(row: dict[str, Any]) -> str:
+    return remote_text(
+        row.get(S.C_REMOTE_IP),
+        row.get(S.C_REMOTE_PORT),
+        row.get(C_PROTOCOL),
+        inbound=row.get(S.C_DIRECTION) == S.DIR_INBOUND,
+        proxy=row.get(S.C_VIA_PROXY),
+    )
+
+
+REMOTE_MAX = 60  # "← [IPv6]:port/udp" fits; only a proxy name beyond it is cut
+
+
+def _remote_width(frame: pl.DataFrame) -> int:
+    """The widest ``remote`` cell of the frame, so an address is never cut (polars: an
+    upper bound from the longest IP, the longest port and the protocol marker)."""
+    if frame.height == 0 or S.C_REMOTE_IP not in frame.columns:
+        return 0
+    ip = pl.col(S.C_REMOTE_IP).cast(pl.String).fill_null("")
+    port = pl.col(S.C_REMOTE_PORT).cast(pl.String) if S.C_REMOTE_PORT in frame.columns else None
+    width = ip.str.len_chars() + ip.str.contains(":", literal=True).cast(pl.Int64) * 2
+    if port is not None:
+        width = width + (port.str.len_chars() + 1).fill_null(0)
+    if C_PROTOCOL in frame.columns:
+        proto = pl.col(C_PROTOCOL).cast(pl.String).str.to_lowercase().fill_null("")
+        width = width + pl.when(proto == "udp").then(4).when(proto.str.starts_with("icmp")).then(
+            proto.str.len_chars() + 1
+        ).otherwise(0)
+    if S.C_DIRECTION in frame.columns:
+        width = width + (pl.col(S.C_DIRECTION) == S.DIR_INBOUND).fill_null(False).cast(pl.Int64) * 2
+    if S.C_VIA_PROXY in frame.columns:
+        proxy = pl.col(S.C_VIA_PROXY).cast(pl.String)
+        width = width + (proxy.str.len_chars() + len(" via proxy ")).fill_null(0)
+    # A long proxy name is cut at the end (ellipsis); the address before it never is.
+    return min(REMOTE_MAX, int(frame.select(width.max()).item() or 0))
+
+
+def _longest(column: str, cap: int) -> Callable[[pl.DataFrame], int]:
+    """The longest value, up to ``cap`` cells: a device that is an IP (Zeek) is never
+    cut, a long host name still is (with an ellipsis) once it passes the cap."""
+
+    def measure(frame: pl.DataFrame) -> int:
+        if frame.height == 0 or column not in frame.columns:
+            return 0
+        longest = frame.select(pl.col(column).cast(pl.String).str.len_chars().max()).item()
+        return min(cap, int(longest or 0))
+
+    return measure
+
+
+def _detectors_width(frame: pl.DataFrame) -> int:
+    """The longest detectors list as shown (comma-joined), up to 30 cells."""
+    if frame.height == 0 or S.C_DETECTORS not in frame.columns:
+        return 0
+    if not isinstance(frame.schema[S.C_DETECTORS], pl.List):
+        return 0
+    joined = pl.col(S.C_DETECTORS).list.join(",").str.len_chars().max()
+    return min(30, int(frame.select(joined).item() or 0))
+
+
+def _format_width(column: str, fmt: Callable[[Any], str]) -> Callable[[pl.DataFrame], int]:
+    """The widest formatted value among the column's extremes (numbers only)."""
+
+    def measure(frame: pl.DataFrame) -> int:
+        if frame.height == 0 or column not in frame.columns:
+            return 0
+        ends = frame.select(pl.col(column).min().alias("lo"), pl.col(column).max().alias("hi"))
+        return max(len(fmt(v)) for v in ends.row(0))
+
+    return measure
 
 
 def _detectors(row: dict[str, Any]) -> str:
@@ -99,6 +187,16 @@ class Column:
     needs: tuple[str, ...] = ()  # frame columns the sort needs
     flex: int = 0  # share of the spare width
     right: bool = False
+    descending_first: bool = False  # the first direction a sort by this column takes
+    sort_hint: str = ""  # what the first direction puts on top, for the sort picker
+    keep: int = 9  # when the screen is narrow, columns with the highest ``keep`` go first
+    measure: Callable[[pl.DataFrame], int] | None = None  # content width: never cut
+    hides_when_empty: bool = True  # hidden while every row's value is empty (Zeek: process)
+
+    @property
+    def name(self) -> str:
+        """The column's name in words (the mark column's title is one letter)."""
+        return self.key if len(self.title) < 3 else self.title
 
 
 def _by(column: str) -> Callable[[], pl.Expr]:
@@ -109,8 +207,24 @@ def _lower(column: str) -> Callable[[], pl.Expr]:
     return lambda: pl.col(column).str.to_lowercase()
 
 
+# Display order; ``keep`` is the order columns give way on a narrow screen (0 stays
+# longest): score, the remote end and the device first, then the timing figures; the
+# names that can be long (process, domain, detectors) and the times go first. The same
+# order serves every source: a column every row leaves empty (a Zeek capture's process,
+# a file without DNS names) is hidden, so its width goes to the source IP instead.
 COLUMNS: tuple[Column, ...] = (
-    Column("mark", "M", 2, _mark, _by(C_MARK), (C_MARK,)),
+    Column(
+        "mark",
+        "M",
+        2,
+        _mark,
+        _by(C_MARK),
+        (C_MARK,),
+        descending_first=True,
+        sort_hint="marked first",
+        keep=4,
+        hides_when_empty=False,
+    ),
     Column(
         "score",
         "score",
@@ -119,28 +233,56 @@ COLUMNS: tuple[Column, ...] = (
         _by(S.C_SCORE),
         (S.C_SCORE,),
         right=True,
-    ),
-    Column("device", "device", 10, _text(S.C_DEVICE), _lower(S.C_DEVICE), (S.C_DEVICE,), 3),
-    Column("process", "process", 10, _text(S.C_PROCESS), _lower(S.C_PROCESS), (S.C_PROCESS,), 3),
-    Column("remote", "remote", 15, _remote, _by(S.C_REMOTE_IP), (S.C_REMOTE_IP,), 2),
-    Column("domain", "domain", 10, _text(S.C_DOMAIN), _lower(S.C_DOMAIN), (S.C_DOMAIN,), 3),
-    Column(
-        "detectors",
-        "detectors",
-        9,
-        _detectors,
-        lambda: pl.col(S.C_DETECTORS).list.len(),
-        (S.C_DETECTORS,),
-        2,
+        descending_first=True,
+        sort_hint="highest first",
+        keep=0,
+        hides_when_empty=False,
     ),
     Column(
-        "conns",
-        "conns",
-        6,
-        lambda r: F.count(r.get(S.C_CONNECTIONS)),
-        _by(S.C_CONNECTIONS),
-        (S.C_CONNECTIONS,),
-        right=True,
+        "device",
+        "device",
+        10,
+        _text(S.C_DEVICE),
+        _lower(S.C_DEVICE),
+        (S.C_DEVICE,),
+        3,
+        sort_hint="A→Z",
+        keep=1,
+        measure=_longest(S.C_DEVICE, 15),
+    ),
+    Column(
+        "process",
+        "process",
+        10,
+        _text(S.C_PROCESS),
+        _lower(S.C_PROCESS),
+        (S.C_PROCESS,),
+        3,
+        sort_hint="A→Z",
+        keep=5,
+    ),
+    Column(
+        "remote",
+        "remote",
+        15,
+        remote_cell,
+        _by(S.C_REMOTE_IP),
+        (S.C_REMOTE_IP,),
+        sort_hint="by address",
+        keep=0,
+        measure=_remote_width,
+        hides_when_empty=False,
+    ),
+    Column(
+        "domain",
+        "domain",
+        10,
+        _text(S.C_DOMAIN),
+        _lower(S.C_DOMAIN),
+        (S.C_DOMAIN,),
+        3,
+        sort_hint="A→Z",
+        keep=6,
     ),
     Column(
         "interval",
@@ -150,6 +292,9 @@ COLUMNS: tuple[Column, ...] = (
         _by(S.C_INTERVAL),
         (S.C_INTERVAL,),
         right=True,
+        sort_hint="shortest first",
+        keep=2,
+        measure=_format_width(S.C_INTERVAL, F.seconds),
     ),
     Column(
         "jitter",
@@ -159,6 +304,35 @@ COLUMNS: tuple[Column, ...] = (
         _by(S.C_JITTER),
         (S.C_JITTER,),
         right=True,
+        sort_hint="least jittery first",
+        keep=2,
+        measure=_format_width(S.C_JITTER, F.percent),
+    ),
+    Column(
+        "conns",
+        "conns",
+        6,
+        lambda r: F.count(r.get(S.C_CONNECTIONS)),
+        _by(S.C_CONNECTIONS),
+        (S.C_CONNECTIONS,),
+        right=True,
+        descending_first=True,
+        sort_hint="most first",
+        keep=7,
+        measure=_format_width(S.C_CONNECTIONS, F.count),
+    ),
+    Column(
+        "detectors",
+        "detectors",
+        9,
+        _detectors,
+        lambda: pl.col(S.C_DETECTORS).list.len(),
+        (S.C_DETECTORS,),
+        2,
+        descending_first=True,
+        sort_hint="most detectors first",
+        keep=8,
+        measure=_detectors_width,
     ),
     Column(
         "first",
@@ -167,6 +341,8 @@ COLUMNS: tuple[Column, ...] = (
         lambda r: F.when(r.get(S.C_FIRST_SEEN)),
         _by(S.C_FIRST_SEEN),
         (S.C_FIRST_SEEN,),
+        sort_hint="oldest first",
+        keep=10,
     ),
     Column(
         "last",
@@ -175,11 +351,66 @@ COLUMNS: tuple[Column, ...] = (
         lambda r: F.when(r.get(S.C_LAST_SEEN)),
         _by(S.C_LAST_SEEN),
         (S.C_LAST_SEEN,),
+        descending_first=True,
+        sort_hint="newest first",
+        keep=9,
     ),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 SORTABLE = tuple(c.key for c in COLUMNS if c.sort_by is not None)
 _BY_KEY = {c.key: c for c in COLUMNS}
+
+_SORT_ARROW = 1  # the header's ▲/▼ needs one cell beside the title
+GAP = 1  # cells between columns
+
+
+def _is_empty(frame: pl.DataFrame, column: Column) -> bool:
+    """True when no row has a value for this column (null, "" or an empty list)."""
+    if not column.hides_when_empty or frame.height == 0:
+        return False
+    name = column.needs[0] if column.needs else None
+    if name is None or name not in frame.columns:
+        return True
+    values = pl.col(name)
+    dtype = frame.schema[name]
+    if dtype == pl.String:
+        values = values.replace("", None)
+    elif isinstance(dtype, pl.List):
+        values = pl.when(values.list.len() > 0).then(values.list.len())
+    return bool(frame.select(values.null_count() == pl.len()).item())
+
+
+def layout(frame: pl.DataFrame, available: int) -> list[tuple[Column, int]]:
+    """Which columns fit ``available`` cells and how wide each is.
+
+    Empty columns are hidden; each column is at least as wide as its widest value (an
+    IP:port, a count) and its title with the sort arrow; while the minimum widths do not
+    fit, the column with the highest ``keep`` gives way; spare cells go to the names
+    (which alone are cut, with an ellipsis).
+    """
+    shown: list[tuple[Column, int]] = []
+    for column in COLUMNS:
+        if _is_empty(frame, column):
+            continue
+        width = max(column.width, len(column.title) + _SORT_ARROW)
+        if column.measure is not None:
+            width = max(width, column.measure(frame))
+        shown.append((column, width))
+
+    def total(cols: list[tuple[Column, int]]) -> int:
+        return sum(w for _, w in cols) + GAP * (len(cols) - 1)
+
+    while total(shown) > available and len(shown) > 1:
+        drop = max(shown, key=lambda cw: cw[0].keep)
+        if drop[0].keep == 0:
+            break  # score and remote stay; the table scrolls sideways instead
+        shown.remove(drop)
+    spare = available - total(shown)
+    flex = sum(c.flex for c, _ in shown)
+    if spare > 0 and flex:
+        shown = [(c, w + spare * c.flex // flex) for c, w in shown]
+    return shown
+
 
 SCORE_HIGH = 0.7
 SCORE_MID = 0.4
@@ -190,6 +421,34 @@ def score_band(value: float | None) -> str:
     if value is None:
         return "low"
     return "high" if value >= SCORE_HIGH else "mid" if value >= SCORE_MID else "low"
+
+
+def pair_protocols(events: pl.DataFrame) -> pl.DataFrame:
+    """The transport each candidate pair used (lower case), for the ``remote`` cell:
+    one group-by over the events, done once per dataset."""
+    names = {S.DEVICE_NAME: S.C_DEVICE, S.PROCESS: S.C_PROCESS}
+    names |= {S.REMOTE_IP: S.C_REMOTE_IP, S.REMOTE_PORT: S.C_REMOTE_PORT}
+    if not all(c in events.columns for c in (*names, S.PROTOCOL)):
+        return pl.DataFrame()
+    return (
+        events.lazy()
+        .filter(pl.col(S.PROTOCOL).is_not_null())
+        .group_by(list(names))
+        .agg(pl.col(S.PROTOCOL).first().str.to_lowercase().alias(C_PROTOCOL))
+        .rename(names)
+        .collect()
+    )
+
+
+def with_protocol(candidates: pl.DataFrame, protocols: pl.DataFrame) -> pl.DataFrame:
+    """Candidates with a ``protocol`` column (null where the source had none)."""
+    if C_PROTOCOL in candidates.columns or candidates.height == 0:
+        return candidates
+    keys = S.CANDIDATE_KEY
+    if protocols.height == 0 or not all(k in candidates.columns for k in keys):
+        return candidates.with_columns(pl.lit(None, pl.String).alias(C_PROTOCOL))
+    right = protocols.cast({k: candidates.schema[k] for k in keys})
+    return candidates.join(right, on=keys, how="left", nulls_equal=True)
 
 
 def prepare(candidates: pl.DataFrame) -> pl.DataFrame:
@@ -249,19 +508,30 @@ def apply_view(frame: pl.DataFrame, spec: ViewSpec) -> pl.DataFrame:
     return view.sort(keys, descending=descending, nulls_last=True, maintain_order=True)
 
 
-def next_sort(spec: ViewSpec) -> ViewSpec:
-    """``s``: the next sortable column, in its natural direction (numbers high first)."""
-    keys = list(SORTABLE)
-    at = keys.index(spec.sort) if spec.sort in keys else -1
-    key = keys[(at + 1) % len(keys)]
-    return spec.with_(sort=key, descending=_BY_KEY[key].right or key == "mark")
+def sort_choices() -> list[tuple[str, str]]:
+    """(column key, how the picker names it) for ``s``: each with its first direction."""
+    return [
+        (c.key, f"{c.name:<10} {'↓' if c.descending_first else '↑'} {c.sort_hint}")
+        for c in COLUMNS
+        if c.sort_by is not None
+    ]
 
 
 def sort_by(spec: ViewSpec, key: str) -> ViewSpec:
-    """A header click: sort by that column, or reverse if it already is."""
+    """A header click: sort by that column in its first direction, or reverse if it
+    already is the sort column."""
     if spec.sort == key:
         return spec.with_(descending=not spec.descending)
-    return spec.with_(sort=key, descending=_BY_KEY[key].right if key in _BY_KEY else True)
+    return choose_sort(spec, key)
+
+
+def choose_sort(spec: ViewSpec, key: str) -> ViewSpec:
+    """The sort picker's choice: that column, in the direction an analyst wants first
+    (the highest score, the least jitter, the shortest interval, the newest last seen)."""
+    column = _BY_KEY.get(key)
+    if column is None or column.sort_by is None:
+        return spec
+    return spec.with_(sort=key, descending=column.descending_first)
 
 
 def detectors_in(frame: pl.DataFrame) -> list[str]:

@@ -26,6 +26,24 @@ NON_PUBLIC = (PRIVATE, LOOPBACK, LINK_LOCAL, MULTICAST, RESERVED, UNSPECIFIED, I
 DEFENDER_NON_PUBLIC = ("Reserved", "Private", "LinkLocal", "Loopback")
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4_CANONICAL = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
+"""A dotted-quad IPv4 address exactly as ``ipaddress`` prints it (no leading zeros): its
+own normal form, so per-row work can skip ``ipaddress`` for the bulk of addresses."""
+
+
+def is_canonical_ipv4(text: pl.Expr) -> pl.Expr:
+    """True where ``text`` (a string expression) is already ``normalize_ip(text)``."""
+    return text.str.contains(IPV4_CANONICAL).fill_null(False)
+
+
+def ipv4_int(text: pl.Expr) -> pl.Expr:
+    """The 32-bit value of a canonical IPv4 text (see ``is_canonical_ipv4``) as UInt64."""
+    parts = text.str.split_exact(".", 3).struct
+    octets = [parts.field(f"field_{i}").cast(pl.UInt64, strict=False) for i in range(4)]
+    return octets[0] * (1 << 24) + octets[1] * (1 << 16) + octets[2] * (1 << 8) + octets[3]
+
+
 def normalize_ip(text: str | None) -> str | None:
     """Canonical text of an address: IPv4-mapped IPv6 becomes IPv4; junk stays as is."""
     if text is None:

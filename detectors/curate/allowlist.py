@@ -37,7 +37,7 @@ import polars as pl
 from detectors.base import schema as S
 from detectors.base.domains import registered_domain
 from detectors.base.errors import InputError
-from detectors.base.netclass import normalize_ip
+from detectors.base.netclass import ipv4_int, is_canonical_ipv4, normalize_ip
 from detectors.base.sanitize import visible
 from detectors.curate.tomlstore import (
     Edit,
@@ -339,16 +339,26 @@ class _Matcher:
 
     @staticmethod
     def _ip_columns(candidates: pl.DataFrame) -> list[pl.Expr]:
-        """128-bit addresses as two u64 columns, parsed once per distinct address."""
-        ips = candidates.get_column(S.C_REMOTE_IP).cast(pl.String)
-        bits = {ip: _ip_int(ip) for ip in ips.unique().drop_nulls().to_list()}
+        """128-bit addresses as two u64 columns. Canonical IPv4 (the bulk) is parsed in
+        polars; ``ipaddress`` runs once per distinct other address (IPv6, mapped, junk)."""
+        col = pl.col(S.C_REMOTE_IP).cast(pl.String)
+        stripped = col.str.strip_chars()
+        v4 = is_canonical_ipv4(stripped)
+        rest = candidates.select(col.filter(~v4).unique().drop_nulls()).to_series().to_list()
+        bits = {ip: _ip_int(ip) for ip in rest}
         known = {ip: v for ip, v in bits.items() if v is not None}
         hi = {ip: v >> 64 for ip, v in known.items()}
         lo = {ip: v & _LOW64 for ip, v in known.items()}
-        col = pl.col(S.C_REMOTE_IP).cast(pl.String)
+        v4_lo = pl.lit(_V4_MAPPED, pl.UInt64) | ipv4_int(stripped)  # ::ffff:a.b.c.d
         return [
-            col.replace_strict(hi, default=None, return_dtype=pl.UInt64).alias(H_HI),
-            col.replace_strict(lo, default=None, return_dtype=pl.UInt64).alias(H_LO),
+            pl.when(v4)
+            .then(pl.lit(0, pl.UInt64))
+            .otherwise(col.replace_strict(hi, default=None, return_dtype=pl.UInt64))
+            .alias(H_HI),
+            pl.when(v4)
+            .then(v4_lo)
+            .otherwise(col.replace_strict(lo, default=None, return_dtype=pl.UInt64))
+            .alias(H_LO),
         ]
 
     def mask(self, entry: AllowEntry) -> pl.Expr:
@@ -477,8 +487,9 @@ class AllowList(TomlStore[tuple[AllowEntry, ...]]):
         return self._model[index]
 
     def flag(self, candidates: pl.DataFrame, today: date | None = None) -> pl.DataFrame:
-        """``candidates`` plus ``allowed`` (bool) and ``allowed_by`` (index of the first
-        active entry that matches, or null). Expired and disabled entries do not apply."""
+        """``candidates`` plus ``allowed`` (bool) and ``allowed_by`` (the number, from 1 as
+        ``allowlist list`` and the allow-list screen count, of the first active entry that
+        matches, or null). Expired and disabled entries do not apply."""
         base = candidates.drop([C_ALLOWED, C_ALLOWED_BY], strict=False)
         active = [e for e in self.entries if e.is_active(today)]
         if base.height == 0:
@@ -488,7 +499,7 @@ class AllowList(TomlStore[tuple[AllowEntry, ...]]):
         matcher = _Matcher(base, active)
         if active:
             first = pl.coalesce(
-                [pl.when(matcher.mask(e)).then(pl.lit(e.index, pl.Int64)) for e in active]
+                [pl.when(matcher.mask(e)).then(pl.lit(e.number, pl.Int64)) for e in active]
             )
         else:
             first = pl.lit(None, pl.Int64)

@@ -4,8 +4,10 @@ The Markdown report is pasted into tickets and wikis, where telemetry text (writ
 the adversary we hunt) must stay inert: every telemetry value goes through
 ``sanitize.visible`` and then into a code span fenced longer than any backtick run it
 holds, so no backtick, bracket, pipe, emphasis, link or HTML in it is interpreted (and
-pipes are escaped inside tables). Analyst notes are text: every ASCII punctuation
-character in them is backslash-escaped, which CommonMark renders literally.
+pipes are escaped inside tables). Analyst notes are text: the characters Markdown
+acts on anywhere (``\\ ` * _ [ ] < > & | ~``) are backslash-escaped, and the few that act
+only at the start of a line (``#``, ``-``, ``+``, ``=``, ``1.``) there; a comma, a dash
+inside a sentence or a ticket number reads as typed ("hello - C2 via dllhost, INC-1234").
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from detectors.base.sanitize import visible
 from detectors.curate.allowlist import C_NAMES
 from detectors.curate.triage import C_MARK, C_NOTE, ESCALATE
 from detectors.report import output
+from detectors.report.figures import INTERVAL, JITTER, SLEEP
 
 FORMATS = ("csv", "json", "markdown")
 _SUFFIXES = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown"}
 C_PERIOD = S.C_PERIOD
 
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_ACTIVE = re.compile(r"([\\`*_\[\]<>&|~])")  # Markdown acts on these wherever they are
+_LINE_START = re.compile(r"^(\s*\d*)([#+=.)-])", re.MULTILINE)  # headings, lists, rules
 
 
 def md_code(value: Any, *, in_table: bool = False) -> str:
@@ -48,8 +52,11 @@ def md_code(value: Any, *, in_table: bool = False) -> str:
 
 
 def md_text(value: Any) -> str:
-    """Free text with every ASCII punctuation character escaped (CommonMark shows it as is)."""
-    return _PUNCTUATION.sub(r"\\\1", visible(value))
+    """Free text that CommonMark shows as typed: only what Markdown would act on is
+    escaped, so the raw report still reads well where it is not rendered."""
+    text = _ACTIVE.sub(r"\\\1", visible(value))
+    # "1." escapes its period: a backslash before a digit is not an escape in CommonMark.
+    return _LINE_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", text)
 
 
 def _when(value: Any) -> str:
@@ -107,12 +114,10 @@ def _candidate_section(rank: int, row: Mapping[str, Any]) -> list[str]:
         facts.append(("Score", _number(row[S.C_SCORE])))
     if S.C_DETECTORS in row or S.C_DETECTOR in row:
         facts.append(("Detectors", _codes(row.get(S.C_DETECTORS) or row.get(S.C_DETECTOR))))
-    if C_PERIOD in row:
-        facts.append(("Period", _number(row[C_PERIOD], " s", 1)))
-    if S.C_INTERVAL in row:
-        facts.append(("Median interval", _number(row[S.C_INTERVAL], " s", 1)))
-    if S.C_JITTER in row:
-        facts.append(("Jitter", _number(row[S.C_JITTER], " %", 1)))
+    for figure in (SLEEP, INTERVAL, JITTER):  # named as in the table (report.figures)
+        if figure.column in row:
+            label = f"{figure.label.capitalize()} ({figure.definition})"
+            facts.append((label, _number(row[figure.column], f" {figure.unit}", 1)))
     if S.C_DOMAIN in row:
         facts.append(("Registered domain", md_code(row[S.C_DOMAIN], in_table=True)))
     if C_NAMES in row:

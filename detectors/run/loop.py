@@ -52,6 +52,15 @@ def choose_strategy(
     return InMemory(paths, source_format, use_cache, cache_write=cache_write, recursive=recursive)
 
 
+def prepare(strategy: Strategy, config: Config, progress: Progress = NULL_PROGRESS) -> PairContext:
+    """The strategy's context, placed in the network (direction, internal and monitored
+    hosts, proxies re-keyed) before any pair is built. The CLI's run and the TUI's load
+    both start here, so both hunt the same pairs."""
+    context = strategy.context(config, progress)
+    place_context(context, config.network_settings())
+    return context
+
+
 def run(
     strategy: Strategy,
     config: Config,
@@ -66,8 +75,7 @@ def run(
     """
     chosen = list(names) if names else list(all_detectors())
     try:
-        context = strategy.context(config, progress)
-        place_context(context, config.network_settings())  # direction, proxies: before pairs
+        context = prepare(strategy, config, progress)
         progress.report("detect", 0.0, f"running {', '.join(chosen)}")
         done: dict[str, DetectorOutcome] = {}
         for outcome in strategy.hunts(context, config, chosen, progress):

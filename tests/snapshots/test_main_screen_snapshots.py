@@ -1,4 +1,4 @@
-"""The main screen, pixel for pixel, in two themes, on data that never changes.
+"""The main screen, pixel for pixel, at three sizes in two themes, on data that never changes.
 
 The candidate list is fixed (the scorer is replaced by a frame written out below), so
 a change in scoring does not move these pictures; only a change in the screen does.
@@ -22,7 +22,7 @@ from detectors.base import schema as S
 from detectors.base.config import Config
 
 UTC = timezone.utc
-SIZE = (120, 36)
+SIZES = ((80, 24), (120, 40), (200, 50))
 EVIDENCE = pl.List(pl.Struct({"name": pl.String, "value": pl.String, "points": pl.Float64}))
 
 
@@ -68,7 +68,11 @@ async def _settled(pilot) -> None:
     await syn.settle(pilot.app, pilot)
 
 
-@pytest.mark.parametrize("theme", ["beacon-dark", "beacon-light"])
-def test_main_screen_snapshot(snap_compare, tmp_path, monkeypatch, theme):
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("theme", ["beacon-dark", "beacon-ansi"])
+def test_main_screen_snapshot(snap_compare, tmp_path, monkeypatch, theme, size):
+    """The three widths an analyst meets (a laptop split, a laptop, a wide screen), in
+    the default theme and the 16-colour one: which columns show, that the footer keeps
+    ? Help, that no address is cut."""
     app = _app(tmp_path, monkeypatch, theme)
-    assert snap_compare(app, terminal_size=SIZE, run_before=_settled)
+    assert snap_compare(app, terminal_size=size, run_before=_settled)

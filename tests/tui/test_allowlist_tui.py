@@ -376,3 +376,27 @@ async def test_entry_form_shows_control_characters_escaped_but_keeps_the_raw_val
         box.value = "ws-typed"
         await pilot.pause()
         assert form.values()["device"] == "ws-typed"  # an edited box gives what was typed
+
+
+async def test_new_entry_written_from_scratch_on_the_allowlist_screen(tmp_path, runs):
+    from tui.widgets.allow_entry_form import field_id
+
+    path = tmp_path / "allow.toml"
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert len(_devices(app)) == 3
+        await pilot.press("L")
+        await settle(app, pilot, lambda: isinstance(app.screen, AllowListScreen))
+        await pilot.press("n")
+        await pilot.pause()
+        editor = app.screen
+        assert isinstance(editor, AllowEntryScreen)
+        editor.query_one(f"#{field_id('process')}", Input).value = "chrome.exe"
+        editor.query_one(f"#{field_id('reason')}", Input).value = "the browser"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot, lambda: len(_devices(app)) == 2)
+        assert "ws-human" not in _devices(app)
+        [entry] = _entries(path)
+        assert (entry["process"], entry["reason"]) == ("chrome.exe", "the browser")
+        assert len(runs) == 1  # no detector ran again

@@ -36,7 +36,7 @@ async def test_csv_export_writes_the_filtered_sorted_view(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("slash", *"45.77", "enter")  # 2 of the 3 candidates
-        await pilot.press("s")  # sort by device, A→Z
+        await pilot.press("s", "down", "enter")  # the picker: score, then device (A→Z)
         await settle(app, pilot, lambda: app.main_screen.view.height == 2)
         shown = app.main_screen.view[S.C_DEVICE].to_list()
         assert shown == sorted([syn.HOSTILE_DEVICE, "ws-beacon"], key=str.lower)

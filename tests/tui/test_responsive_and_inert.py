@@ -47,7 +47,7 @@ async def test_keys_are_handled_while_a_slow_detector_runs(tmp_path, monkeypatch
         screen = app.main_screen
         await _wait_for(pilot, lambda: screen.view.height == 3 and screen.detail is not None)
         assert _running(app, SLOW)
-        assert screen.header.status == "detecting 1/2"
+        assert screen.header.status == f"1/2 done · running {SLOW}"
         rows = screen.query_one(RunProgress).query(StageRow)
         assert [r.stage.label for r in rows] == [SLOW]  # the finished ones are hidden
         pressed = time.monotonic()

@@ -17,6 +17,7 @@ from detectors.load.sample import SAMPLE_EVENTS, sample_dir
 from tui import format as F
 from tui.screens.help import HelpScreen, help_rows
 from tui.screens.log import LogScreen
+from tui.screens.sort_picker import SortPickerScreen
 from tui.widgets.candidate_facts import CandidateFacts
 from tui.widgets.candidate_table import CandidateTable
 from tui.widgets.status_header import StatusHeader
@@ -50,11 +51,19 @@ async def test_sort_by_score_descending_then_reversed(tmp_path):
         await pilot.press("S")  # reverse
         await settle(app, pilot)
         assert app.main_screen.view[S.C_SCORE].to_list() == sorted(scores)
-        await pilot.press("s")  # next column after score: device, A→Z
+        await pilot.press("s")  # the picker opens on the current column (score)
+        await pilot.pause()
+        assert isinstance(app.screen, SortPickerScreen)
+        await pilot.press("down", "down", "enter")  # M, score, device, process
         await settle(app, pilot)
-        devices = app.main_screen.view[S.C_DEVICE].to_list()
-        assert devices == sorted(devices, key=str.lower)
-        assert app.main_screen.spec.sort == "device"
+        assert app.main_screen.spec.sort == "process"
+        processes = app.main_screen.view[S.C_PROCESS].to_list()
+        assert processes == sorted(processes, key=str.lower)
+        assert app.main_screen.spec.descending is False
+        await pilot.press("s", "escape")  # Esc cancels: the sort stays
+        await settle(app, pilot)
+        assert app.screen is app.main_screen
+        assert app.main_screen.spec.sort == "process"
 
 
 async def test_header_click_sorts_by_that_column(tmp_path):
@@ -62,7 +71,8 @@ async def test_header_click_sorts_by_that_column(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         table = _table(app)
-        conns_x = sum(table._widths[:7]) + 7  # the 8th column: conns
+        at = [c.key for c in table._columns].index("conns")
+        conns_x = sum(table._widths[:at]) + at  # widths plus one-cell gaps
         await pilot.click(CandidateTable, offset=(conns_x + 1, 0))
         await settle(app, pilot)
         assert app.main_screen.spec.sort == "conns"
@@ -148,9 +158,46 @@ async def test_detail_pane_figures_match_an_independent_computation(tmp_path):
         # The other candidate to the same address is the hostile device's :8443 pair.
         assert detail.sharing[S.C_REMOTE_PORT].to_list() == [8443]
         facts = app.main_screen.query_one(CandidateFacts).plain
-        for text in ("connections 288", "p5 4m 48s", "p50 5m 03s", "p95 5m 09s"):
+        for text in ("connections 288", "interval 5m 03s", "p5 4m 48s", "p50 5m 03s"):
             assert text in facts
+        assert "p95 5m 09s" in facts
+        # The fake hunt's jitter is the CoV of the same gaps: one figure, two places.
         assert f"jitter {F.percent(jitter)}" in facts
+        assert f"CoV {F.percent(jitter)}" in facts
+        assert "jitter = coefficient of variation of the deltas, stdev/mean" in facts
+
+
+async def test_table_and_detail_show_the_candidates_one_jitter_and_name_its_definition(
+    tmp_path, monkeypatch
+):
+    """A candidate whose jitter came from the periodicity hunt (9.9 %, "uniform") differs
+    from the CoV of its charted gaps (2.6 %, by hand: gaps 306, 288, 309, 294, 303 have
+    stdev 7.8 around 300): the table and the detail show 9.9 % as "jitter", the CoV
+    only under its own name."""
+    from detectors.run import outcome
+
+    def merged(outcomes, dataset, config):
+        frame = original(outcomes, dataset, config)
+        beacon = pl.col(S.C_DEVICE) == "ws-beacon"
+        return frame.with_columns(
+            pl.when(beacon).then(9.9).otherwise(pl.col(S.C_JITTER)).alias(S.C_JITTER),
+            pl.when(beacon).then(pl.lit("uniform")).alias("jitter_kind"),
+            pl.when(beacon).then(300.0).alias(S.C_PERIOD),
+        )
+
+    original = outcome.merge
+    monkeypatch.setattr(outcome, "merge", merged)
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"beac", "enter")
+        await settle(app, pilot, lambda: app.main_screen.detail.row[S.C_DEVICE] == "ws-beacon")
+        table = _table(app)
+        assert "9.9%" in table.render_line(1).text  # the table's jitter cell
+        facts = app.main_screen.query_one(CandidateFacts).plain
+        assert "sleep 5m 00s  jitter 9.9%" in facts  # the same figure, the same name
+        assert "jitter = width of the sleep interval over its centre" in facts
+        assert "CoV 2.6%" in facts  # the charted gaps' own statistic, named apart
 
 
 async def test_enter_maximises_the_detail_and_escape_restores(tmp_path):
@@ -191,10 +238,25 @@ async def test_help_screen_lists_every_key(tmp_path):
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        table = app.screen.query_one("#help-table")
+        table = app.screen.query_one("#help-table").content
         assert table.row_count == len(keymap.KEYS) + len(keymap.BUILTIN_KEYS)
         assert table.row_count == len(help_rows())
         await pilot.press("escape")
+
+
+def test_help_table_wraps_long_descriptions_instead_of_cutting_them():
+    from rich.console import Console
+
+    from tui import keymap
+    from tui.screens.help import help_table
+
+    console = Console(width=76, record=True, color_system=None)
+    console.print(help_table(help_rows()))
+    words = console.export_text().split()
+    assert "…" not in " ".join(words)
+    for key in keymap.KEYS:  # every word of every description is on screen
+        for word in key.description.split():
+            assert word in words, (key.label, word)
 
 
 async def test_command_palette_runs_an_action_by_name(tmp_path):

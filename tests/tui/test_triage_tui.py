@@ -69,7 +69,7 @@ async def test_mark_and_note_are_saved_counted_and_back_in_a_new_app(tmp_path):
         )
         assert saved["mark"] == "escalate" and "note" not in saved
 
-        await pilot.press("n")
+        await pilot.press("m")
         await pilot.pause()
         assert isinstance(app.screen, TriageNoteScreen)
         await pilot.press(*NOTE)
@@ -121,7 +121,7 @@ async def test_each_mark_key_sets_its_mark_and_u_clears_it_from_the_file(tmp_pat
             await settle(app, pilot, lambda m=mark: _mark_of(app, syn.HOSTILE_DEVICE) == m)
             assert [t["mark"] for t in _marks(triage)] == [mark]  # one table, re-marked
             assert _marks(triage)[0]["device"] == syn.HOSTILE_DEVICE  # stored as it is
-        await pilot.press("m", "m", "m", "m")  # mark filter: all → ... → escalate
+        await pilot.press("M", "M", "M", "M")  # mark filter: all → ... → escalate
         await settle(app, pilot, lambda: app.main_screen.spec.mark == "escalate")
         assert app.main_screen.view[S.C_DEVICE].to_list() == [syn.HOSTILE_DEVICE]
         await pilot.press("u")  # unreviewed with no note: the table goes

@@ -15,11 +15,12 @@ from tui.view import (
     COLUMNS,
     ViewSpec,
     apply_view,
+    choose_sort,
     find_row,
-    next_sort,
     prepare,
     score_band,
     sort_by,
+    sort_choices,
 )
 
 UTC = timezone.utc
@@ -89,9 +90,19 @@ def test_sort_by_text_ignores_case_and_breaks_ties_by_score():
     assert by_detectors[S.C_DEVICE].to_list()[0] == "WS-1"  # two detectors agree
 
 
-def test_next_sort_and_header_click_directions():
+def test_sort_picker_first_directions_and_header_click_directions():
     spec = ViewSpec()
-    assert (next_sort(spec).sort, next_sort(spec).descending) == ("device", False)
+    first = {key: choose_sort(spec, key).descending for key, _ in sort_choices()}
+    # What an analyst wants on top: highest score, least jitter, shortest interval,
+    # most connections, newest last seen, names A to Z.
+    assert first["score"] is True
+    assert first["jitter"] is False
+    assert first["interval"] is False
+    assert first["conns"] is True
+    assert first["last"] is True
+    assert first["first"] is False
+    assert first["device"] is False
+    assert choose_sort(spec, "no-such-column") == spec
     clicked = sort_by(spec, "conns")
     assert (clicked.sort, clicked.descending) == ("conns", True)
     assert sort_by(clicked, "conns").descending is False

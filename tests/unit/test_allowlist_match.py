@@ -29,41 +29,41 @@ def allowed_rows(entries: list[dict], frame: pl.DataFrame, today: date | None = 
 
 def test_allowlist_device_and_process_match_case_insensitively():
     frame = candidates(device=["WS-07", "ws-07", "ws-070"], process=["A.EXE", "a.exe", "a.exe"])
-    assert allowed_rows([{"device": "ws-07"}], frame) == [0, 0, None]
-    assert allowed_rows([{"process": "a.exe"}], frame) == [0, 0, 0]
-    assert allowed_rows([{"process": "A.exe", "device": "WS-07"}], frame) == [0, 0, None]
+    assert allowed_rows([{"device": "ws-07"}], frame) == [1, 1, None]
+    assert allowed_rows([{"process": "a.exe"}], frame) == [1, 1, 1]
+    assert allowed_rows([{"process": "A.exe", "device": "WS-07"}], frame) == [1, 1, None]
 
 
 def test_allowlist_cidr_v4_boundaries_and_ipv4_mapped_candidates():
     ips = ["198.51.100.0", "198.51.100.255", "198.51.101.0", "198.51.99.255", "::ffff:198.51.100.7"]
     frame = candidates(remote_ip=ips)
     # /24 covers .0 to .255 of 198.51.100; the mapped address is 198.51.100.7
-    assert allowed_rows([{"remote_ip": "198.51.100.0/24"}], frame) == [0, 0, None, None, 0]
-    assert allowed_rows([{"remote_ip": "198.51.100.7"}], frame) == [None] * 4 + [0]
+    assert allowed_rows([{"remote_ip": "198.51.100.0/24"}], frame) == [1, 1, None, None, 1]
+    assert allowed_rows([{"remote_ip": "198.51.100.7"}], frame) == [None] * 4 + [1]
 
 
 def test_allowlist_cidr_v6_hides_candidate():
     ips = ["2001:db8::1", "2001:DB8:ffff:ffff::1", "2001:db9::1", "2001:db7:ffff::1", "10.0.0.1"]
     frame = candidates(remote_ip=ips)
     # 2001:db8::/32 = 2001:0db8:0000:0000:: .. 2001:0db8:ffff:ffff:ffff:...
-    assert allowed_rows([{"remote_ip": "2001:db8::/32"}], frame) == [0, 0, None, None, None]
+    assert allowed_rows([{"remote_ip": "2001:db8::/32"}], frame) == [1, 1, None, None, None]
 
 
 def test_allowlist_cidr_v6_prefix_longer_than_64_bits():
     # /120 leaves the last 8 bits free: 2001:db8::ff00 .. 2001:db8::ffff
     ips = ["2001:db8::ff00", "2001:db8::ffff", "2001:db8::feff", "2001:db8::1:0", "2001:db8::ff80"]
     frame = candidates(remote_ip=ips)
-    assert allowed_rows([{"remote_ip": "2001:db8::ff00/120"}], frame) == [0, 0, None, None, 0]
+    assert allowed_rows([{"remote_ip": "2001:db8::ff00/120"}], frame) == [1, 1, None, None, 1]
 
 
 def test_allowlist_junk_or_null_address_never_matches():
     frame = candidates(remote_ip=["not-an-ip", None, "0.0.0.0"])
-    assert allowed_rows([{"remote_ip": "0.0.0.0/0"}], frame) == [None, None, 0]
+    assert allowed_rows([{"remote_ip": "0.0.0.0/0"}], frame) == [None, None, 1]
 
 
 def test_allowlist_port_matches_exactly():
     frame = candidates(remote_port=[443, 4433, None])
-    assert allowed_rows([{"remote_port": 443}], frame) == [0, None, None]
+    assert allowed_rows([{"remote_port": 443}], frame) == [1, None, None]
 
 
 def test_allowlist_domain_glob_matches_bare_domain_and_subdomains_only():
@@ -78,9 +78,9 @@ def test_allowlist_domain_glob_matches_bare_domain_and_subdomains_only():
         ],
         domain=[None, None, None, None, "microsoft.com", None],
     )
-    assert allowed_rows([{"domain": "*.microsoft.com"}], frame) == [0, 0, None, None, 0, None]
+    assert allowed_rows([{"domain": "*.microsoft.com"}], frame) == [1, 1, None, None, 1, None]
     # exact: only the name itself, not its subdomains
-    assert allowed_rows([{"domain": "microsoft.com"}], frame) == [0, None, None, None, 0, None]
+    assert allowed_rows([{"domain": "microsoft.com"}], frame) == [1, None, None, None, 1, None]
 
 
 def test_allowlist_domain_entry_without_name_columns_never_matches():
@@ -90,14 +90,14 @@ def test_allowlist_domain_entry_without_name_columns_never_matches():
 
 def test_allowlist_detector_matches_merged_list_or_joined_column():
     merged = candidates(detectors=[["intervals", "periodicity"], ["buckets"], None])
-    assert allowed_rows([{"detector": "periodicity"}], merged) == [0, None, None]
+    assert allowed_rows([{"detector": "periodicity"}], merged) == [1, None, None]
     joined = candidates(detector=["intervals,periodicity", "buckets", "periodicity2"])
-    assert allowed_rows([{"detector": "periodicity"}], joined) == [0, None, None]
+    assert allowed_rows([{"detector": "periodicity"}], joined) == [1, None, None]
 
 
 def test_allowlist_every_given_key_must_match():
     frame = candidates(process=["a.exe", "a.exe", "b.exe"], remote_port=[443, 80, 443])
-    assert allowed_rows([{"process": "a.exe", "remote_port": 443}], frame) == [0, None, None]
+    assert allowed_rows([{"process": "a.exe", "remote_port": 443}], frame) == [1, None, None]
 
 
 def test_allowlist_first_active_entry_wins_and_disabled_ones_are_skipped():
@@ -107,7 +107,7 @@ def test_allowlist_first_active_entry_wins_and_disabled_ones_are_skipped():
     allow.add({"remote_port": 443, "reason": "port"})
     allow.add({"process": "a.exe", "reason": "later"})
     flagged = allow.flag(frame)
-    assert flagged.get_column("allowed_by").to_list() == [1, 1]
+    assert flagged.get_column("allowed_by").to_list() == [2, 2]
     assert flagged.get_column("allowed").to_list() == [True, True]
     assert flagged.schema["allowed_by"] == pl.Int64
     assert flagged.columns == ["process", "remote_port", "allowed", "allowed_by"]
@@ -129,7 +129,7 @@ def test_allowlist_flag_replaces_stale_flag_columns_and_handles_empty_frames():
     frame = candidates(process=["a.exe"]).with_columns(
         pl.lit(False).alias("allowed"), pl.lit(None, pl.Int64).alias("allowed_by")
     )
-    assert allow.flag(frame).row(0) == ("a.exe", True, 0)
+    assert allow.flag(frame).row(0) == ("a.exe", True, 1)  # entry numbers count from 1
     empty = allow.flag(pl.DataFrame())
     assert empty.height == 0 and empty.schema == {"allowed": pl.Boolean, "allowed_by": pl.Int64}
 

@@ -56,10 +56,18 @@ def test_md_code_fences_longer_than_any_backtick_run():
     assert md_code("bell\x07") == "`bell\\x07`"  # control characters are shown, not sent
 
 
-def test_md_text_escapes_every_markdown_punctuation():
-    assert md_text("<b>*hi*</b> [a](b) `c` | _d_ &amp;") == (
-        "\\<b\\>\\*hi\\*\\<\\/b\\> \\[a\\]\\(b\\) \\`c\\` \\| \\_d\\_ \\&amp\\;"
+def test_md_text_escapes_what_markdown_acts_on_and_nothing_else():
+    assert md_text("<b>*hi*</b> [a](b) `c` | _d_ &amp; ~x~ \\") == (
+        "\\<b\\>\\*hi\\*\\</b\\> \\[a\\](b) \\`c\\` \\| \\_d\\_ \\&amp; \\~x\\~ \\\\"
     )
+    # An analyst's note reads as typed: no backslash before a comma or a dash (issue 18).
+    assert md_text("hello - C2 via dllhost, ticket INC-1234.") == (
+        "hello - C2 via dllhost, ticket INC-1234."
+    )
+    # Only at the start of a line do these start a heading, a list or a rule.
+    assert md_text("# not a heading") == "\\# not a heading"
+    assert md_text("- not a list") == "\\- not a list"
+    assert md_text("12. not a list") == "12\\. not a list"
 
 
 def test_markdown_report_lists_only_escalated_candidates_with_evidence():
@@ -76,14 +84,14 @@ def test_markdown_report_lists_only_escalated_candidates_with_evidence():
         "|---|---|\n"
         "| Score | 0.93 |\n"
         "| Detectors | `intervals`, `periodicity` |\n"
-        "| Period | 60.0 s |\n"
-        "| Jitter | 1.5 % |\n"
+        "| Sleep (estimated period of the beacon) | 60.0 s |\n"
+        "| Jitter (how much the sleeps vary) | 1.5 % |\n"
         "| Names seen | `c2.example.org`, `x\\|y</td><script>alert(1)</script>` |\n"
         "| Connections | 1,234 |\n"
         "| First seen | 2026-11-20 08:00:00Z |\n"
         "| Last seen | 2026-11-20 09:00:30Z |\n"
         "\n"
-        "**Note:** Check with \\*IR\\* \\[team\\]\\(http\\:\\/\\/x\\) \\<b\\>now\\<\\/b\\> "
+        "**Note:** Check with \\*IR\\* \\[team\\](http://x) \\<b\\>now\\</b\\> "
         "\\\\x1b\\[2J\n"
         "\n"
         "| Evidence | Value | Points |\n"

@@ -103,6 +103,9 @@ class AllowListScreen(Screen[None]):
             super().__init__()
             self.entry = entry
 
+    class NewRequested(Message):
+        """``n``: write a new entry from scratch (not from a candidate)."""
+
     class ToggleRequested(Message):
         def __init__(self, entry: AllowEntry, enabled: bool) -> None:
             super().__init__()
@@ -226,6 +229,9 @@ class AllowListScreen(Screen[None]):
         entry = self.current_entry()
         if entry is not None:
             self.post_message(self.EditRequested(entry))
+
+    def action_new_entry(self) -> None:
+        self.post_message(self.NewRequested())
 
     def action_toggle_entry(self) -> None:
         entry = self.current_entry()

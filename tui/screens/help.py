@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Label
+from textual.widgets import Label, Static
 
 from tui import keymap
 
 WHERE = {
-    "main": "candidate list",
+    "main": "candidates",
     "app": "anywhere",
     "params": "parameters",
     "log": "log, help",
     "allowlist": "allow-list",
-    "entry": "allow-list entry editor",
-    "note": "mark and note editor",
+    "entry": "entry editor",
+    "note": "note editor",
     "export": "export",
     "confirm": "questions",
 }
@@ -33,8 +34,21 @@ def help_rows() -> list[tuple[str, str, str]]:
     return rows
 
 
+def help_table(rows: list[tuple[str, str, str]]) -> Table:
+    """The keys as a rich table whose last column wraps (never cut at any width)."""
+    table = Table(box=None, expand=True, show_edge=False, pad_edge=False)
+    where_width = max(len(w) for w, _, _ in rows)
+    key_width = max(len(k) for _, k, _ in rows)
+    table.add_column("where", no_wrap=True, style="bold", width=where_width)
+    table.add_column("key", no_wrap=True, width=key_width)
+    table.add_column("what it does", overflow="fold", ratio=1)
+    for where, key, text in rows:
+        table.add_row(Text(where), Text(key), Text(text))
+    return table
+
+
 class HelpScreen(ModalScreen[None]):
-    """A table of keys; Esc, q or ? closes it."""
+    """A table of keys that wraps its descriptions; Esc, q or ? closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *keymap.bindings("log"),
@@ -46,7 +60,7 @@ class HelpScreen(ModalScreen[None]):
         align: center middle;
     }
     HelpScreen > Vertical {
-        width: 96;
+        width: 110;
         max-width: 100%;
         height: auto;
         max-height: 100%;
@@ -60,23 +74,20 @@ class HelpScreen(ModalScreen[None]):
         width: 100%;
         content-align: center middle;
     }
-    HelpScreen DataTable {
+    HelpScreen VerticalScroll {
         height: auto;
-        max-height: 40;
+        max-height: 100%;
     }
     """
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("beacon-triage keys (Esc closes)", classes="help-title")
-            yield DataTable(cursor_type="row", zebra_stripes=True, id="help-table")
+            with VerticalScroll(id="help-scroll"):
+                yield Static(help_table(help_rows()), id="help-table")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("where", "key", "what it does")
-        for where, key, text in help_rows():
-            table.add_row(Text(where, end=""), Text(key, end=""), Text(text, end=""))
-        table.focus()
+        self.query_one(VerticalScroll).focus()
 
     def action_close(self) -> None:
         self.dismiss(None)

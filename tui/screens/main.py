@@ -19,6 +19,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
@@ -29,9 +30,9 @@ from tui.view import (
     SCORE_STEP,
     ViewSpec,
     apply_view,
+    choose_sort,
     cycle,
     detectors_in,
-    next_sort,
     sort_by,
 )
 from tui.widgets.candidate_facts import CandidateFacts
@@ -99,7 +100,7 @@ class MainScreen(Screen[None]):
             self.mark = mark
 
     class NoteRequested(Message):
-        """``n``: open the mark and note editor for the highlighted candidate."""
+        """``m``: open the mark and note editor for the highlighted candidate."""
 
         def __init__(self, row: dict[str, Any]) -> None:
             super().__init__()
@@ -125,7 +126,7 @@ class MainScreen(Screen[None]):
     }
     MainScreen > CandidateTable {
         height: 2fr;
-        min-height: 6;
+        min-height: 13;  /* a header and 12 rows even at 80x24 */
     }
     MainScreen > DetailPane {
         height: 3fr;
@@ -197,7 +198,10 @@ class MainScreen(Screen[None]):
     @_unless_closing
     def _show_header(self) -> None:
         shown = self.view.height if self.candidates.height else None
-        self.query_one(StatusHeader).info = replace(self.header, shown=shown)
+        self.query_one(StatusHeader).info = replace(
+            self.header, shown=shown, allowed_shown=self.spec.show_allowed
+        )
+        self.query_one(CandidateTable).empty_text = self._empty_text()
 
     # --- the view: filter + sort off the UI thread --------------------------------------
 
@@ -213,14 +217,17 @@ class MainScreen(Screen[None]):
     @_unless_closing
     @on(ViewReady)
     def _show_view(self, event: ViewReady) -> None:
-        view = self.view = event.view
-        table = self.query_one(CandidateTable)
-        if self.candidates.height and not view.height:
-            table.empty_text = "No candidate matches the filters (x clears them)."
-        elif not self.candidates.height:
-            table.empty_text = "No candidates yet."
-        table.frame = view
+        self.view = event.view
+        self.query_one(CandidateTable).frame = event.view
         self._show_header()
+
+    def _empty_text(self) -> str:
+        """What an empty table says: never "no candidates" while detectors still run."""
+        if self.candidates.height:
+            return "No candidate matches the filters (x clears them)."
+        if self.header.status != "ready":
+            return "Detectors running: candidates appear as each one finishes."
+        return "No candidates: nothing looked like a beacon (p: parameters, r: run again)."
 
     # --- the detail -----------------------------------------------------------------------
 
@@ -275,16 +282,44 @@ class MainScreen(Screen[None]):
     def action_focus_filter(self) -> None:
         self.query_one(FilterBar).focus_input()
 
-    def action_clear_filter(self) -> None:
+    def action_back(self) -> None:
+        """Esc: one step back. Zoom -> list; facts or filter -> table; else clear the filter."""
+        table = self.query_one(CandidateTable)
         if self.maximized is not None:
             self.minimize()
-            self.query_one(CandidateTable).focus()
-            return
-        if self.spec.text:
+        elif self.focused is not table:
+            table.focus()
+        elif self.spec.text:
             self.query_one(FilterBar).action_clear()
 
-    def action_next_sort(self) -> None:
-        self.spec = next_sort(self.spec)
+    def action_pick_sort(self) -> None:
+        from tui.screens.sort_picker import SortPickerScreen
+
+        def picked(key: str | None) -> None:
+            if key is not None:
+                self.spec = choose_sort(self.spec, key)
+
+        self.app.push_screen(SortPickerScreen(self.spec.sort), picked)
+
+    def action_next_match(self) -> None:
+        self._step_match(1)
+
+    def action_previous_match(self) -> None:
+        self._step_match(-1)
+
+    def _step_match(self, step: int) -> None:
+        """``n``/``N`` as in less: the next candidate matching the filter, wrapping at the
+        ends. The filter already hides the rest, so every row shown is a match."""
+        if not self.spec.text.strip():
+            self.notify("No filter to match: type one with /.", markup=False)
+            return
+        table = self.query_one(CandidateTable)
+        if table.row_count:
+            table.cursor_row = (table.cursor_row + step) % table.row_count
+        table.focus()
+
+    async def action_quit(self) -> None:
+        await self.app.run_action("quit")
 
     def action_reverse_sort(self) -> None:
         self.spec = self.spec.with_(descending=not self.spec.descending)
@@ -311,11 +346,19 @@ class MainScreen(Screen[None]):
         self.spec = ViewSpec(sort=self.spec.sort, descending=self.spec.descending)
 
     def action_zoom_detail(self) -> None:
+        """``z`` / Enter toggle the zoom; the same key un-zooms."""
         if self.maximized is not None:
             self.minimize()
-            self.query_one(CandidateTable).focus()
         else:
             self.maximize(self.query_one(DetailPane), container=False)
+
+    def watch_maximized(self, maximized: Widget | None) -> None:
+        """Focus follows the zoom, whichever key or click changed it: the facts while
+        zoomed (so keys reach this screen, never the hidden filter box), the table after."""
+        if maximized is None:
+            self.query_one(CandidateTable).focus()
+        else:
+            self.query_one(CandidateFacts).focus()
 
     def action_focus_facts(self) -> None:
         self.query_one(CandidateFacts).focus()

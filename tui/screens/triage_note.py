@@ -1,16 +1,22 @@
-"""``n`` on a candidate: its triage mark and a free-text note.
+"""``m`` on a candidate: its triage mark and a free-text note.
 
 The single keys on the table (``!`` ``e`` ``b`` ``u``) set a mark at once; this editor
 is for the note (several lines are fine) and the mark together. Ctrl+S saves, Esc
 leaves everything as it was. Dismisses with a ``NoteEdit`` or None.
+
+Focus starts in the note (typing is what the editor is for) and the title says how to
+reach the marks. A mark changes only with Enter or a click: a space typed while the
+marks have focus is a stray key, not a decision, so it only says how to pick.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, RadioButton, RadioSet, Static, TextArea
@@ -20,6 +26,21 @@ from tui import keymap
 
 # The marks in the order the editor lists them (detectors.curate.triage.MARKS holds the same).
 MARK_CHOICES = ("suspicious", "escalate", "benign", "unreviewed")
+# The letter the table's M column shows for each mark (tui.view), so the buttons read the
+# same without colour.
+MARK_SYMBOLS = {"suspicious": "S", "escalate": "E", "benign": "B", "unreviewed": "·"}
+FOCUS_ORDER = "focus: note ⇄ Tab ⇄ mark (←→ moves, Enter sets) · Ctrl+S saves · Esc cancels"
+
+
+class MarkChoices(RadioSet):
+    """The four marks; Enter sets the highlighted one, Space only explains that."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "explain", "How to pick", show=False),
+    ]
+
+    def action_explain(self) -> None:
+        self.notify("Enter sets the highlighted mark (←→ moves).", markup=False)
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,13 @@ class TriageNoteScreen(ModalScreen[NoteEdit | None]):
         width: auto;
         margin-right: 1;
     }
+    TriageNoteScreen RadioSet > RadioButton.-on {
+        text-style: bold reverse;
+    }
+    TriageNoteScreen .note-focus {
+        width: 100%;
+        color: $foreground;
+    }
     TriageNoteScreen TextArea {
         height: 8;
         min-height: 3;
@@ -91,13 +119,13 @@ class TriageNoteScreen(ModalScreen[NoteEdit | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(
-                Text("Mark and note (Ctrl+S saves, Esc cancels)", end=""), classes="note-title"
-            )
+            yield Label(Text("Mark and note", end=""), classes="note-title")
+            yield Static(Text(FOCUS_ORDER, end=""), classes="note-focus")
             yield Static(Text(self.subject, end=""), classes="note-subject")
-            with RadioSet(id="note-mark"):
+            with MarkChoices(id="note-mark"):
                 for mark in MARK_CHOICES:
-                    yield RadioButton(mark, value=mark == self.mark, id=f"mark-{mark}")
+                    label = f"{MARK_SYMBOLS[mark]} {mark}"
+                    yield RadioButton(label, value=mark == self.mark, id=f"mark-{mark}")
             yield TextArea(self.note, id="note-text", soft_wrap=True, show_line_numbers=False)
         yield Footer()
 

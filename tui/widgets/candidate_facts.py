@@ -17,8 +17,9 @@ from textual.widgets import Static
 
 from detectors.base import schema as S
 from detectors.base.sanitize import visible
+from detectors.report.figures import INTERVAL, JITTER, SLEEP, jitter_definition
 from tui import format as F
-from tui.view import C_ALLOWED, C_MARK, UNREVIEWED
+from tui.view import C_ALLOWED, C_MARK, UNREVIEWED, remote_cell
 
 C_NOTE = "note"  # detectors.curate.triage.C_NOTE
 C_ALLOWED_BY = "allowed_by"  # detectors.curate.allowlist.C_ALLOWED_BY
@@ -57,7 +58,7 @@ def _triage_lines(text: Text, styles: FactStyles, row: dict[str, Any]) -> None:
         text.append("note ", styles.label)
         text.append("\n     ".join(visible(line) for line in lines) + "\n", styles.value)
     if row.get(C_ALLOWED) and row.get(C_ALLOWED_BY) is not None:
-        by = f"entry #{int(row[C_ALLOWED_BY]) + 1} (L lists them)"
+        by = f"entry #{int(row[C_ALLOWED_BY])} (L lists them)"  # numbered from 1
         _line(text, styles, [("allow-listed by", by)])
 
 
@@ -67,7 +68,7 @@ def facts_text(detail: CandidateDetail, styles: FactStyles) -> Text:
     text = Text(no_wrap=False, end="")
     title = (
         f"{visible(row.get(S.C_DEVICE) or '?')} · {visible(row.get(S.C_PROCESS) or '?')}"
-        f" → {visible(row.get(S.C_REMOTE_IP) or '?')}:{row.get(S.C_REMOTE_PORT) or '?'}"
+        f" → {remote_cell(row) or '?'}"
     )
     text.append(title + "\n", styles.heading)
     detectors = row.get(S.C_DETECTORS) or []
@@ -84,16 +85,22 @@ def facts_text(detail: CandidateDetail, styles: FactStyles) -> Text:
     _triage_lines(text, styles, row)
 
     stats = detail.stats
-    text.append("\nIntervals\n", styles.heading)
+    # The candidate's own figures, named and valued as in the table and the exports
+    # (detectors.report.figures); the charted deltas' statistics are named apart.
+    text.append("\nTiming\n", styles.heading)
     _line(
         text,
         styles,
         [
-            ("connections", F.count(int(detail.times.size))),
-            ("sleep", F.seconds(detail.sleep_s)),
-            ("jitter", F.percent(stats.jitter_pct)),
+            ("connections", F.count(row.get(S.C_CONNECTIONS))),
+            (INTERVAL.label, F.seconds(row.get(INTERVAL.column))),
+            (SLEEP.label, F.seconds(row.get(SLEEP.column))),
+            (JITTER.label, F.percent(row.get(JITTER.column))),
         ],
     )
+    if row.get(JITTER.column) is not None:
+        text.append(f"jitter = {jitter_definition(row)}\n", styles.muted)
+    text.append(f"charted deltas ({F.count(max(0, int(detail.times.size) - 1))})\n", styles.label)
     _line(
         text,
         styles,
@@ -102,6 +109,7 @@ def facts_text(detail: CandidateDetail, styles: FactStyles) -> Text:
             ("p50", F.seconds(stats.p50_s)),
             ("p95", F.seconds(stats.p95_s)),
             ("mean", F.seconds(stats.mean_s)),
+            ("CoV", F.percent(stats.jitter_pct)),
         ],
     )
     first = detail.times.min().item() if detail.times.size else None

@@ -24,11 +24,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from detectors.base import schema as S
-from tui.view import C_MARK, COLUMNS, Column, find_row, key_of, score_band
+from tui.view import C_MARK, GAP, Column, find_row, key_of, layout, score_band
 
 MARKED = ("suspicious", "escalate", "benign")
-
-_GAP = 1  # cells between columns
 
 
 def _empty() -> pl.DataFrame:
@@ -128,7 +126,9 @@ class CandidateTable(ScrollView, can_focus=True):
     """The rows to show, in order (set by the parent)."""
     sort: reactive[tuple[str, bool]] = reactive(("score", True), init=False)
     """(column key, descending): drawn as an arrow in the header."""
-    empty_text: reactive[str] = reactive("No candidates yet.", init=False)
+    empty_text: reactive[str] = reactive(
+        "Loading: candidates appear as each detector finishes.", init=False
+    )
     cursor_row: reactive[int] = reactive(0, init=False)
 
     class Highlighted(Message):
@@ -155,10 +155,12 @@ class CandidateTable(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._widths: list[int] = [c.width for c in COLUMNS]
+        self._columns: list[Column] = []
+        self._widths: list[int] = []
         self._cursor_key: tuple[Any, ...] | None = None
         self._row_cache: dict[int, dict[str, Any]] = {}
         self._announced: tuple[Any, ...] | bool | None = False
+        self._user_moved = False  # the cursor follows its candidate once the user moved it
 
     # --- data in -------------------------------------------------------------------
 
@@ -167,7 +169,9 @@ class CandidateTable(ScrollView, can_focus=True):
         out), stay at the same height, on the candidate that took its place."""
         self._row_cache.clear()
         row = None
-        if self._cursor_key is not None:
+        # Until the user moves, the cursor stays on the top row: while results stream
+        # in, the best candidate so far is what they look at, not whichever came first.
+        if self._cursor_key is not None and self._user_moved:
             row = find_row(frame, self._cursor_key)
         target = row if row is not None else self.cursor_row
         self._layout_columns()
@@ -183,6 +187,7 @@ class CandidateTable(ScrollView, can_focus=True):
         self.refresh()
 
     def watch_cursor_row(self, old: int, new: int) -> None:
+        self._user_moved = self._user_moved or new != old
         self._scroll_to_cursor()
         self.refresh()
         self._announce()
@@ -224,20 +229,19 @@ class CandidateTable(ScrollView, can_focus=True):
     # --- geometry --------------------------------------------------------------------
 
     def _layout_columns(self) -> None:
-        """Minimum widths, with the spare width shared by the flexible columns."""
-        widths = [c.width for c in COLUMNS]
-        available = self.scrollable_content_region.width or self.size.width
-        spare = available - sum(widths) - _GAP * (len(widths) - 1)
-        total_flex = sum(c.flex for c in COLUMNS)
-        if spare > 0 and total_flex:
-            for i, column in enumerate(COLUMNS):
-                widths[i] += spare * column.flex // total_flex
-        self._widths = widths
+        """Which columns fit and how wide (``tui.view.layout``: by priority, never
+        cutting an address or a number, empty columns hidden)."""
+        # The vertical scrollbar's cells are kept free whether or not it shows yet: it
+        # appears once the rows arrive, and a layout made before would overflow by them.
+        available = self.size.width - self.styles.scrollbar_size_vertical
+        shown = layout(self.frame, available)
+        self._columns = [c for c, _ in shown]
+        self._widths = [w for _, w in shown]
         self.virtual_size = Size(self._total_width, self.frame.height + 1)
 
     @property
     def _total_width(self) -> int:
-        return sum(self._widths) + _GAP * (len(self._widths) - 1)
+        return sum(self._widths) + GAP * (len(self._widths) - 1)
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout_columns()
@@ -262,7 +266,7 @@ class CandidateTable(ScrollView, can_focus=True):
 
     def _line(self, cells: list[tuple[str, Style | None]], base: Style) -> Text:
         line = Text(style=base, no_wrap=True, end="")
-        for index, (column, (value, style)) in enumerate(zip(COLUMNS, cells, strict=True)):
+        for index, (column, (value, style)) in enumerate(zip(self._columns, cells, strict=True)):
             width = self._widths[index]
             cell = Text(value, style=style or "", no_wrap=True, end="")
             cell.truncate(width, overflow="ellipsis")
@@ -273,14 +277,14 @@ class CandidateTable(ScrollView, can_focus=True):
             else:
                 line.append_text(cell)
                 line.append(" " * pad)
-            if index < len(COLUMNS) - 1:
-                line.append(" " * _GAP)
+            if index < len(self._columns) - 1:
+                line.append(" " * GAP)
         return line
 
     def _header(self) -> Text:
         key, descending = self.sort
         cells: list[tuple[str, Style | None]] = []
-        for column in COLUMNS:
+        for column in self._columns:
             if column.key == key:
                 arrow = "▼" if descending else "▲"
                 cells.append((f"{column.title}{arrow}", self._style("header-sorted")))
@@ -295,7 +299,7 @@ class CandidateTable(ScrollView, can_focus=True):
         if row.get("allowed"):
             base = base + self._style("allowed")
         cells: list[tuple[str, Style | None]] = []
-        for column in COLUMNS:
+        for column in self._columns:
             text = column.cell(row)
             style = None
             if column.key == "score":
@@ -352,10 +356,10 @@ class CandidateTable(ScrollView, can_focus=True):
 
     def _column_at(self, x: int) -> Column | None:
         edge = 0
-        for column, width in zip(COLUMNS, self._widths, strict=True):
-            if edge <= x < edge + width + _GAP:
+        for column, width in zip(self._columns, self._widths, strict=True):
+            if edge <= x < edge + width + GAP:
                 return column
-            edge += width + _GAP
+            edge += width + GAP
         return None
 
     def on_click(self, event: events.Click) -> None:

@@ -25,6 +25,8 @@ class HeaderInfo:
     status: str = "starting"
     marks: tuple[tuple[str, int], ...] = ()  # (mark, count) for the marks in use
     unsaved: tuple[str, ...] = ()  # files with edits not on disk yet (allow-list, triage)
+    allowed: int = 0  # candidates an allow-list entry matches
+    allowed_shown: bool = False  # ``a`` shows them (the table hides them by default)
 
 
 MARK_LETTERS = {"suspicious": "S", "escalate": "E", "benign": "B"}
@@ -86,10 +88,15 @@ class StatusHeader(Widget):
             parts.append(f"{F.count(info.events)} events")
         if info.candidates is not None:
             shown = info.shown if info.shown is not None else info.candidates
-            if shown != info.candidates:
+            if shown != info.candidates and not (
+                not info.allowed_shown and shown == info.candidates - info.allowed
+            ):
                 parts.append(f"{F.count(shown)}/{F.count(info.candidates)} candidates")
             else:
                 parts.append(f"{F.count(info.candidates)} candidates")
+        if info.allowed:
+            verb = "shown" if info.allowed_shown else "hidden by the allow-list"
+            parts.append(f"{F.count(info.allowed)} {verb} (a)")
         right.append(" · ".join(parts))
         if parts:
             right.append(" · ")

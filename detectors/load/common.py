@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -384,7 +385,7 @@ def drop_implausible(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     kinds.append(("timestamp before 1970", too_early))
     kinds.append(("timestamp in 2100 or later", too_late))
     warnings = []
-    drop = pl.Series([False] * events.height)
+    drop = pl.Series(np.zeros(events.height, dtype=bool))
     for what, mask in kinds:
         count = int(mask.sum())
         if count:

@@ -43,7 +43,6 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from detectors.base import schema as S
-from detectors.base.atomic import private_dir
 from detectors.base.config import (
     DEFAULT_PARTITION_EVENTS,
     Config,
@@ -67,6 +66,7 @@ from detectors.load.timestamps import present
 from detectors.pairs.context import PairContext
 from detectors.pairs.population import INPUT_ROW, Population
 from detectors.run.outcome import DetectorOutcome, guarded
+from detectors.run.partition_store import PartitionStore, set_key, store_root
 
 PARTITION = "__partition"
 _STREAMED = {MDE_CSV: "csv", MDE_JSONL: "jsonl", MDE_PARQUET: "parquet"}
@@ -340,26 +340,25 @@ class _Progressing:
 class Partitioned:
     """The strategy for input bigger than memory: device partitions on disk.
 
-    ``context`` writes the partitions (in a scratch folder removed by ``close``, unless
-    ``parts`` were given) and answers for everyone through a streaming ``Population``;
-    ``hunts`` runs each hunt's first stage partition by partition, then its second.
+    ``context`` finds the partitions a previous run kept for the same files, or writes
+    them (kept for the next run, ``partition_store``; with ``reuse=False`` in a scratch
+    folder removed by ``close``), unless ``parts`` were given; it answers for everyone
+    through a streaming ``Population``; ``hunts`` runs each hunt's first stage partition
+    by partition, then its second.
     """
 
     paths: Sequence[str | Path] = ()
     source_format: str | None = None
     count: int | None = None
     parts: Partitions | None = None
+    reuse: bool = True  # keep the partitions for the next run on the same files
     _scratch: Path | None = None
 
     def context(self, config: Config, progress: Progress) -> PairContext:
         if self.parts is None:
             size = config.engine_settings().partition_events
             count = self.count or partition_count(estimate_events(self.paths), size)
-            scratch = private_dir(cache_dir() / "partitions")  # 0700: it holds the events
-            self._scratch = Path(tempfile.mkdtemp(prefix="run-", dir=scratch))
-            self.parts = write_partitions(
-                self.paths, self._scratch, count, self.source_format, config.mapping, progress
-            )
+            self.parts = self._kept_or_written(config, count, progress)
         parts = self.parts
         warnings = list(parts.warnings)
         if config.network_settings().enabled:
@@ -408,6 +407,36 @@ class Partitioned:
                     outcome, partial(stages.combine, partials, context, params, progress)
                 )
             yield outcome
+
+    def _kept_or_written(self, config: Config, count: int, progress: Progress) -> Partitions:
+        """The partitions a previous run kept for these files, else written now (and
+        kept for the next run when ``reuse``; see ``partition_store``)."""
+        root = store_root(cache_dir())  # 0700: it holds the events
+        store = PartitionStore(root)
+        args = (self.paths, count, self.source_format, config.mapping)
+        key = set_key(*args) if self.reuse else None
+        found = store.find(key) if key else None
+        if found is not None:
+            progress.report("load", 1.0, f"reusing {found['count']} partitions")
+            return Partitions(
+                directory=found["directory"],  # type: ignore[arg-type]
+                count=found["count"],  # type: ignore[arg-type]
+                names=found["names"],  # type: ignore[arg-type]
+                app=found["app"],  # type: ignore[arg-type]
+                device_info=found["device_info"],  # type: ignore[arg-type]
+                files=found["files"],  # type: ignore[arg-type]
+                warnings=found["warnings"],  # type: ignore[arg-type]
+            )
+        self._scratch = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+        parts = write_partitions(
+            self.paths, self._scratch, count, self.source_format, config.mapping, progress
+        )
+        if key is not None and set_key(*args) == key:  # no file changed while read
+            side = {"names": parts.names, "app": parts.app, "device_info": parts.device_info}
+            kept = store.keep(self._scratch, key, side, count, parts.files, parts.warnings)
+            if kept is not None:
+                parts.directory, self._scratch = kept, None
+        return parts
 
     def close(self) -> None:
         if self._scratch is not None:

@@ -158,7 +158,8 @@ def test_detect_switches_to_partitions_above_the_configured_size(tmp_path, monke
         [str(source)], config_path=str(memory), fmt="json", use_cache=False
     )
     assert called == [1]
-    assert not any((tmp_path / "xdg" / "beacon-triage" / "partitions").iterdir())
+    kept = list((tmp_path / "xdg" / "beacon-triage" / "partitions").iterdir())
+    assert [k.name[:4] for k in kept] == ["set-"]  # kept for the next run, no scratch left
 
 
 def test_engine_settings_reject_unknown_keys_and_non_counts(tmp_path):

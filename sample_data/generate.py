@@ -18,9 +18,27 @@ import polars as pl
 
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from sample_data import archive, defender, network_world, simulate, truth, windows, zeek
+    from sample_data import (
+        archive,
+        defender,
+        implants_world,
+        network_world,
+        simulate,
+        truth,
+        windows,
+        zeek,
+    )
 else:
-    from . import archive, defender, network_world, simulate, truth, windows, zeek
+    from . import (
+        archive,
+        defender,
+        implants_world,
+        network_world,
+        simulate,
+        truth,
+        windows,
+        zeek,
+    )
 
 DEFENDER_FILE = "defender_network_events"
 DEVICE_INFO_FILE = "device_info.csv"
@@ -118,10 +136,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--zeek-archive", action="store_true", help="also zeek_archive/: hourly logs")
     p.add_argument(
         "--scenario",
-        choices=("office", "network"),
+        choices=("office", "network", "implants"),
         default="office",
         help="office: the shipped sample (default); network: proxy, DMZ sensor host, "
-        "resolvers and NTP (sample_data/network_world.py; --seed only)",
+        "resolvers and NTP (sample_data/network_world.py; --seed only); implants: a week "
+        "of implant shapes (sample_data/implants_world.py; --seed only)",
     )
     return p
 
@@ -129,6 +148,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     began = time.perf_counter()
+    if args.scenario == "implants":
+        table = implants_world.generate_implants(args.out, seed=args.seed if args.seed != 7 else 15)
+        for name in implants_world.FILES:
+            print(f"{(Path(args.out) / name).stat().st_size / 1e6:9.2f} MB  {name}")
+        beacons = table.filter(pl.col("label") == "beacon").height
+        print(f"{beacons} implants, {table.height - beacons} benign periodic programs")
+        return 0
     if args.scenario == "network":
         table = network_world.generate_network(args.out, seed=args.seed if args.seed != 7 else 14)
         for name in network_world.FILES:

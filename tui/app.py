@@ -55,6 +55,7 @@ from tui.widgets.status_header import HeaderInfo
 if TYPE_CHECKING:
     from detectors.pairs.context import PairContext
     from detectors.run.outcome import DetectorOutcome
+    from detectors.run.saved import SavedRun
 
 _EXIT_GRACE_S = 0.5
 
@@ -86,8 +87,15 @@ class BeaconTriageApp(CurationApp):
         detector_names: Sequence[str] | None = None,
         loader: Loader | None = None,
         clock: Callable[[], float] = time.monotonic,
+        saved: SavedRun | None = None,
     ) -> None:
         super().__init__()
+        # A run saved by `detect --save-run` (maybe on a cluster): its candidates are
+        # shown as they were ranked and its events feed the charts; nothing re-runs.
+        self.saved = saved
+        if saved is not None:
+            paths = paths or [str(saved.info.get("folder", "saved run"))]
+            loader = loader or (lambda *args, **kwargs: saved.dataset)
         self.config = config or Config()
         self.sample = not paths
         self.paths = [str(p) for p in paths] or [str(p) for p in sample_paths()]
@@ -179,8 +187,9 @@ class BeaconTriageApp(CurationApp):
             return 0
         return int(self.candidates.get_column(C_ALLOWED).sum() or 0)
 
-    def add_log(self, level: str, text: str) -> None:
-        self.log_entries.append(LogEntry(level, text, datetime.now().strftime("%H:%M:%S")))
+    def add_log(self, level: str, text: str, details: tuple[str, ...] = ()) -> None:
+        at = datetime.now().strftime("%H:%M:%S")
+        self.log_entries.append(LogEntry(level, text, at, details))
         if isinstance(self.screen, LogScreen):
             self.screen.entries = tuple(self.log_entries)
 
@@ -188,6 +197,8 @@ class BeaconTriageApp(CurationApp):
         """Which detectors still run; "ready" only once the last merge is on screen."""
         if self.dataset is None:
             return "loading"
+        if self.saved is not None:
+            return "saved run"  # nothing runs: the candidates are the saved ones
         if self._pending:
             total = len(self.outcomes) + len(self._pending)
             running = ", ".join(sorted(self._pending))
@@ -216,8 +227,12 @@ class BeaconTriageApp(CurationApp):
 
     def on_dataset_loaded(self, message: DatasetLoaded) -> None:
         self.dataset = message.dataset
+        skipped = message.dataset.skipped
+        summary = f"skipped {len(skipped)} file"  # load.paths.skip_summary's line
         for line in message.dataset.warnings:
-            self.add_log("warning", line)
+            listed = line.startswith(summary) and bool(skipped)
+            files = tuple(f"{path}  ({why})" for path, why in skipped) if listed else ()
+            self.add_log("warning", line, files)
         self.pipeline.build_indexes(message.dataset, self.config)
         self._run_detectors()
 
@@ -294,6 +309,11 @@ class BeaconTriageApp(CurationApp):
 
     def _run_detectors(self) -> None:
         if self.dataset is None:
+            return
+        if self.saved is not None:
+            self.add_log("info", "a saved run: candidates as saved, detectors not re-run")
+            self.set_merged(self.saved.candidates)
+            self._set_status("saved run")
             return
         names = self.detector_names()
         if not names:
@@ -426,10 +446,16 @@ def run_app(
     config: Config,
     allowlist_path: Path | None,
     source_format: str | None,
+    saved: SavedRun | None = None,
 ) -> None:
-    """Open the TUI on ``paths`` (the bundled sample data when empty); returns on quit."""
+    """Open the TUI on ``paths`` (the bundled sample data when empty), or on a saved
+    run (``detectors.run.saved``); returns on quit."""
     app = BeaconTriageApp(
-        paths, config=config, allowlist_path=allowlist_path, source_format=source_format
+        paths,
+        config=config,
+        allowlist_path=allowlist_path,
+        source_format=source_format,
+        saved=saved,
     )
     loop = asyncio.new_event_loop()
     try:

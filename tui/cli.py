@@ -130,25 +130,32 @@ def open_command(
     source_format: str | None,
     no_cache: bool,
 ) -> None:
-    """Open the triage TUI on PATHS (default: the bundled sample data)."""
+    """Open the triage TUI on PATHS (default: the bundled sample data), or on one folder
+    written by `detect --save-run` (offline: its candidates, charts from its events)."""
     from detectors.load import cache
     from detectors.run.headless import open_allowlist_file
+    from detectors.run.saved import is_saved_run, load_run
     from detectors.run.setup import load_config
 
+    saved = None
     try:
         config = load_config(config_path)
         if allowlist_path:
             open_allowlist_file(allowlist_path, create=allowlist_create)
+        if len(paths) == 1 and is_saved_run(paths[0]):
+            saved = load_run(paths[0])
+            saved.info["folder"] = paths[0]
     except InputError as exc:
         _fail(exc)
     cache.configure(None if no_cache else config.cache_settings())  # the TUI's loads use it
     from tui.app import run_app  # Textual is imported only when a screen is wanted
 
     run_app(
-        list(paths),
+        [] if saved is not None else list(paths),
         config=config,
         allowlist_path=Path(allowlist_path) if allowlist_path else None,
         source_format=source_format,
+        saved=saved,
     )
 
 
@@ -201,6 +208,30 @@ def _known_detectors(
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @source_format_option
 @no_cache_option
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="local: this machine (in memory, or partitioned on disk when big); "
+    "spark: Apache Spark (pip install 'beacon-triage[spark]', Java 17+).",
+)
+@click.option(
+    "--spark-master",
+    default=None,
+    help="Spark master URL (local[N], spark://host:7077, yarn, k8s://...); default local[2].",
+)
+@click.option(
+    "--spark-conf",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A Spark setting, e.g. spark.executor.memory=4g (repeatable).",
+)
+@click.option(
+    "--save-run",
+    type=click.Path(file_okay=False),
+    help="Also write the candidates and their connections here, for `open DIR` offline.",
+)
 @no_recursive_option
 @internal_option
 def detect_command(
@@ -217,10 +248,18 @@ def detect_command(
     quiet: bool,
     source_format: str | None,
     no_cache: bool,
+    engine: str,
+    spark_master: str | None,
+    spark_conf: tuple[str, ...],
+    save_run: str | None,
     no_recursive: bool,
     internal: tuple[str, ...],
 ) -> None:
-    """Run detectors on PATHS and print the ranked candidates."""
+    """Run detectors on PATHS and print the ranked candidates.
+
+    With --engine spark, PATHS may also be URIs Spark reads (s3a://, abfss://, hdfs://,
+    file://); Spark's stage progress is shown on stderr.
+    """
     from detectors.run.headless import detect
 
     progress = Progress(StderrProgress(quiet))
@@ -238,6 +277,10 @@ def detect_command(
             progress=progress,
             warn=lambda line: _say("warning", line),
             use_cache=not no_cache,
+            engine=engine,
+            spark_master=spark_master,
+            spark_conf=spark_conf,
+            save_run=save_run,
             recursive=not no_recursive,
             internal=internal,
             allowlist_create=allowlist_create,
@@ -274,7 +317,7 @@ def detectors_command() -> None:
 @click.option("--truth", "truth_path", type=click.Path(dir_okay=False), help="Ground-truth CSV.")
 @click.option(
     "--scenario",
-    type=click.Choice(["office", "network"]),
+    type=click.Choice(["office", "network", "implants"]),
     default="office",
     show_default=True,
     help="Which bundled sample to score when no PATHS are given.",

@@ -84,6 +84,8 @@ def allowlist() -> None:
 @click.option("--remote-port", help="Destination port.")
 @click.option("--domain", help="Exact name, or *.example.com (also matches example.com).")
 @click.option("--detector", help="Only candidates this detector found.")
+@click.option("--asn", help="AS number, e.g. 13335 or AS13335 (needs mmdb in the config).")
+@click.option("--org", help="AS organisation, whole name (needs mmdb in the config).")
 @click.option("--expires", help="Last day the entry applies (YYYY-MM-DD).")
 @click.option("--reason", required=True, help="Why this traffic is fine (required).")
 def add_command(file_path: str | None, **fields: str | None) -> None:

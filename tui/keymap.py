@@ -90,6 +90,15 @@ KEYS: tuple[Key, ...] = (
         "Move focus to the facts to scroll them (Esc back)",
         "main",
     ),
+    Key(
+        "C",
+        "C",
+        "campaign",
+        "Campaign",
+        "Show only the candidates to the highlighted one's destination (its campaign "
+        "group: same address or domain); again to show all",
+        "main",
+    ),
     Key("x", "x", "reset_filters", "Reset", "Clear every filter", "main"),
     # main screen: triage the highlighted candidate (saved at once to the triage file)
     Key("m", "m", "edit_note", "Note", "Edit the candidate's mark and note", "main", True),
@@ -271,6 +280,12 @@ BUILTIN_KEYS: tuple[tuple[str, str], ...] = (
     ("← →", "Scroll the table sideways"),
     ("click a header", "Sort by that column (again to reverse)"),
 )
+
+
+def label_of(action: str, where: str = "main") -> str:
+    """How the help screen writes the key for ``action`` (so text naming a key follows
+    the table)."""
+    return next(k.label for k in KEYS if k.action == action and k.where == where)
 
 
 def bindings(where: str) -> list[BindingType]:

@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from detectors.curate.allowlist import AllowList
     from detectors.curate.triage import TriageStore
     from detectors.pairs.context import PairContext
+    from detectors.rank.enrichment import GeoLookup
     from detectors.run.loop import Strategy
     from detectors.run.outcome import DetectorOutcome
 
@@ -95,6 +97,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._place_lock = threading.Lock()
         self._protocol_cache: tuple[PairContext, pl.DataFrame] | None = None
+        self._geo_cache: tuple[Path | None, GeoLookup | None] | None = None
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -296,12 +299,16 @@ class Pipeline:
         final: bool,
     ) -> None:
         """Merge and score; the allow-list and marks are added by ``decorate`` after it."""
+        from detectors.rank.enrichment import with_asn
         from detectors.run.outcome import merge
 
         worker = get_current_worker()
         try:
             candidates = prepare(
-                with_protocol(merge(outcomes, dataset, config), self._protocols(dataset))
+                with_asn(
+                    with_protocol(merge(outcomes, dataset, config), self._protocols(dataset)),
+                    self._geo(config),
+                )
             )
         except Exception as exc:
             self._post(Note("error", "".join(traceback.format_exception(exc)).rstrip()))
@@ -310,6 +317,16 @@ class Pipeline:
             return
         if not worker.is_cancelled:
             self._post(CandidatesMerged(run_id, candidates, final))
+
+    def _geo(self, config: Config) -> GeoLookup | None:
+        """The local mmdb reader for ``asn``/``org`` columns, opened once per path."""
+        from detectors.rank.enrichment import GeoLookup
+
+        cached = self._geo_cache
+        if cached is None or cached[0] != config.mmdb:
+            cached = (config.mmdb, GeoLookup(config.mmdb) if config.mmdb else None)
+            self._geo_cache = cached
+        return cached[1]
 
     def _protocols(self, dataset: PairContext) -> pl.DataFrame:
         """Each pair's protocol, computed on the first merge of a dataset and kept."""

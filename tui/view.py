@@ -39,6 +39,8 @@ class ViewSpec:
     mark: str | None = None  # None: all, "unmarked", "marked", or one mark
     sort: str = "score"
     descending: bool = True
+    # ``C``: only the candidates to one destination, (address, registered domain)
+    destination: tuple[str | None, str | None] | None = None
 
     def with_(self, **changes: Any) -> ViewSpec:
         return replace(self, **changes)
@@ -46,6 +48,9 @@ class ViewSpec:
     def describe(self) -> str:
         """One line for the filter bar: what is hiding rows right now."""
         parts = []
+        if self.destination:
+            ip, domain = self.destination
+            parts.append(f"campaign→{visible(domain or ip or '?')}")
         if self.detector:
             parts.append(f"detector={self.detector}")
         if self.min_score > 0:
@@ -467,6 +472,10 @@ def _filters(frame: pl.DataFrame, spec: ViewSpec) -> pl.Expr:
     query = spec.text.strip().lower()
     if query and HAYSTACK in frame.columns:
         keep = keep & pl.col(HAYSTACK).str.contains(query, literal=True)
+    if spec.destination and S.C_REMOTE_IP in frame.columns:
+        from detectors.rank.enrichment import same_destination  # not before first paint
+
+        keep = keep & same_destination(frame.columns, *spec.destination)
     if spec.detector and S.C_DETECTORS in frame.columns:
         keep = keep & pl.col(S.C_DETECTORS).list.contains(spec.detector).fill_null(False)
     if spec.min_score > 0 and S.C_SCORE in frame.columns:

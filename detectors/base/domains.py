@@ -72,3 +72,34 @@ def hosts(values: pl.Series) -> pl.Series:
     distinct = values.unique().drop_nulls().to_list()
     mapping = {v: host_of(v) for v in distinct}
     return values.replace_strict(mapping, default=None, return_dtype=pl.String())
+
+
+def registered_domains_of_hosts(names: pl.Series, max_labels: int = 8) -> pl.Series:
+    """eTLD+1 of bare host names (DNS queries), looked up once per distinct *suffix*.
+
+    ``registered_domains`` asks the list once per distinct name, and a DNS tunnel's
+    names are all distinct. Here the public suffix is grown one label at a time from
+    the right: the last k labels are looked up (once per distinct value) only for the
+    names whose last k - 1 labels were a public suffix, so the lookups number the
+    distinct suffixes and domains, not the names. Equal to ``registered_domain`` for
+    names (no scheme, port or IP literal: those give None here too when all labels are
+    a public suffix); a trailing root dot and case are ignored.
+    """
+    labels = names.cast(pl.String).str.to_lowercase().str.strip_suffix(".").str.split(".")
+    frame = pl.DataFrame({"labels": labels}).with_columns(
+        pl.col("labels").list.len().alias("n"), pl.lit(None, pl.String).alias("domain")
+    )
+    psl = _psl()
+    open_rows = frame.get_column("n") > 0
+    for k in range(1, max_labels + 1):
+        tail = frame.get_column("labels").list.tail(k).list.join(".")
+        distinct = tail.filter(open_rows).unique().drop_nulls().to_list()
+        public = {t: bool(psl.is_public(t)) for t in distinct}
+        is_public = tail.replace_strict(public, default=False, return_dtype=pl.Boolean)
+        ends_here = open_rows & ~is_public & (frame.get_column("n") >= k)
+        # the suffix of k - 1 labels was public and k labels are not: k labels are eTLD+1
+        frame = frame.with_columns(
+            pl.when(ends_here & (k > 1)).then(tail).otherwise(pl.col("domain")).alias("domain")
+        )
+        open_rows = open_rows & is_public & (frame.get_column("n") > k)
+    return frame.get_column("domain").alias(names.name)

@@ -128,6 +128,21 @@ APP_SCHEMA: dict[str, pl.DataType] = {
     APP_URI: pl.String(),
 }
 
+# --- DNS queries (Zeek dns.log): one row per query, for the dns_beacons hunt ----------
+DNS_TIME = "timestamp"
+DNS_DEVICE = "device"  # the asking host's address (Zeek's id.orig_h)
+DNS_QUERY = "query"
+DNS_QTYPE = "qtype_name"  # A, AAAA, TXT, NULL, CNAME, ...
+DNS_RESOLVER = "resolver"  # the server asked (Zeek's id.resp_h)
+
+DNS_SCHEMA: dict[str, pl.DataType] = {
+    DNS_TIME: pl.Datetime("us", "UTC"),
+    DNS_DEVICE: pl.String(),
+    DNS_QUERY: pl.String(),
+    DNS_QTYPE: pl.String(),
+    DNS_RESOLVER: pl.String(),
+}
+
 # --- Defender DeviceInfo (seed 004) ----------------------------------------------------
 DI_DEVICE_NAME = "device_name"
 DI_DEVICE_ID = "device_id"
@@ -162,6 +177,8 @@ C_JITTER = "jitter_pct"
 C_DIRECTION = "direction"  # outbound | inbound (``DIRECTION``)
 C_VIA_PROXY = "via_proxy"  # the proxy a proxied destination was reached through
 C_PERIOD = "period_s"  # the periodicity hunt's estimate of the sleep, when it ran
+C_ASN = "asn"  # the remote's autonomous system number, from a local mmdb (else absent)
+C_ORG = "org"  # the organisation that AS is registered to, from the same mmdb
 C_NAMES = "names"  # every name seen for the remote address (DNS, SNI, Host, RemoteUrl)
 # Added by curation (``detectors.curate.decorate``):
 C_ALLOWED = "allowed"

@@ -17,7 +17,10 @@ spacing (``detectors.curate.tomlstore``)::
 An entry hides a candidate when every match key it gives matches: ``device`` and
 ``process`` (case-insensitive), ``remote_ip`` (address or CIDR, IPv4 or IPv6; an
 IPv4-mapped IPv6 candidate matches as its IPv4), ``remote_port``, ``domain`` (against
-the names seen for the IP and the registered domain) and ``detector``.
+the names seen for the IP and the registered domain), ``detector``, and ``asn``
+(``13335`` or ``"AS13335"``) and ``org`` (the AS organisation, case-insensitive, whole
+name): these two match the candidates' ``asn``/``org`` columns, which only a local
+MaxMind ASN database (``mmdb`` in the config) fills; without one they match nothing.
 
 Domain matching trusts the names seen for the IP, which come from DNS answers, SNI and
 Host headers an adversary can influence: an entry by domain is weaker than one by IP.
@@ -62,7 +65,10 @@ C_ALLOWED = S.C_ALLOWED
 C_ALLOWED_BY = S.C_ALLOWED_BY
 C_NAMES = S.C_NAMES
 
-MATCH_KEYS = ("device", "process", "remote_ip", "remote_port", "domain", "detector")
+MATCH_KEYS = (
+    "device", "process", "remote_ip", "remote_port", "domain", "detector", "asn", "org",
+)  # fmt: skip
+NEEDS_MMDB = ("asn", "org")  # match keys only a local mmdb's columns can satisfy
 META_KEYS = ("reason", "added_by", "added", "expires", "enabled")
 KNOWN_KEYS = MATCH_KEYS + META_KEYS
 
@@ -94,6 +100,8 @@ class AllowEntry:
     remote_port: int | None = None
     domain: str | None = None
     detector: str | None = None
+    asn: int | None = None
+    org: str | None = None
     added_by: str | None = None
     added: datetime | None = None
     expires: date | None = None
@@ -169,6 +177,21 @@ def _read_detector(values: Mapping[str, Any], where: Where) -> str | None:
     return name
 
 
+def read_asn(value: Any) -> int:
+    """An AS number from ``13335``, ``"13335"`` or ``"AS13335"``; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not an AS number")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().upper().removeprefix("AS").isdigit():
+        number = int(value.strip().upper().removeprefix("AS"))
+    else:
+        raise ValueError(f"'{visible(value)}' is not an AS number (e.g. 13335 or AS13335)")
+    if not 0 < number < 2**32:
+        raise ValueError(f"AS number {number} is outside 1-4294967295")
+    return number
+
+
 def parse_entry(
     values: Mapping[str, Any],
     index: int,
@@ -198,6 +221,12 @@ def parse_entry(
             _domain_pattern(domain)
         except ValueError as exc:
             raise where.error(str(exc), "domain") from None
+    asn = None
+    if values.get("asn") is not None:
+        try:
+            asn = read_asn(values["asn"])
+        except ValueError as exc:
+            raise where.error(str(exc), "asn") from None
     reason = read_text(values, "reason", where)
     if reason is None and require_reason:
         raise where.error("missing reason: say why this traffic is fine", "reason")
@@ -213,6 +242,8 @@ def parse_entry(
         remote_port=read_port(values, where),
         domain=domain,
         detector=_read_detector(values, where),
+        asn=asn,
+        org=read_text(values, "org", where),
         added_by=read_text(values, "added_by", where),
         added=read_instant(values, "added", where),
         expires=read_day(values, "expires", where),
@@ -227,6 +258,11 @@ def _coerce(key: str, value: Any) -> Any:
         value = value.strip()
     if key == "remote_port" and isinstance(value, str) and value.isdigit():
         return int(value)
+    if key == "asn" and isinstance(value, str):
+        try:
+            return read_asn(value)
+        except ValueError:
+            return value
     if key == "expires":
         if isinstance(value, datetime):
             return value.date()
@@ -266,8 +302,9 @@ def _clean(fields: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 _V4_MAPPED = 0xFFFF << 32  # ::ffff:0:0/96, where IPv4 lives in the IPv6 space
 _LOW64 = (1 << 64) - 1
 _H = "__allow_"  # prefix of the helper columns, dropped before returning
-H_DEVICE, H_PROCESS, H_HI, H_LO, H_PORT, H_NAMES, H_DETECTORS = (
-    f"{_H}{n}" for n in ("device", "process", "hi", "lo", "port", "names", "detectors")
+H_DEVICE, H_PROCESS, H_HI, H_LO, H_PORT, H_NAMES, H_DETECTORS, H_ASN, H_ORG = (
+    f"{_H}{n}"
+    for n in ("device", "process", "hi", "lo", "port", "names", "detectors", "asn", "org")
 )
 
 
@@ -320,6 +357,10 @@ class _Matcher:
             helpers.append(pl.col(S.C_REMOTE_PORT).cast(pl.Int64, strict=False).alias(H_PORT))
         if "remote_ip" in need and S.C_REMOTE_IP in cols:
             helpers.extend(self._ip_columns(candidates))
+        if "asn" in need and S.C_ASN in cols:  # only when a local mmdb filled them
+            helpers.append(pl.col(S.C_ASN).cast(pl.Int64, strict=False).alias(H_ASN))
+        if "org" in need and S.C_ORG in cols:
+            helpers.append(_lower(S.C_ORG).alias(H_ORG))
         if "domain" in need:
             parts = [_as_list(candidates, C_NAMES, ";"), _as_list(candidates, S.C_DOMAIN, ";")]
             present = [p for p in parts if p is not None]
@@ -374,6 +415,10 @@ class _Matcher:
             conds.append(self._in_network(entry.remote_ip))
         if entry.domain is not None:
             conds.append(self._domain(entry.domain))
+        if entry.asn is not None:
+            conds.append(self._eq(H_ASN, entry.asn))
+        if entry.org is not None:
+            conds.append(self._eq(H_ORG, entry.org.strip().lower()))
         if entry.detector is not None:
             if H_DETECTORS in self.have:
                 conds.append(pl.col(H_DETECTORS).list.contains(entry.detector))

@@ -25,6 +25,7 @@ def all_detectors() -> dict[str, DetectorSpec]:
     from detectors.hunts import (  # noqa: F401  (each registers itself)
         aggregated,
         buckets,
+        dns_beacons,
         intervals,
         periodicity,
         rare_destinations,

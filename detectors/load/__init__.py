@@ -289,8 +289,10 @@ def load_paths(
         names=_concat([p.names for p in loaded], S.NAMES_SCHEMA).unique(maintain_order=True),
         app=_app(loaded),
         device_info=_device_info(loaded),
+        dns=_concat([p.dns for p in loaded], S.DNS_SCHEMA).sort(S.DNS_TIME, maintain_order=True),
         files=[str(f) for f in used],
         warnings=warnings,
+        skipped=[(str(path), why) for path, why in skipped],
     )
 
 

@@ -47,12 +47,12 @@ from detectors.base.config import (
 )
 from detectors.load.common import READ_ERRORS, LoadedFile
 
-LOADER_VERSION = 2  # bump when any loader's output changes: every old entry goes stale
+LOADER_VERSION = 3  # bump when any loader's output changes: every old entry goes stale
 WRITE_NOW, WRITE_IN_BACKGROUND, WRITE_LATER = "now", "background", "later"
 WRITE_MODES = (WRITE_NOW, WRITE_IN_BACKGROUND, WRITE_LATER)
 ENTRIES = "loads"
 META = "meta.json"
-PARTS = ("events", "names", "app", "device_info")
+PARTS = ("events", "names", "app", "device_info", "dns")
 _TMP = ".tmp-"
 STALE_TMP_S = 3600.0  # a temporary entry this old belongs to a writer that died
 # What reading a damaged entry raises: the readers' errors, and a meta.json gone wrong.

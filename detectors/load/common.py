@@ -71,6 +71,7 @@ class LoadedFile:
     names: pl.DataFrame | None = None
     app: pl.DataFrame | None = None
     device_info: pl.DataFrame | None = None
+    dns: pl.DataFrame | None = None  # Zeek dns.log queries (``schema.DNS_SCHEMA``)
     warnings: list[str] = field(default_factory=list)
     # set when the file holds nothing the engine uses: the summary line's group ("Zeek
     # weird logs", "Windows events of other IDs")
@@ -98,6 +99,7 @@ def merge_loaded(parts: list[LoadedFile]) -> LoadedFile:
         names=joined([p.names for p in parts]),
         app=joined([p.app for p in parts]),
         device_info=joined([p.device_info for p in parts]),
+        dns=joined([p.dns for p in parts]),
         warnings=[w for p in parts for w in p.warnings],
         skipped=parts[0].skipped if parts and all(p.skipped for p in parts) else None,
         still_open=any(p.still_open for p in parts),

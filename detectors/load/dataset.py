@@ -16,12 +16,17 @@ class Loaded:
     ``events`` is the canonical event frame (``schema.EVENT_SCHEMA``). ``names`` maps
     remote IPs to names seen for them (RemoteUrl, Zeek dns/http/ssl). ``app`` holds
     per-connection HTTP/TLS details keyed by Zeek uid. ``device_info`` is Defender's
-    DeviceInfo when the user supplied it. ``warnings`` are one-line notes for the user.
+    DeviceInfo when the user supplied it. ``dns`` holds one row per DNS query
+    (``schema.DNS_SCHEMA``, from Zeek dns.log). ``warnings`` are one-line notes for the user.
+    ``skipped`` lists each file a folder held that was not read, with its group (the
+    warnings count them in one line; a face may list them).
     """
 
     events: pl.DataFrame = field(default_factory=S.empty_events)
     names: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.NAMES_SCHEMA))
     app: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.APP_SCHEMA))
     device_info: pl.DataFrame | None = None
+    dns: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.DNS_SCHEMA))
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)

@@ -29,17 +29,22 @@ def sample_zeek_dir() -> Path:
 
 
 NETWORK_SCENARIO = "network"
+IMPLANTS_SCENARIO = "implants"
+SCENARIOS = ("office", NETWORK_SCENARIO, IMPLANTS_SCENARIO)
 
 
 def scenario_dir(scenario: str = "office") -> Path:
     """The folder of a bundled scenario: the office sample, or ``network/`` beside it
-    (an explicit proxy, a DMZ sensor host, resolvers and NTP)."""
-    return sample_dir() / NETWORK_SCENARIO if scenario == NETWORK_SCENARIO else sample_dir()
+    (an explicit proxy, a DMZ sensor host, resolvers and NTP), or ``implants/`` (a week
+    of implant shapes: jitter, bursts, long sleeps, a dead C2, a campaign, DNS)."""
+    if scenario in (NETWORK_SCENARIO, IMPLANTS_SCENARIO):
+        return sample_dir() / scenario
+    return sample_dir()
 
 
 def scenario_paths(scenario: str = "office") -> list[Path]:
     """Every input of a bundled scenario: its Defender files and its Zeek folder."""
-    if scenario != NETWORK_SCENARIO:
+    if scenario not in (NETWORK_SCENARIO, IMPLANTS_SCENARIO):
         return [*sample_paths(), sample_zeek_dir()]
     base = scenario_dir(scenario)
     return [p for p in (base / SAMPLE_EVENTS, base / "zeek") if p.exists()]

@@ -20,7 +20,10 @@ conn.log fields → events (``ts`` and ``id.resp_h`` required):
 
 Process, account and company are null; connections is 1.
 
-dns.log: each IP in ``answers`` → names (ip, ``query``, "dns").
+dns.log: each IP in ``answers`` → names (ip, ``query``, "dns"); every query with a time
+→ the dns table (``ts``, ``id.orig_h`` as the device, ``query``, ``qtype_name``,
+``id.resp_h`` as the resolver), which the dns_beacons hunt reads: a DNS tunnel's
+queries go to the internal resolver, so conn.log alone never shows its domain.
 http.log: names (``id.resp_h``, ``host`` without its port, "http_host") and app rows
 (``uid``, "http", ``user_agent``, ``host``, ``method``, ``uri``). A CONNECT request names its
 target (``uri``, else ``host``) for the proxy's address with source "connect", and the
@@ -55,7 +58,7 @@ from detectors.load.common import (
 )
 from detectors.load.tables import jsonl_table
 from detectors.load.text import open_text
-from detectors.load.timestamps import epoch_text, text_timestamp
+from detectors.load.timestamps import epoch_text, text_timestamp, timestamp_for
 from detectors.load.zeek_tsv import (
     SOURCE_PATH,
     ZeekHeader,
@@ -85,6 +88,7 @@ ORIG_BYTES = "orig_bytes"
 RESP_BYTES = "resp_bytes"
 CONN_STATE = "conn_state"
 QUERY = "query"
+QTYPE_NAME = "qtype_name"
 ANSWERS = "answers"
 HOST = "host"
 URI = "uri"
@@ -96,7 +100,7 @@ STREAM_FIELD = "@stream"  # json-streaming-logs and Corelight's name for _path
 
 _FIELDS_BY_LOG = {
     CONN: (TS, UID, ORIG_H, ORIG_P, RESP_H, RESP_P, PROTO, ORIG_BYTES, RESP_BYTES, CONN_STATE),
-    DNS: (QUERY, ANSWERS),
+    DNS: (TS, ORIG_H, RESP_H, QUERY, QTYPE_NAME, ANSWERS),
     HTTP: (UID, RESP_H, HOST, URI, METHOD, USER_AGENT),
     SSL: (UID, RESP_H, SERVER_NAME),
 }
@@ -313,7 +317,41 @@ def _dns(
     pairs = pairs.filter(pl.col(S.NAME_IP).is_in(addresses)).with_columns(
         pl.lit("dns").alias(S.NAME_SOURCE)
     )
-    return LoadedFile(names=_names(pairs))
+    queries, warnings = _dns_queries(path, table, schema)
+    return LoadedFile(names=_names(pairs), dns=queries, warnings=warnings)
+
+
+def _dns_queries(
+    path: Path, table: RawTable, schema: dict[str, pl.DataType]
+) -> tuple[pl.DataFrame | None, list[str]]:
+    """One row per query (``schema.DNS_SCHEMA``); None when the log has no ``ts``.
+
+    A row whose time does not parse is left out and counted in one warning: the names
+    it answered are still used, and one bad line should not cost the whole log.
+    """
+    if not F.has(schema, TS):
+        return None, []
+    if schema[TS] == pl.String:
+        time = pl.coalesce(epoch_text(pl.col(TS), "s"), text_timestamp(pl.col(TS)))
+    else:
+        time = timestamp_for(pl.col(TS), schema[TS], number_unit="s")
+    with reading(path):
+        rows = table.frame.select(
+            time.alias(S.DNS_TIME),
+            F.text(schema, ORIG_H).alias(S.DNS_DEVICE),
+            F.text(schema, QUERY).alias(S.DNS_QUERY),
+            F.text(schema, QTYPE_NAME).alias(S.DNS_QTYPE),
+            F.text(schema, RESP_H).alias(S.DNS_RESOLVER),
+        ).collect()
+    asked = rows.filter(pl.col(S.DNS_QUERY).is_not_null() & pl.col(S.DNS_DEVICE).is_not_null())
+    kept = asked.filter(pl.col(S.DNS_TIME).is_not_null())
+    warnings = []
+    if kept.height < asked.height:
+        warnings.append(
+            f"{asked.height - kept.height} dns.log rows without a readable ts left out of "
+            "the DNS query table"
+        )
+    return conform_to(kept, S.DNS_SCHEMA), warnings
 
 
 def _host_only(host: pl.Expr) -> pl.Expr:

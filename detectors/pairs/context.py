@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -24,23 +24,13 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class PairContext:
-    """Everything loaded from the user's files, in canonical form, and the indexes on it.
+class PairContext(Loaded):
+    """The loaded input (``Loaded``'s fields), and the indexes hunts share on it.
 
-    ``events`` is the canonical event frame (``schema.EVENT_SCHEMA``). ``names`` maps
-    remote IPs to names seen for them (RemoteUrl, Zeek dns/http/ssl). ``app`` holds
-    per-connection HTTP/TLS details keyed by Zeek uid. ``device_info`` is Defender's
-    DeviceInfo when the user supplied it. ``warnings`` are one-line notes for the user.
-    ``population`` answers questions about every event (``everyone()``): this dataset's
+    ``population`` answers questions about every event (``everyone()``): this context's
     own, unless it is one device partition of a bigger input (``detectors.run.partitioned``).
     """
 
-    events: pl.DataFrame = field(default_factory=S.empty_events)
-    names: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.NAMES_SCHEMA))
-    app: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.APP_SCHEMA))
-    device_info: pl.DataFrame | None = None
-    files: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
     _pair_cache: dict[tuple[tuple[str, ...] | None, int], pl.DataFrame] = field(
         default_factory=dict, repr=False
     )
@@ -63,14 +53,7 @@ class PairContext:
     @classmethod
     def of(cls, loaded: Loaded) -> PairContext:
         """The context of a whole loaded input."""
-        return cls(
-            events=loaded.events,
-            names=loaded.names,
-            app=loaded.app,
-            device_info=loaded.device_info,
-            files=loaded.files,
-            warnings=loaded.warnings,
-        )
+        return cls(**{f.name: getattr(loaded, f.name) for f in fields(Loaded)})
 
     @property
     def has_process(self) -> bool:

@@ -61,6 +61,11 @@ class Population:
                 self._answers[key] = compute()
             return self._answers[key]
 
+    def known(self, key: Any) -> Any:
+        """The answer remembered under ``key``, or None (nothing is computed)."""
+        with self._lock:
+            return self._answers.get(key)
+
     # --- questions --------------------------------------------------------------------------
 
     def time_bounds(self) -> tuple[datetime | None, datetime | None]:

@@ -282,6 +282,26 @@ class DestinationIndex:
         return dest
 
 
+def same_destination(columns: Sequence[str], remote_ip: str | None, domain: str | None) -> pl.Expr:
+    """True for candidates to this address, or to this registered domain (by any host
+    name of it): the group a campaign's members share, as the detail pane, the ``C``
+    group filter and the campaign count all read it."""
+    same = pl.col(S.C_REMOTE_IP).eq_missing(pl.lit(remote_ip, dtype=pl.String))
+    if domain and S.C_DOMAIN in columns:
+        name = pl.col(S.C_DOMAIN).cast(pl.String).str.to_lowercase()
+        wanted = domain.lower()
+        same = same | (name == wanted) | name.str.ends_with("." + wanted)
+    return same.fill_null(False)
+
+
+def campaign_devices(candidates: pl.DataFrame, remote_ip: str | None, domain: str | None) -> int:
+    """How many devices are candidates to this destination (1 when only this one)."""
+    if candidates.height == 0 or S.C_REMOTE_IP not in candidates.columns:
+        return 0
+    group = candidates.filter(same_destination(candidates.columns, remote_ip, domain))
+    return int(group.get_column(S.C_DEVICE).drop_nulls().n_unique())
+
+
 def sharing_candidates(
     candidates: pl.DataFrame,
     remote_ip: str | None,
@@ -292,9 +312,7 @@ def sharing_candidates(
     """Other candidates to the same address or domain, best first (a campaign's spread)."""
     if candidates.height == 0 or S.C_REMOTE_IP not in candidates.columns:
         return candidates.head(0)
-    same = pl.col(S.C_REMOTE_IP).eq_missing(pl.lit(remote_ip))
-    if domain and S.C_DOMAIN in candidates.columns:
-        same = same | (pl.col(S.C_DOMAIN) == domain).fill_null(False)
+    same = same_destination(candidates.columns, remote_ip, domain)
     itself = pl.lit(True)
     for key in S.CANDIDATE_KEY:
         if key in candidates.columns:
@@ -323,6 +341,7 @@ class CandidateDetail:
     destination: Destination
     sharing: pl.DataFrame
     window: tuple[datetime | None, datetime | None]
+    campaign_devices: int = 0  # devices that are candidates to this destination
 
 
 def describe_candidate(
@@ -355,6 +374,7 @@ def describe_candidate(
         destination=destination,
         sharing=sharing,
         window=index.window,
+        campaign_devices=campaign_devices(candidates, destination.ip, destination.domain),
     )
 
 
@@ -377,6 +397,22 @@ class GeoLookup:
         except Exception:  # ImportError, OSError, InvalidDatabaseError: all mean "none"
             self._reader = None
 
+    @property
+    def available(self) -> bool:
+        """True when the file was opened: ASN columns can be filled."""
+        return self._reader is not None
+
+    def asn_frame(self, ips: Sequence[str]) -> pl.DataFrame:
+        """``remote_ip``, ``asn`` (Int64), ``org`` for each distinct address given: one
+        reader call per address, never per candidate (candidates join on it)."""
+        rows = []
+        for ip in dict.fromkeys(ips):
+            found = self.lookup(ip)
+            asn = found.get("asn", "").removeprefix("AS")
+            rows.append((ip, int(asn) if asn.isdigit() else None, found.get("org")))
+        schema = {S.C_REMOTE_IP: pl.String, S.C_ASN: pl.Int64, S.C_ORG: pl.String}
+        return pl.DataFrame(rows, schema=schema, orient="row")
+
     def lookup(self, ip: str) -> dict[str, str]:
         if self._reader is None:
             return {}
@@ -395,3 +431,16 @@ class GeoLookup:
         if isinstance(country, Mapping) and country.get("iso_code"):
             found["country"] = str(country["iso_code"])
         return found
+
+
+def with_asn(candidates: pl.DataFrame, geo: GeoLookup | None) -> pl.DataFrame:
+    """Candidates with ``asn`` and ``org`` columns from a local mmdb, for allow-list
+    entries by network owner; unchanged when there is no readable mmdb (so an entry by
+    ``asn``/``org`` matches nothing, as the entry form says)."""
+    if geo is None or not geo.available or S.C_REMOTE_IP not in candidates.columns:
+        return candidates
+    ips = candidates.get_column(S.C_REMOTE_IP).cast(pl.String).drop_nulls().unique().sort()
+    owners = geo.asn_frame(ips.to_list())
+    base = candidates.drop([c for c in (S.C_ASN, S.C_ORG) if c in candidates.columns])
+    right = owners.cast({S.C_REMOTE_IP: base.schema[S.C_REMOTE_IP]})
+    return base.join(right, on=S.C_REMOTE_IP, how="left", maintain_order="left")

@@ -42,6 +42,17 @@ FAILED_STATES = (
     S.ACTION_FAILED, S.ACTION_FAILED_AGG, "S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH",
 )  # fmt: skip
 _NOT_OUTBOUND = (S.ACTION_INBOUND, S.ACTION_LISTENING)
+# The population's key for the three whole-input answers ``context_facts`` needs (public
+# devices, any company, outbound time bounds): a strategy that computed them elsewhere
+# (Spark) remembers them under this key and they are not queried again.
+OUTBOUND_SUMMARY = "outbound_summary"
+
+
+def not_outbound_actions() -> tuple[str, ...]:
+    """Action types that are not a device going out (for strategies that filter alike)."""
+    return _NOT_OUTBOUND
+
+
 _CORPORATE_WORDS = {
     "inc", "llc", "ltd", "limited", "corp", "corporation", "co", "company", "gmbh", "ag",
     "sa", "sas", "bv", "nv", "plc", "pty", "srl", "spa", "oy", "ab", "as", "kk", "the",
@@ -324,20 +335,29 @@ def context_facts(
     # ports; per-candidate facts from the candidates' own (device, address) events.
     # The queries go to polars together, which selects the outbound events once for
     # all of them instead of once each.
+    summary = population.known(OUTBOUND_SUMMARY)
+    summary_queries = [
+        ev.filter(pl.col("_public")).select(pl.col(_DEV).n_unique()),
+        population.events.select(pl.col(S.COMPANY).is_not_null().any()),
+        ev.select(
+            pl.col(S.TIMESTAMP).min().alias("start"),
+            (pl.col(S.TIMESTAMP).max() - pl.col(S.TIMESTAMP).min())
+            .dt.total_microseconds()
+            .alias("us"),
+            pl.len().alias("rows"),
+        ),
+    ]
     (
-        hosts_count,
         own_rows,
         ip_stats,
         process_devices,
         process_port,
         port_devices,
-        any_company,
-        bounds,
         resolvers,
         served,
+        *asked,
     ) = population.collect_all(
         [
-            ev.filter(pl.col("_public")).select(pl.col(_DEV).n_unique()),
             candidate_events_query(population, pairs),
             ev.filter(pl.col(S.REMOTE_IP).is_in(keys.get_column(S.C_REMOTE_IP).unique().to_list()))
             .group_by(S.REMOTE_IP)
@@ -352,20 +372,14 @@ def context_facts(
             ev.filter(pl.col("_public") & pl.col(S.REMOTE_PORT).is_in(ports))
             .group_by(S.REMOTE_PORT)
             .agg(pl.col(_DEV).n_unique().alias(F_PORT_DEVICES)),
-            population.events.select(pl.col(S.COMPANY).is_not_null().any()),
-            ev.select(
-                pl.col(S.TIMESTAMP).min().alias("start"),
-                (pl.col(S.TIMESTAMP).max() - pl.col(S.TIMESTAMP).min())
-                .dt.total_microseconds()
-                .alias("us"),
-                pl.len().alias("rows"),
-            ),
             infrastructure.resolvers_query(
                 population.events, population.placed, infra.resolver_min_clients
             ),
             _served_query(ev, population.placed),
+            *(summary_queries if summary is None else []),
         ]
     )
+    hosts_count, any_company, bounds = summary if summary is not None else asked
     hosts = max(1, hosts_count.item())
     rare_devices = max(float(rare_floor_devices), rare_share * hosts)
     own_ev = candidate_events(population, own_rows)

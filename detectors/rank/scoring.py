@@ -38,8 +38,12 @@ C_PREVALENCE = "prevalence_devices"
 C_DEVICE_ID = "device_id"
 
 RARE_DESTINATIONS = "rare_destinations"
+DNS_BEACONS = "dns_beacons"  # its remote is a registered domain, not an address
+DNS_DOMAIN_DEVICES = "domain_query_devices"
+DNS_RARE_TYPES = "rare_type_share"
+DNS_ENTROPY = "entropy_bits"
 CONTEXT_DETECTORS = frozenset({RARE_DESTINATIONS})  # hits that say "unusual", not "periodic"
-PERIOD_SOURCES = ("periodicity",)
+PERIOD_SOURCES = ("periodicity", DNS_BEACONS)
 PORTLESS_DETECTORS = frozenset(
     {"aggregated"}
 )  # hourly reports carry no port at all  # detectors whose period_s is an estimated sleep
@@ -209,6 +213,37 @@ class ScoreWeights:
         default=6,
         metadata={"doc": "See few_failed_max_score (the periodicity hunt's min_events)."},
     )
+    pinned_max_connections: int = field(
+        default=42,
+        metadata={
+            "doc": "Long sleeps with at most this many connections (a week of 4-hourly "
+            "calls) have their timing judged by how tightly the connections pin the "
+            "sleep (see pinned_max_width), not by a p-value few connections cannot reach."
+        },
+    )
+    pinned_max_width: float = _w(
+        0.25,
+        "Widest 95 % interval of the sleep, relative to the sleep, that counts as "
+        "pinned: timing strength is then at least 1 - width. 0.25 is +-12.5 %, within "
+        "the 10-50 % jitter implants add, far narrower than Poisson gaps (which rarely "
+        "pass the hunts at all).",
+    )
+    w_dns_tunnel: float = _w(
+        0.10,
+        "dns_beacons: the queries carry data (at least half TXT/NULL/CNAME, or labels "
+        "of dns_entropy_bits or more per character: encoded bytes) (Farnham & Atlasis 2013).",
+    )
+    dns_entropy_bits: float = _w(
+        3.5, "See w_dns_tunnel: hex approaches 4 bits a character, words stay under 3.5."
+    )
+    campaign_rare: bool = field(
+        default=True,
+        metadata={
+            "doc": "A destination every one of whose devices beacons to it (2 to "
+            "campaign_max_devices of them) counts as rare for the prevalence modifier: "
+            "nobody else goes there. False: only rare_floor_devices / rare_share decide."
+        },
+    )
     campaign_max_devices: int = field(
         default=5,
         metadata={
@@ -256,6 +291,10 @@ _OPTIONAL = {
     "sleep_ci_low_s": pl.Float64(),
     "sleep_ci_high_s": pl.Float64(),
     "burst_size": pl.Float64(),
+    # dns_beacons: the domain's prevalence in the DNS log and the tunnel figures
+    DNS_DOMAIN_DEVICES: pl.Int64(),
+    DNS_RARE_TYPES: pl.Float64(),
+    DNS_ENTROPY: pl.Float64(),
 }
 _KEY3 = [S.C_DEVICE, S.C_PROCESS, S.C_REMOTE_IP]
 
@@ -337,6 +376,9 @@ def _combine(rows: pl.DataFrame) -> pl.DataFrame:
             _first_from("sleep_ci_low_s", PERIOD_SOURCES),
             _first_from("sleep_ci_high_s", PERIOD_SOURCES),
             _first_from("burst_size", PERIOD_SOURCES),
+            _first_from(DNS_DOMAIN_DEVICES, (DNS_BEACONS,)),
+            _first_from(DNS_RARE_TYPES, (DNS_BEACONS,)),
+            _first_from(DNS_ENTROPY, (DNS_BEACONS,)),
         )
     )
 
@@ -403,9 +445,25 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
     informative = rare < w.common_share * hosts
     inbound = (pl.col(E.F_DIRECTION) == S.DIR_INBOUND).fill_null(False)
     rekeyed = pl.col(E.F_PROXY).is_not_null()
-    ip_rare = informative & (ip_devices <= rare)
+    # A campaign's destination: every device that reaches it at all beacons to it, and
+    # there are at most campaign_max_devices of them. Nobody else has a reason to go
+    # there, so it is rare in the sense RITA's modifier means, though the victims
+    # outnumber the floor (see campaign_rare).
+    campaign_only = (
+        pl.lit(w.campaign_rare)
+        & (pl.col(C_CAMPAIGN) >= 2)
+        & (ip_devices <= pl.col(C_CAMPAIGN))
+        & (ip_devices <= w.campaign_max_devices)
+    ).fill_null(False)
+    ip_rare = informative & ((ip_devices <= rare) | campaign_only)
     ip_common = informative & (ip_devices >= w.common_share * hosts)
-    domain_rare = informative & (pl.col(E.F_DOMAIN_DEVICES) <= rare)
+    domain_campaign = (
+        pl.lit(w.campaign_rare)
+        & (pl.col(C_CAMPAIGN) >= 2)
+        & (pl.col(E.F_DOMAIN_DEVICES) <= pl.col(C_CAMPAIGN))
+        & (pl.col(E.F_DOMAIN_DEVICES) <= w.campaign_max_devices)
+    ).fill_null(False)
+    domain_rare = informative & ((pl.col(E.F_DOMAIN_DEVICES) <= rare) | domain_campaign)
     domain_common = informative & (pl.col(E.F_DOMAIN_DEVICES) >= w.common_share * hosts)
     port_rare = (informative & (pl.col(E.F_PORT_DEVICES) <= rare)) | (
         (pl.col(E.F_PROCESS_DEVICES) >= 5)
@@ -420,7 +478,29 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
             _timing_text(),
             w.w_timing * pl.col("_strength"),
         ),
+        _entry(
+            pl.col("_pinned").is_not_null() & pl.col("_timing").is_not_null(),
+            "sleep pinned",
+            pl.format(
+                "{} connections pin the sleep to +-{} % (95 % interval {}-{} s)",
+                pl.col(S.C_CONNECTIONS),
+                _fmt(pl.col("_pinned") * 50, 1),
+                _fmt(pl.col("sleep_ci_low_s"), 0),
+                _fmt(pl.col("sleep_ci_high_s"), 0),
+            ),
+            0.0,
+        ),
         _entry(extra_timing > 0, "agreement", pl.col(S.C_DETECTORS).list.join(", "), agreement),
+        _entry(
+            (pl.col(DNS_RARE_TYPES) >= 0.5) | (pl.col(DNS_ENTROPY) >= w.dns_entropy_bits),
+            "DNS tunnel",
+            pl.format(
+                "{} % TXT/NULL/CNAME, labels {} bits a character",
+                _fmt(pl.col(DNS_RARE_TYPES) * 100, 0),
+                _fmt(pl.col(DNS_ENTROPY), 2),
+            ),
+            w.w_dns_tunnel,
+        ),
         _entry(
             pl.col(S.C_DETECTORS).list.contains(RARE_DESTINATIONS),
             "new rare destination",
@@ -681,6 +761,42 @@ def _campaigns(joined: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _pinned_width(w: ScoreWeights) -> pl.Expr:
+    """The sleep's 95 % interval width over the sleep, for few-connection timing hits
+    whose interval is at most ``pinned_max_width``; null otherwise.
+
+    A week of 4-hourly calls is 42 connections, of daily ones 7: a p-value that small
+    a sample can reach stays far from a chatty program's, though the sleep is known
+    to a few per cent. The distribution-free interval of the median (``stats.smalln``)
+    is what such a pair can honestly show, so it sets the timing strength.
+    """
+    low, high = pl.col("sleep_ci_low_s"), pl.col("sleep_ci_high_s")
+    middle = (low + high) / 2
+    width = (high - low) / middle
+    few = pl.col(S.C_CONNECTIONS) <= w.pinned_max_connections
+    return pl.when(few & (middle > 0) & (width <= w.pinned_max_width)).then(width)
+
+
+def _dns_facts(joined: pl.DataFrame) -> pl.DataFrame:
+    """dns_beacons candidates: their remote is a registered domain, not an address.
+
+    Its prevalence is the domain's (devices asking for it in the DNS log), its name the
+    domain itself; the address facts (all null for a domain) are not used.
+    """
+    dns = (
+        pl.col(S.C_DETECTORS).list.contains(DNS_BEACONS) & pl.col(DNS_DOMAIN_DEVICES).is_not_null()
+    )
+    return joined.with_columns(
+        pl.when(dns).then(pl.col(DNS_DOMAIN_DEVICES)).otherwise(pl.col(C_PREVALENCE))
+        .alias(C_PREVALENCE),
+        pl.when(dns).then(pl.col(DNS_DOMAIN_DEVICES)).otherwise(pl.col(E.F_DOMAIN_DEVICES))
+        .alias(E.F_DOMAIN_DEVICES),
+        pl.when(dns).then(pl.col(S.C_REMOTE_IP)).otherwise(pl.col(S.C_DOMAIN)).alias(S.C_DOMAIN),
+        pl.when(dns).then(pl.concat_list(pl.col(S.C_REMOTE_IP))).otherwise(pl.col(C_NAMES))
+        .alias(C_NAMES),
+    )  # fmt: skip
+
+
 def merge_candidates(
     per_detector: dict[str, pl.DataFrame], dataset: PairContext, weights: ScoreWeights | None = None
 ) -> pl.DataFrame:
@@ -691,6 +807,9 @@ def merge_candidates(
         return empty_candidates()
     combined = _combine(_attach_portless(rows)).with_columns(
         (w.timing_hit_floor + (1 - w.timing_hit_floor) * pl.col("_timing")).alias("_strength")
+    )
+    combined = combined.with_columns(_pinned_width(w).alias("_pinned")).with_columns(
+        pl.max_horizontal(pl.col("_strength"), 1 - pl.col("_pinned")).alias("_strength")
     )
     facts = E.context_facts(
         dataset,
@@ -712,6 +831,7 @@ def merge_candidates(
         pl.coalesce(C_DEVICE_ID, E.F_DEVICE_ID).alias(C_DEVICE_ID),
         pl.coalesce(S.C_ACCOUNT, E.F_ACCOUNT).alias(S.C_ACCOUNT),
     )
+    joined = _dns_facts(joined)
     joined = joined.with_columns(_destination().alias(_DESTINATION))
     joined = joined.join(_campaigns(joined), on=_DESTINATION_KEY, how="left", nulls_equal=True)
     scored = joined.with_columns(_evidence(w).alias(S.C_EVIDENCE))

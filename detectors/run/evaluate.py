@@ -81,6 +81,7 @@ def split_sources(dataset: PairContext) -> dict[str, PairContext]:
             events=events.filter(pl.col(S.SOURCE_FILE).is_in(zeek_files)),
             names=dataset.names,
             app=dataset.app,
+            dns=dataset.dns,
             files=list(dataset.files),
         )
     return parts
@@ -199,6 +200,27 @@ def _ranked_hits(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+RANKS_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "label": pl.String(),
+    "program": pl.String(),
+    "rank": pl.Int64(),
+}
+
+
+def program_ranks(candidates: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
+    """Each ground-truth program's rank among the findings of ``candidates`` (null: not
+    in the list), beacons first, in the ground truth's order."""
+    found = findings(label_candidates(candidates, truth)).filter(pl.col(_PROGRAM).is_not_null())
+    ranks = dict(zip(found.get_column(_PROGRAM), found.get_column("_finding"), strict=True))
+    rows = [
+        {"label": label, "program": name, "rank": ranks.get(name)}
+        for label, name in truth.select("label", "name").iter_rows()
+    ]
+    frame = pl.DataFrame(rows, schema={k: RANKS_SCHEMA[k] for k in ("label", "program", "rank")})
+    return frame.sort(pl.col("label") != BEACON, maintain_order=True)
+
+
 def evaluate(
     dataset: PairContext,
     ground_truth: pl.DataFrame,
@@ -206,14 +228,28 @@ def evaluate(
     progress: Progress = NULL_PROGRESS,
 ) -> pl.DataFrame:
     """One row per (source, ranking): every detector alone, then the merged list."""
+    return evaluate_with_ranks(dataset, ground_truth, config, progress)[0]
+
+
+def evaluate_with_ranks(
+    dataset: PairContext,
+    ground_truth: pl.DataFrame,
+    config: Config | None = None,
+    progress: Progress = NULL_PROGRESS,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``evaluate``'s table, and each program's rank in the merged list per source
+    (``RANKS_SCHEMA``): one run of the detectors for both."""
     config = config or Config()
     rows = []
+    ranks = []
     for source, part in split_sources(dataset).items():
         flag = SOURCE_FLAGS[source]
         truth = ground_truth.filter(pl.col(flag).cast(pl.String).str.to_lowercase() == "true")
         result = run_all(part, config, progress=progress)
         rankings = {n: _ranked_hits(h) for n, h in sorted(result.per_detector().items())}
         rankings[MERGED] = result.candidates
+        ranked = program_ranks(result.candidates, truth)
+        ranks.append(ranked.select(pl.lit(source).alias("source"), pl.all()))
         for name, ranked in rankings.items():
             s = score_ranking(ranked, truth)
             rows.append(
@@ -231,7 +267,8 @@ def evaluate(
                     "missed": ", ".join(s.missed),
                 }
             )
-    return pl.DataFrame(rows, schema=RESULT_SCHEMA)
+    all_ranks = pl.concat(ranks) if ranks else pl.DataFrame(schema=RANKS_SCHEMA)
+    return pl.DataFrame(rows, schema=RESULT_SCHEMA), all_ranks.cast(pl.Schema(RANKS_SCHEMA))
 
 
 def format_table(results: pl.DataFrame) -> str:
@@ -265,11 +302,28 @@ def format_table(results: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_ranks(ranks: pl.DataFrame) -> str:
+    """Each program's rank in the merged list, one column per source ("-": not listed)."""
+    sources = ranks.get_column("source").unique(maintain_order=True).to_list()
+    if not sources:
+        return ""
+    wide = ranks.pivot(on="source", index=["label", "program"], values="rank")
+    width = max(18, *(len(p) for p in wide.get_column("program").to_list()))
+    head = f"{'program':<{width}} {'label':<16}" + "".join(f" {s:>9}" for s in sources)
+    lines = ["rank of each program in the merged list (findings, per source)", head]
+    lines.append("-" * len(head))
+    for r in wide.iter_rows(named=True):
+        cells = "".join(f" {'-' if r[s] is None else r[s]:>9}" for s in sources)
+        lines.append(f"{r['program']:<{width}} {r['label']:<16}{cells}")
+    return "\n".join(lines) + "\n"
+
+
 def report(
     dataset: PairContext,
     ground_truth: pl.DataFrame,
     config: Config | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> str:
-    """``beacon-triage eval``'s output: the evaluation table as text."""
-    return format_table(evaluate(dataset, ground_truth, config, progress))
+    """``beacon-triage eval``'s output: the evaluation table, then each program's rank."""
+    results, ranks = evaluate_with_ranks(dataset, ground_truth, config, progress)
+    return format_table(results) + "\n" + format_ranks(ranks)

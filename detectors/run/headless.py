@@ -18,17 +18,27 @@ from detectors.curate.decorate import decorate, hide_allowed
 from detectors.hunts import registry
 from detectors.load.sample import SAMPLE_GROUND_TRUTH, scenario_dir, scenario_paths
 from detectors.rank import scoring
+from detectors.rank.enrichment import GeoLookup, with_asn
 from detectors.report import output
 from detectors.run import evaluate
-from detectors.run.loop import choose_strategy, run
+from detectors.run.loop import Strategy, choose_strategy, run
 from detectors.run.memory import InMemory
 from detectors.run.setup import load_config
 
 
 def apply_allowlist(
-    candidates: pl.DataFrame, allowlist_path: str | Path, show_allowed: bool
+    candidates: pl.DataFrame,
+    allowlist_path: str | Path,
+    show_allowed: bool,
+    mmdb: Path | None = None,
 ) -> pl.DataFrame:
-    """Hide (or, with ``show_allowed``, flag) candidates matched by the allow-list file."""
+    """Hide (or, with ``show_allowed``, flag) candidates matched by the allow-list file.
+
+    With a local ``mmdb``, candidates carry their network owner (``asn``, ``org``) first,
+    so entries by owner match as they do in the TUI.
+    """
+    if mmdb is not None:
+        candidates = with_asn(candidates, GeoLookup(mmdb))
     flagged = decorate(candidates, AllowList.load(Path(allowlist_path)), None).candidates
     return flagged if show_allowed else hide_allowed(flagged)
 
@@ -63,11 +73,19 @@ def detect(
     progress: Progress = NULL_PROGRESS,
     warn: Callable[[str], None] = lambda line: None,
     use_cache: bool = True,
+    engine: str = "local",
+    spark_master: str | None = None,
+    spark_conf: Sequence[str] = (),
+    save_run: str | None = None,
     recursive: bool = True,
     internal: Sequence[str] = (),
     allowlist_create: bool = False,
 ) -> str:
-    """Everything ``beacon-triage detect`` does, returning the text to print."""
+    """Everything ``beacon-triage detect`` does, returning the text to print.
+
+    ``engine="spark"`` runs on Apache Spark (``detectors.run.spark``) at ``spark_master``
+    with ``spark_conf`` (``k=v``); ``save_run`` writes the run for ``open`` to triage.
+    """
     # Work the files do not need, done while they load.
     domains.prepare_in_background()
     registry.import_in_background()
@@ -78,19 +96,30 @@ def detect(
         warn(f"using the config {config.path}")  # read without being named: say so
     for name in detector_names:
         registry.get(name)  # unknown names fail before the (maybe long) load
-    strategy = choose_strategy(paths, config, source_format, use_cache, recursive=recursive)
+    strategy: Strategy
+    if engine == "spark":
+        from detectors.run.spark import SparkStrategy
+
+        strategy = SparkStrategy(paths, source_format, spark_master, tuple(spark_conf))
+    else:
+        strategy = choose_strategy(paths, config, source_format, use_cache, recursive=recursive)
     result = run(strategy, config, detector_names or None, progress)
     if result.context is not None:
         for line in result.context.warnings:
             warn(line)
     for line in result.notes():
         warn(line)
+    if save_run:
+        from detectors.run.saved import save_run as write_run
+
+        assert result.context is not None
+        write_run(Path(save_run), result.candidates, result.context, engine=engine)
     candidates = result.candidates
     if len(detector_names) == 1:
         hits = result.per_detector().get(detector_names[0])
         candidates = hits if hits is not None else candidates
     if allowlist_path:
-        candidates = apply_allowlist(candidates, allowlist_path, show_allowed)
+        candidates = apply_allowlist(candidates, allowlist_path, show_allowed, config.mmdb)
     if top is not None:
         candidates = candidates.head(top)
     if explain_rank is not None:

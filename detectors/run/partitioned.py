@@ -206,6 +206,7 @@ class Partitions:
     device_info: pl.DataFrame | None
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    dns: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.DNS_SCHEMA))
 
     def part_files(self, partition: int) -> list[Path]:
         return sorted(self.directory.glob(f"file-*/{PARTITION}={partition}/*.parquet"))
@@ -235,6 +236,7 @@ def write_partitions(
     files = _expand(paths)
     names: list[pl.DataFrame] = []
     apps: list[pl.DataFrame] = []
+    queries: list[pl.DataFrame] = []
     infos: list[pl.DataFrame] = []
     result = Partitions(directory, count, pl.DataFrame(), pl.DataFrame(), None)
     skipped: InputError | None = None
@@ -261,6 +263,7 @@ def write_partitions(
                     _sink(loaded.events.lazy(), directory, number, count)
             names += [loaded.names] if loaded.names is not None else []
             apps += [loaded.app] if loaded.app is not None else []
+            queries += [loaded.dns] if loaded.dns is not None else []
             infos += [loaded.device_info] if loaded.device_info is not None else []
         result.files.append(str(path))
         result.warnings += [f"{path}: {w}" for w in warnings]
@@ -272,6 +275,8 @@ def write_partitions(
         else pl.DataFrame(schema=S.NAMES_SCHEMA)
     )
     result.app = pl.concat(apps, how="vertical") if apps else pl.DataFrame(schema=S.APP_SCHEMA)
+    if queries:
+        result.dns = pl.concat(queries, how="vertical").sort(S.DNS_TIME, maintain_order=True)
     result.device_info = pl.concat(infos, how="vertical") if infos else None
     progress.report("load", 1.0, f"{len(files)} files in {count} partitions")
     return result
@@ -365,6 +370,7 @@ class Partitioned:
             names=parts.names,
             app=parts.app,
             device_info=parts.device_info,
+            dns=parts.dns,
             files=parts.files,
             warnings=warnings,
             population=Population(parts.scan(), parts.names, streaming=True),

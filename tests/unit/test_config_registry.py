@@ -73,6 +73,7 @@ def test_the_table_builder_starts_first_and_the_other_table_user_last():
         "periodicity",
         "aggregated",
         "buckets",
+        "dns_beacons",
         "rare_destinations",
         "intervals",
     ]

@@ -315,10 +315,12 @@ def test_shipped_zeek_application_logs_carry_the_beacons_tells(truth):
 
 def test_shipped_sample_fits_in_eight_megabytes():
     files = [p for p in SHIPPED.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
-    office = [p for p in files if "network" not in p.relative_to(SHIPPED).parts]
+    scenarios = ("network", "implants")
+    office = [p for p in files if not set(scenarios) & set(p.relative_to(SHIPPED).parts)]
     assert sum(p.stat().st_size for p in office) <= 8_000_000
-    network = [p for p in files if p not in office]
-    assert network and sum(p.stat().st_size for p in network) <= 3_000_000
+    for scenario in scenarios:
+        own = [p for p in files if scenario in p.relative_to(SHIPPED).parts]
+        assert own and sum(p.stat().st_size for p in own) <= 3_000_000, scenario
 
 
 # --- the generator ------------------------------------------------------------------------

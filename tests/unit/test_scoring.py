@@ -309,9 +309,11 @@ def fleet() -> pl.DataFrame:
 
 
 def test_campaign_lifts_every_member_to_the_groups_best(fleet):
-    # C2 is reached by 3 of 10 devices (not "rare", <= 2; not common, >= 5), all three
-    # timing candidates. ws-0 and ws-2: timing 0.40 x 0.95 + no name 0.10 + LOLBin 0.15
-    # = 0.63. ws-1's timing score is 0.2: 0.40 x 0.6 + 0.25 = 0.49, lifted by 0.14.
+    # C2 is reached by 3 of 10 devices (over the rare floor of 2; not common, >= 5), all
+    # three timing candidates: nobody else goes there, so it counts as rare (+0.15,
+    # campaign_rare). ws-0 and ws-2: timing 0.40 x 0.95 + rare IP 0.15 + no name 0.10 +
+    # LOLBin 0.15 = 0.78. ws-1's timing score is 0.2: 0.40 x 0.6 + 0.40 = 0.64, lifted
+    # by 0.14.
     def member(device):
         return fleet.filter((pl.col(S.C_REMOTE_IP) == C2) & (pl.col(S.C_DEVICE) == device)).row(
             0, named=True
@@ -319,12 +321,25 @@ def test_campaign_lifts_every_member_to_the_groups_best(fleet):
 
     lifted = member("ws-1")
     assert _points(lifted)["campaign"] == pytest.approx(0.14)
-    assert lifted[S.C_SCORE] == pytest.approx(0.63)
+    assert _points(lifted)["rare destination IP"] == pytest.approx(0.15)
+    assert lifted[S.C_SCORE] == pytest.approx(0.78)
     entry = next(e for e in lifted[S.C_EVIDENCE] if e["name"] == "campaign")
-    assert entry["value"] == f"3 devices beacon to {C2}; the group's best scores 0.63"
+    assert entry["value"] == f"3 devices beacon to {C2}; the group's best scores 0.78"
     for device in ("ws-0", "ws-2"):
         assert "campaign" not in _points(member(device))
-        assert member(device)[S.C_SCORE] == pytest.approx(0.63)
+        assert member(device)[S.C_SCORE] == pytest.approx(0.78)
+
+
+def test_campaign_rare_can_be_turned_off(fleet):
+    # Without campaign_rare, 3 of 10 devices is not rare: 0.63 for the best member.
+    hits = [
+        ("periodicity", f"ws-{i}", "rundll32.exe", C2, 443, t)
+        for i, t in enumerate((0.9, 0.2, 0.9))
+    ]
+    off = merge_candidates(
+        {"periodicity": _hits(hits)}, _fleet_dataset(), ScoreWeights(campaign_rare=False)
+    )
+    assert off.get_column(S.C_SCORE).to_list() == pytest.approx([0.63, 0.63, 0.63])
 
 
 def test_campaign_can_be_turned_off():
@@ -334,6 +349,7 @@ def test_campaign_can_be_turned_off():
     off = merge_candidates(
         {"periodicity": _hits(hits)}, _fleet_dataset(), ScoreWeights(campaign_max_devices=0)
     )
+    # 0 also turns campaign_rare off: ws-1 keeps its own 0.49.
     assert off.filter(pl.col(S.C_DEVICE) == "ws-1").item(0, S.C_SCORE) == pytest.approx(0.49)
 
 

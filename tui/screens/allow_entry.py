@@ -24,6 +24,7 @@ from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from detectors.base import schema as S
 from detectors.base.errors import InputError
 from detectors.base.sanitize import visible
 from detectors.curate.session import check_entry
@@ -39,6 +40,18 @@ DOMAIN_WARNING = (
     "Names come from DNS, SNI and Host headers an adversary can set: "
     "an entry by domain is weaker than one by address."
 )
+
+NO_MMDB = (
+    "asn/org match nothing here: no local MaxMind ASN file filled the candidates' "
+    'network owner (set mmdb = "/path/GeoLite2-ASN.mmdb" in the config; needs the '
+    "maxminddb package)."
+)
+
+
+def mmdb_missing(fields: dict[str, Any], candidates: pl.DataFrame) -> bool:
+    """True when the entry asks for asn/org but no candidate carries those columns."""
+    wanted = {"asn": S.C_ASN, "org": S.C_ORG}
+    return any(fields.get(k) and col not in candidates.columns for k, col in wanted.items())
 
 
 class PreviewReady(Message):
@@ -221,10 +234,11 @@ class AllowEntryScreen(ModalScreen[dict[str, Any] | None]):
             )
         else:
             text = Text(f"Matches {event.count:,} candidates on its own", end="")
+        warn = self.get_component_rich_style("entry-preview--warning")
         if event.fields.get("domain"):
-            text.append(
-                f"\n{DOMAIN_WARNING}", self.get_component_rich_style("entry-preview--warning")
-            )
+            text.append(f"\n{DOMAIN_WARNING}", warn)
+        if mmdb_missing(event.fields, self.candidates):
+            text.append(f"\n{NO_MMDB}", warn)
         self.query_one("#entry-preview", Static).update(text)
 
     # --- saving -------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""``l``: what went wrong or was skipped while loading and detecting, newest last."""
+"""``l``: what went wrong or was skipped while loading and detecting, newest last.
+
+An entry that sums many items up in one line (``skipped 412 files: ...``) carries them
+as ``details``; they are listed below the log in a collapsible, one per line, as plain
+text (file names are the adversary's too).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ from typing import ClassVar
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Label, RichLog
+from textual.widgets import Collapsible, Footer, Label, RichLog, Static
 
 from detectors.base.sanitize import visible
 from tui import keymap
@@ -21,6 +28,7 @@ class LogEntry:
     level: str  # info | warning | error
     text: str
     at: str  # HH:MM:SS, local wall clock
+    details: tuple[str, ...] = ()  # the items a summary line counts (skipped files)
 
 
 class LogScreen(Screen[None]):
@@ -48,6 +56,15 @@ class LogScreen(Screen[None]):
         background: $surface;
         padding: 0 1;
     }
+    LogScreen > #details {
+        height: auto;
+        max-height: 50%;
+        background: $surface;
+    }
+    LogScreen > #details > Collapsible {
+        padding: 0;
+        border-top: none;
+    }
     LogScreen > .log-screen--error { color: $error; text-style: bold; }
     LogScreen > .log-screen--warning { color: $warning; }
     LogScreen > .log-screen--info { color: $text-muted; }
@@ -58,6 +75,7 @@ class LogScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Label("Log: loading and detector messages (Esc closes)", classes="log-title")
         yield RichLog(wrap=True, markup=False, highlight=False, id="log")
+        yield VerticalScroll(id="details")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -72,6 +90,7 @@ class LogScreen(Screen[None]):
         log = self.query_one(RichLog)
         if self._shown == 0 or len(entries) < self._shown:
             log.clear()  # also drops the "nothing yet" line
+            self.query_one("#details").remove_children()
             self._shown = 0
         for entry in entries[self._shown :]:
             full = self.get_component_rich_style(f"log-screen--{entry.level}")
@@ -83,10 +102,24 @@ class LogScreen(Screen[None]):
             for extra in lines[1:]:
                 text.append("\n" + " " * 17 + visible(extra))
             log.write(text)
+            if entry.details:
+                self._add_details(entry)
         self._shown = len(entries)
         if not entries:
             log.clear()
             log.write(Text("Nothing to report yet.", end=""))
+
+    def _add_details(self, entry: LogEntry) -> None:
+        """A collapsed list of the items the entry counts, titled by the entry itself."""
+        count = len(entry.details)
+        first = (entry.text.splitlines() or [""])[0]
+        title = Content(f"{entry.at} {visible(first)} ({count} listed: Enter opens)")
+        body = Static(
+            Text("\n".join(visible(item) for item in entry.details), end=""), classes="listed"
+        )
+        box = Collapsible(body, title="", collapsed=True)
+        box.title = title  # type: ignore[assignment]  # Content: shown as it is, no markup
+        self.query_one("#details").mount(box)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -23,6 +23,7 @@ from textual.widget import Widget
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
+from detectors.base import schema as S
 from tui import keymap
 from tui.stages import Stage
 from tui.view import (
@@ -33,6 +34,7 @@ from tui.view import (
     choose_sort,
     cycle,
     detectors_in,
+    key_of,
     sort_by,
 )
 from tui.widgets.candidate_facts import CandidateFacts
@@ -339,6 +341,21 @@ class MainScreen(Screen[None]):
 
     def action_next_mark(self) -> None:
         self.spec = self.spec.with_(mark=cycle(list(MARK_FILTERS), self.spec.mark))
+
+    def action_campaign(self) -> None:
+        """``C``: the highlighted candidate's campaign group (every candidate to its
+        address or registered domain); pressed again, every candidate again."""
+        if self.spec.destination is not None:
+            self.spec = self.spec.with_(destination=None)
+            return
+        row = self._current()
+        if row is None:
+            return
+        ip, domain = row.get(S.C_REMOTE_IP), row.get(S.C_DOMAIN)
+        detail = self.detail
+        if detail is not None and key_of(detail.row) == key_of(row):
+            ip, domain = detail.destination.ip, detail.destination.domain or domain
+        self.spec = self.spec.with_(destination=(ip, domain))
 
     def action_reset_filters(self) -> None:
         if self.spec.text:

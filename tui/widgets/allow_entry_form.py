@@ -29,6 +29,8 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("remote_port", "remote port", "0-65535"),
     ("domain", "domain", "example.com or *.example.com"),
     ("detector", "detector", "only this detector's hits"),
+    ("asn", "AS number", "e.g. 13335 or AS13335 (needs a local mmdb)"),
+    ("org", "AS org", "the AS organisation's whole name (needs a local mmdb)"),
     ("reason", "reason", "why this traffic is fine (required)"),
     ("expires", "expires", "YYYY-MM-DD (optional: applies through that day)"),
 )

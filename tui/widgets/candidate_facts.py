@@ -19,6 +19,7 @@ from detectors.base import schema as S
 from detectors.base.sanitize import visible
 from detectors.report.figures import INTERVAL, JITTER, SLEEP, jitter_definition
 from tui import format as F
+from tui import keymap
 from tui.view import C_ALLOWED, C_MARK, UNREVIEWED, remote_cell
 
 C_NOTE = "note"  # detectors.curate.triage.C_NOTE
@@ -82,6 +83,10 @@ def facts_text(detail: CandidateDetail, styles: FactStyles) -> Text:
     )
     if row.get(S.C_ACCOUNT):
         _line(text, styles, [("account", visible(row.get(S.C_ACCOUNT)))])
+    if detail.campaign_devices >= 2:
+        key = keymap.label_of("campaign")
+        said = f"{detail.campaign_devices} devices beacon to this destination"
+        _line(text, styles, [("campaign:", f"{said} (press {key} to show them)")])
     _triage_lines(text, styles, row)
 
     stats = detail.stats

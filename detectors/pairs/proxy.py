@@ -49,6 +49,12 @@ _T_PORT = "_target_port"
 _URL = r"^(?:([A-Za-z][A-Za-z0-9+.-]*)://)?(\[[^\]]+\]|[^/:?#\s]+)(?::(\d{1,5}))?"
 
 
+# A resolver also carries many names from most devices (Defender logs the query name as
+# RemoteUrl): name-service ports are never inferred to be proxies (DNS, DNS over TLS,
+# mDNS, LLMNR). Declared proxies are taken as declared.
+NAME_SERVICE_PORTS = (53, 853, 5353, 5355)
+
+
 def endpoint_expr(ip: str = S.REMOTE_IP, port: str = S.REMOTE_PORT) -> pl.Expr:
     """ "address:port" of a row (null when either is missing): how proxies are named."""
     return pl.format("{}:{}", pl.col(ip), pl.col(port))
@@ -185,6 +191,7 @@ def detect_proxies(
         .select(
             endpoint_expr().alias(X_ENDPOINT),
             pl.col(S.REMOTE_IP).alias("_ip"),
+            pl.col(S.REMOTE_PORT).alias("_port"),
             X_DEVICES,
             X_NAMES,
         )
@@ -197,6 +204,7 @@ def detect_proxies(
         internal = in_networks(facts.get_column("_ip"), settings.internal)
         busy = facts.filter(
             internal
+            & ~pl.col("_port").is_in(NAME_SERVICE_PORTS)
             & (pl.col(X_NAMES) >= settings.proxy_min_names)
             & (pl.col(X_DEVICES) >= settings.proxy_min_device_share * everyone)
         )
@@ -210,7 +218,7 @@ def detect_proxies(
         )
     proxies = pl.concat(found).unique(X_ENDPOINT, keep="first", maintain_order=True)
     return (
-        proxies.join(facts.drop("_ip"), on=X_ENDPOINT, how="left")
+        proxies.join(facts.drop("_ip", "_port"), on=X_ENDPOINT, how="left")
         .with_columns(pl.col(X_DEVICES).fill_null(0), pl.col(X_NAMES).fill_null(0))
         .select(list(PROXY_SCHEMA))
         .sort(X_ENDPOINT)

@@ -103,6 +103,21 @@ def test_defender_proxy_inferred_from_many_names_on_most_devices():
     ]
 
 
+def test_an_internal_resolver_is_never_inferred_to_be_a_proxy():
+    # Defender logs the query name as RemoteUrl: a resolver carries many names from
+    # every device, like a proxy, but on a name-service port.
+    names = [f"site{i}.example" for i in range(10)]
+    rows = _web("d1", "10.0.1.10", 53, names) + _web("d2", "10.0.1.10", 53, names)
+    rows += _web("d1", "10.0.0.5", 8080, names) + _web("d2", "10.0.0.5", 8080, names)
+    settings = NetworkSettings(proxy_min_names=10, proxy_min_device_share=0.5)
+    got = detect_proxies(events(rows), app([]), settings)
+    assert got.get_column(X_ENDPOINT).to_list() == ["10.0.0.5:8080"]
+    declared = NetworkSettings(proxies=("10.0.1.10:53",), infer_proxies=False)
+    assert detect_proxies(events(rows), app([]), declared).get_column(X_ENDPOINT).to_list() == [
+        "10.0.1.10:53"
+    ]
+
+
 def test_place_gives_proxied_rows_outbound_direction():
     placed = place(events(ZEEK_ROWS), ZEEK_APP, NetworkSettings())
     assert placed.events.select(S.REMOTE_IP, S.DIRECTION).rows() == [

@@ -33,8 +33,9 @@ async def test_tui_hunts_partitions_when_the_input_exceeds_memory_setting(tmp_pa
         assert app.pipeline.strategy.parts is not None
         assert app.pipeline.strategy.parts.count == 3  # ceil(14,340 events / 5,000)
         assert app.main_screen.view.height > 0  # candidates, hunted partition by partition
-    scratch = tmp_path / "xdg" / "beacon-triage" / "partitions"
-    assert not any(scratch.iterdir())  # the partitions go when the app closes
+    kept = tmp_path / "xdg" / "beacon-triage" / "partitions"
+    # one complete set kept for the next run on the same files; no scratch left behind
+    assert [p.name[:4] for p in kept.iterdir()] == ["set-"]
 
 
 async def test_tui_ranks_the_network_sample_as_detect_does(tmp_path, monkeypatch):

@@ -471,6 +471,10 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
     )
     dest_rare = pl.when(proxy).then(domain_rare).otherwise(ip_rare)
     of_hosts = pl.format(" of {} devices", hosts)
+    ip_prevalence = pl.format("{}{}", ip_devices, of_hosts)
+    domain_prevalence = pl.format(
+        "{} on {}{}", pl.col(S.C_DOMAIN), pl.col(E.F_DOMAIN_DEVICES), of_hosts
+    )
     return pl.concat_list(
         _entry(
             pl.col("_timing").is_not_null(),
@@ -507,69 +511,32 @@ def _evidence(w: ScoreWeights) -> pl.Expr:
             pl.lit("rare_destinations hit"),
             w.w_rare_destination_detector,
         ),
-        _entry(
-            ~proxy & ~rekeyed & ~inbound & ip_rare,
-            "rare destination IP",
-            pl.format("{}{}", ip_devices, of_hosts),
-            w.w_ip_rare,
-        ),
-        _entry(
-            ~proxy & ~rekeyed & ~inbound & ip_common,
-            "common destination IP",
-            pl.format("{}{}", ip_devices, of_hosts),
-            w.w_ip_common,
-        ),
-        # Inbound: the remote address is the source that connects to us.
-        _entry(
-            inbound & ip_rare,
-            "rare source IP",
-            pl.format("{}{}", ip_devices, of_hosts),
-            w.w_ip_rare,
-        ),
-        _entry(
-            inbound & ip_common,
-            "common source IP",
-            pl.format("{}{}", ip_devices, of_hosts),
-            w.w_ip_common,
-        ),
-        # Through a proxy the destination is the host the client asked for.
-        _entry(
-            rekeyed & ip_rare,
-            "rare destination host",
-            pl.format("{}{}", ip_devices, of_hosts),
-            w.w_ip_rare,
-        ),
-        _entry(
-            rekeyed & ip_common,
-            "common destination host",
-            pl.format("{}{}", ip_devices, of_hosts),
-            w.w_ip_common,
+        # Prevalence of the remote end, named for what it is: the destination address,
+        # the source that connects to us (inbound), or the host asked of a proxy.
+        *(
+            _entry(scope & test, f"{kind} {noun}", ip_prevalence, weight)
+            for scope, noun in (
+                (~proxy & ~rekeyed & ~inbound, "destination IP"),
+                (inbound, "source IP"),
+                (rekeyed, "destination host"),
+            )
+            for kind, test, weight in (
+                ("rare", ip_rare, w.w_ip_rare),
+                ("common", ip_common, w.w_ip_common),
+            )
         ),
         # Behind a proxy the address is the proxy's: judge the named destination.
         _entry(
-            proxy & domain_rare,
-            "rare destination behind proxy",
-            pl.format("{} on {}{}", pl.col(S.C_DOMAIN), pl.col(E.F_DOMAIN_DEVICES), of_hosts),
-            w.w_ip_rare,
+            proxy & domain_rare, "rare destination behind proxy", domain_prevalence, w.w_ip_rare
         ),
         _entry(
             proxy & domain_common,
             "common destination behind proxy",
-            pl.format("{} on {}{}", pl.col(S.C_DOMAIN), pl.col(E.F_DOMAIN_DEVICES), of_hosts),
+            domain_prevalence,
             w.w_ip_common,
         ),
-        _entry(
-            domain_rare,
-            "rare domain",
-            pl.format("{} on {}{}", pl.col(S.C_DOMAIN), pl.col(E.F_DOMAIN_DEVICES), of_hosts),
-            w.w_domain_rare,
-        ),
-        _entry(
-            domain_common,
-            "common domain",
-            pl.format("{} on {}{}", pl.col(S.C_DOMAIN), pl.col(E.F_DOMAIN_DEVICES), of_hosts),
-            w.w_domain_common,
-        ),
+        _entry(domain_rare, "rare domain", domain_prevalence, w.w_domain_rare),
+        _entry(domain_common, "common domain", domain_prevalence, w.w_domain_common),
         _entry(
             ~informative,
             "prevalence not used",

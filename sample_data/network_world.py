@@ -146,6 +146,16 @@ class Program:
     rows: dict[str, int] = field(default_factory=dict)
 
 
+_ORDINARY: dict[str, object] = {
+    "prog": None,
+    "proto": "tcp",
+    "method": None,
+    "uri": "/",
+    "inbound": False,
+    "state": "SF",
+}
+
+
 def _times(rng: np.random.Generator, sleep: float, jitter: float, span: float) -> np.ndarray:
     """Connection times (s from the start): each sleep drawn independently, as implants do."""
     n = int(span / sleep * 1.3) + 4
@@ -308,9 +318,12 @@ def _rows(rng: np.random.Generator, span: float) -> pl.DataFrame:
     rows: list[pl.DataFrame] = []
 
     def add(device: Device, times: np.ndarray, **values: object) -> None:
+        """Rows of one device at ``times``; unnamed fields are an ordinary outbound,
+        unproxied, unlabelled TCP connection that completed."""
         n = times.size
         base = {"t": times, "device": [device.name] * n, "device_ip": [device.ip] * n}
-        rows.append(pl.DataFrame({**base, **{k: [v] * n for k, v in values.items()}}))
+        fields = {**_ORDINARY, **values}
+        rows.append(pl.DataFrame({**base, **{k: [v] * n for k, v in fields.items()}}))
 
     for prog in programs():
         for device in prog.devices:
@@ -329,7 +342,6 @@ def _rows(rng: np.random.Generator, span: float) -> pl.DataFrame:
                 method=prog.proxied,
                 uri=prog.uri,
                 inbound=prog.inbound,
-                state="SF",
             )
     # Browsing: proxied workstations through the proxy, the others directly.
     sites = [f"site{i:03d}.example" for i in range(150)]
@@ -343,29 +355,18 @@ def _rows(rng: np.random.Generator, span: float) -> pl.DataFrame:
                 add(
                     device,
                     np.array([t]),
-                    prog=None,
                     process="msedge.exe",
                     remote=sites[k],
                     port=443,
-                    proto="tcp",
                     method="CONNECT",
-                    uri="/",
-                    inbound=False,
-                    state="SF",
                 )
             else:
                 add(
                     device,
                     np.array([t]),
-                    prog=None,
                     process="msedge.exe",
                     remote=site_ips[k % 60],
                     port=443,
-                    proto="tcp",
-                    method=None,
-                    uri="/",
-                    inbound=False,
-                    state="SF",
                     url=sites[k],
                 )
         # DNS to the domain controllers: internal, never hunted
@@ -374,42 +375,26 @@ def _rows(rng: np.random.Generator, span: float) -> pl.DataFrame:
             add(
                 device,
                 np.array([t]),
-                prog=None,
                 process="svchost.exe",
                 remote=dc.ip,
                 port=53,
                 proto="udp",
-                method=None,
-                uri="/",
-                inbound=False,
-                state="SF",
             )
     # The DMZ server's own traffic and the scanners that hit it.
     add(
         dmz,
         np.sort(rng.uniform(0, span, 30)),
-        prog=None,
         process="systemd-resolved",
         remote="8.8.8.8",
         port=53,
         proto="udp",
-        method=None,
-        uri="/",
-        inbound=False,
-        state="SF",
     )
     add(
         dmz,
         np.sort(rng.uniform(0, span, 4)),
-        prog=None,
         process="apt",
         remote="91.189.91.83",
         port=80,
-        proto="tcp",
-        method=None,
-        uri="/",
-        inbound=False,
-        state="SF",
     )
     scanners = _public_ips(rng, 2000)
     ports = np.array([22, 23, 80, 443, 445, 3389, 8080])
@@ -420,13 +405,9 @@ def _rows(rng: np.random.Generator, span: float) -> pl.DataFrame:
             add(
                 dmz,
                 np.array([t]),
-                prog=None,
                 process="nginx" if port != 22 else "sshd",
                 remote=ip,
                 port=int(port),
-                proto="tcp",
-                method=None,
-                uri="/",
                 inbound=True,
                 state="SF" if open_port else "REJ",
             )

@@ -35,11 +35,12 @@ from detectors.base.atomic import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, private_d
 from detectors.base.errors import InputError
 from detectors.load.cache import LOADER_VERSION
 
-LAYOUT_VERSION = 1  # bump when the partitions' layout or columns change
+LAYOUT_VERSION = 2  # bump when the partitions' layout or columns change
 KEEP_SETS = 2
 MANIFEST = "manifest.json"
 _SET = "set-"
-_SIDE = ("names", "app", "device_info")  # the side tables, kept beside the partitions
+# The side tables of ``Partitions``, kept beside the partitions (one list for both ways).
+SIDE_TABLES = ("names", "app", "device_info", "dns")
 
 
 def set_key(
@@ -89,7 +90,7 @@ class PartitionStore:
                 name: pl.read_parquet(folder / f"{name}.parquet")
                 if (folder / f"{name}.parquet").exists()
                 else None
-                for name in _SIDE
+                for name in SIDE_TABLES
             }
         except (OSError, ValueError, pl.exceptions.PolarsError):
             return None

@@ -66,7 +66,7 @@ from detectors.load.timestamps import present
 from detectors.pairs.context import PairContext
 from detectors.pairs.population import INPUT_ROW, Population
 from detectors.run.outcome import DetectorOutcome, guarded
-from detectors.run.partition_store import PartitionStore, set_key, store_root
+from detectors.run.partition_store import SIDE_TABLES, PartitionStore, set_key, store_root
 
 PARTITION = "__partition"
 _STREAMED = {MDE_CSV: "csv", MDE_JSONL: "jsonl", MDE_PARQUET: "parquet"}
@@ -418,21 +418,14 @@ class Partitioned:
         found = store.find(key) if key else None
         if found is not None:
             progress.report("load", 1.0, f"reusing {found['count']} partitions")
-            return Partitions(
-                directory=found["directory"],  # type: ignore[arg-type]
-                count=found["count"],  # type: ignore[arg-type]
-                names=found["names"],  # type: ignore[arg-type]
-                app=found["app"],  # type: ignore[arg-type]
-                device_info=found["device_info"],  # type: ignore[arg-type]
-                files=found["files"],  # type: ignore[arg-type]
-                warnings=found["warnings"],  # type: ignore[arg-type]
-            )
+            stored = ("directory", "count", "files", "warnings", *SIDE_TABLES)
+            return Partitions(**{k: found[k] for k in stored})  # type: ignore[arg-type]
         self._scratch = Path(tempfile.mkdtemp(prefix="run-", dir=root))
         parts = write_partitions(
             self.paths, self._scratch, count, self.source_format, config.mapping, progress
         )
         if key is not None and set_key(*args) == key:  # no file changed while read
-            side = {"names": parts.names, "app": parts.app, "device_info": parts.device_info}
+            side = {name: getattr(parts, name) for name in SIDE_TABLES}
             kept = store.keep(self._scratch, key, side, count, parts.files, parts.warnings)
             if kept is not None:
                 parts.directory, self._scratch = kept, None

@@ -113,3 +113,16 @@ def test_the_key_names_every_input_fact(tmp_path):
     assert PS.set_key([source], 2, "mde-csv", None) != key
     assert PS.set_key([source], 2, None, {"Timestamp": "time"}) != key
     assert PS.set_key([tmp_path / "missing.csv"], 2, None, None) is None
+
+
+def test_reused_partitions_keep_every_side_table(tmp_path, monkeypatch):
+    """A reused set answers with the same side tables as the run that wrote it: the DNS
+    queries the dns_beacons hunt needs included, not only names, app and DeviceInfo."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    zeek = Path(__file__).resolve().parents[2] / "sample_data" / "implants" / "zeek"
+    config = tmp_path / "small.toml"
+    config.write_text("[engine]\nmax_events_in_memory = 10\n[network]\nenabled = false\n")
+    first = detect([str(zeek)], config_path=str(config), fmt="json", detector_names=["dns_beacons"])
+    again = detect([str(zeek)], config_path=str(config), fmt="json", detector_names=["dns_beacons"])
+    assert first != "[]\n" and first.count('"dns_beacons"') >= 1
+    assert again == first

@@ -327,14 +327,3 @@ def hunted_mask(frame: pl.DataFrame, type_column: str | None = S.REMOTE_IP_TYPE)
     from detectors.base.netclass import public_mask
 
     return public_mask(frame, S.REMOTE_IP, type_column)
-
-
-def hunted_expr(placed: bool, public_addresses: Sequence[str]) -> pl.Expr:
-    """``hunted_mask`` as an expression for lazy queries (``public_addresses`` when not
-    placed: the distinct public remote addresses)."""
-    if placed:
-        return pl.col(S.DIRECTION).is_in(list(S.HUNTED_DIRECTIONS)).fill_null(False)
-    from detectors.base.netclass import DEFENDER_NON_PUBLIC
-
-    declared = pl.col(S.REMOTE_IP_TYPE).is_in(list(DEFENDER_NON_PUBLIC)).fill_null(False)
-    return pl.col(S.REMOTE_IP).is_in(list(public_addresses)) & ~declared

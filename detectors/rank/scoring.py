@@ -805,13 +805,7 @@ def merge_candidates(
     if w.campaign_max_devices > 0:
         scored = _campaign_lift(scored, w)
     scored = scored.with_columns(_few_failed_cap(w).alias(S.C_EVIDENCE))
-    scored = scored.with_columns(
-        scored.get_column(S.C_EVIDENCE)
-        .list.eval(pl.element().struct.field("points"))
-        .list.sum()
-        .clip(0.0, 1.0)
-        .alias(S.C_SCORE)
-    )
+    scored = scored.with_columns(_points_sum().clip(0.0, 1.0).alias(S.C_SCORE))
     ranked = scored.sort(
         [S.C_SCORE, S.C_CONNECTIONS, *S.CANDIDATE_KEY],
         descending=[True, True, False, False, False, False],

@@ -46,9 +46,10 @@ def choose_strategy(
     """Partitions on disk when the input holds more than ``[engine] max_events_in_memory``
     events; in memory otherwise (``cache_write``: see ``InMemory``). ``use_cache`` also
     lets a partitioned run reuse the partitions of the last run on the same files."""
-    if partitioned.wanted(paths, config):
+    count = partitioned.wanted(paths, config)
+    if count is not None:
         reuse = use_cache and config.cache_settings().enabled
-        return partitioned.Partitioned(paths, source_format, reuse=reuse)
+        return partitioned.Partitioned(paths, source_format, count=count, reuse=reuse)
     return InMemory(paths, source_format, use_cache, cache_write=cache_write, recursive=recursive)
 
 

@@ -105,13 +105,17 @@ def partition_count(events: int, partition_events: int = DEFAULT_PARTITION_EVENT
     return max(1, math.ceil(events / max(1, partition_events)))
 
 
-def wanted(paths: Sequence[str | Path], config: Config) -> bool:
-    """Whether ``paths`` hold more events than ``[engine] max_events_in_memory``."""
+def wanted(paths: Sequence[str | Path], config: Config) -> int | None:
+    """How many partitions ``paths`` need when they hold more events than ``[engine]
+    max_events_in_memory``; None when they fit in memory (the estimate is made once)."""
     settings = config.engine_settings()
     try:
-        return estimate_events(paths) > settings.max_events_in_memory
+        events = estimate_events(paths)
     except (InputError, OSError):
-        return False  # let the normal loader report the problem
+        return None  # let the normal loader report the problem
+    if events <= settings.max_events_in_memory:
+        return None
+    return partition_count(events, settings.partition_events)
 
 
 # --- writing the partitions --------------------------------------------------------------------

@@ -20,7 +20,14 @@ import polars as pl
 
 from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
-from detectors.pairs.proxy import PROXY_SCHEMA, X_ENDPOINT, describe_proxies, detect_proxies, rekey
+from detectors.pairs.proxy import (
+    PROXY_SCHEMA,
+    X_ENDPOINT,
+    describe_proxies,
+    detect_proxies,
+    proxy_targets,
+    rekey,
+)
 from detectors.pairs.topology import (
     M_IP,
     MONITORED_SCHEMA,
@@ -62,8 +69,9 @@ def place(events: pl.DataFrame, app: pl.DataFrame, settings: NetworkSettings) ->
     """Proxies re-keyed, protocol normalised, direction given, inbound oriented."""
     if is_placed(events):
         return Placed(events)
-    proxies = detect_proxies(events, app, settings)
-    events = rekey(events, app, proxies.get_column(X_ENDPOINT).to_list())
+    targets = proxy_targets(app)  # what each Zeek uid asked a proxy for: read once
+    proxies = detect_proxies(events, targets, settings)
+    events = rekey(events, targets, proxies.get_column(X_ENDPOINT).to_list())
     monitored = infer_monitored(events, settings)
     events = annotate(events, settings, monitored.get_column(M_IP).to_list())
     outside = (pl.col(S.DIRECTION) == S.DIR_EXTERNAL_ONLY).fill_null(False)

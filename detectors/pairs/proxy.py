@@ -134,7 +134,7 @@ def _url_hosts(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def detect_proxies(
-    events: pl.DataFrame, app: pl.DataFrame, settings: NetworkSettings
+    events: pl.DataFrame, targets: pl.DataFrame, settings: NetworkSettings
 ) -> pl.DataFrame:
     """The proxies of the data (``PROXY_SCHEMA``): declared, CONNECT seen, or inferred.
 
@@ -146,7 +146,6 @@ def detect_proxies(
         {X_ENDPOINT: list(settings.proxies), X_REASON: ["declared"] * len(settings.proxies)},
         schema={X_ENDPOINT: pl.String(), X_REASON: pl.String()},
     )
-    targets = proxy_targets(app)
     zeek = _zeek_named(events, targets)
     url = pl.col(S.REMOTE_URL)
     keyed = pl.col(S.REMOTE_IP).is_not_null() & pl.col(S.REMOTE_PORT).is_not_null()
@@ -234,7 +233,7 @@ def describe_proxies(proxies: pl.DataFrame) -> list[str]:
     ]
 
 
-def rekey(events: pl.DataFrame, app: pl.DataFrame, proxies: Sequence[str]) -> pl.DataFrame:
+def rekey(events: pl.DataFrame, targets: pl.DataFrame, proxies: Sequence[str]) -> pl.DataFrame:
     """Rows to a proxy re-keyed to the host they were for, with a ``via_proxy`` column.
 
     See the module docstring. Every row gets the column (null when not proxied). Only
@@ -246,9 +245,12 @@ def rekey(events: pl.DataFrame, app: pl.DataFrame, proxies: Sequence[str]) -> pl
     if rows.len() == 0:
         return events.with_columns(pl.lit(None, pl.String).alias(S.VIA_PROXY))
     changed = S.REMOTE_IP, S.REMOTE_PORT, S.REMOTE_URL, S.VIA_PROXY, S.REMOTE_IP_TYPE
-    targets = proxy_targets(app).drop("_connect")
     sub = events.select(S.UID, *changed[:3], S.REMOTE_IP_TYPE)[rows].join(
-        targets, left_on=S.UID, right_on=S.APP_UID, how="left", maintain_order="left"
+        targets.drop("_connect"),
+        left_on=S.UID,
+        right_on=S.APP_UID,
+        how="left",
+        maintain_order="left",
     )
     url_host, url_port = parse_target(pl.col(S.REMOTE_URL), pl.lit(443))
     host = pl.coalesce(pl.col(_T_HOST), url_host)

@@ -7,7 +7,15 @@ import polars as pl
 from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
 from detectors.pairs.network import place
-from detectors.pairs.proxy import X_DEVICES, X_ENDPOINT, X_NAMES, X_REASON, detect_proxies, rekey
+from detectors.pairs.proxy import (
+    X_DEVICES,
+    X_ENDPOINT,
+    X_NAMES,
+    X_REASON,
+    detect_proxies,
+    proxy_targets,
+    rekey,
+)
 from tests.unit.test_topology import defender, events, zeek
 
 
@@ -41,7 +49,7 @@ ZEEK_APP = app(
 
 
 def test_zeek_connect_and_absolute_uri_rekeyed_to_proxied_host():
-    got = rekey(events(ZEEK_ROWS), ZEEK_APP, ["10.0.0.5:3128"])
+    got = rekey(events(ZEEK_ROWS), proxy_targets(ZEEK_APP), ["10.0.0.5:3128"])
     assert got.select(S.UID, S.REMOTE_IP, S.REMOTE_PORT, S.REMOTE_URL, S.VIA_PROXY).rows() == [
         ("C1", "www.c2.example", 443, "www.c2.example", "10.0.0.5:3128"),
         ("C2", "upd.example", 443, "upd.example", "10.0.0.5:3128"),
@@ -52,7 +60,7 @@ def test_zeek_connect_and_absolute_uri_rekeyed_to_proxied_host():
 
 
 def test_zeek_connect_marks_proxy():
-    got = detect_proxies(events(ZEEK_ROWS), ZEEK_APP, NetworkSettings())
+    got = detect_proxies(events(ZEEK_ROWS), proxy_targets(ZEEK_APP), NetworkSettings())
     assert got.to_dicts() == [
         {X_ENDPOINT: "10.0.0.5:3128", X_REASON: "CONNECT seen", X_DEVICES: 2, X_NAMES: 3}
     ]
@@ -66,7 +74,7 @@ def test_defender_rows_to_proxy_with_url_rekeyed():
         defender("10.0.0.5", remote_port=8080),  # no URL: stays the proxy's
         defender("93.184.216.34", remote_url="direct.example"),  # not a proxy
     ]
-    got = rekey(events(rows), app([]), ["10.0.0.5:8080"])
+    got = rekey(events(rows), proxy_targets(app([])), ["10.0.0.5:8080"])
     assert got.select(S.REMOTE_IP, S.REMOTE_PORT, S.REMOTE_URL, S.VIA_PROXY).rows() == [
         ("www.c2.example", 443, "www.c2.example", "10.0.0.5:8080"),
         ("plain.example", 80, "plain.example", "10.0.0.5:8080"),
@@ -87,7 +95,7 @@ def test_defender_proxy_inferred_from_many_names_on_most_devices():
     # an intranet server with 10 names from one device of four: not most devices
     rows += _web("d4", "10.0.9.9", 443, [f"intra{i}.corp" for i in range(10)])
     settings = NetworkSettings(proxy_min_names=10, proxy_min_device_share=0.5)
-    got = detect_proxies(events(rows), app([]), settings)
+    got = detect_proxies(events(rows), proxy_targets(app([])), settings)
     assert got.to_dicts() == [
         {
             X_ENDPOINT: "10.0.0.5:8080",
@@ -96,11 +104,16 @@ def test_defender_proxy_inferred_from_many_names_on_most_devices():
             X_NAMES: 10,
         }
     ]
-    assert detect_proxies(events(rows), app([]), NetworkSettings(proxy_min_names=11)).height == 0
+    assert (
+        detect_proxies(
+            events(rows), proxy_targets(app([])), NetworkSettings(proxy_min_names=11)
+        ).height
+        == 0
+    )
     declared = NetworkSettings(proxies=("10.0.9.9:443",), infer_proxies=False)
-    assert detect_proxies(events(rows), app([]), declared).select(X_ENDPOINT, X_REASON).rows() == [
-        ("10.0.9.9:443", "declared")
-    ]
+    assert detect_proxies(events(rows), proxy_targets(app([])), declared).select(
+        X_ENDPOINT, X_REASON
+    ).rows() == [("10.0.9.9:443", "declared")]
 
 
 def test_an_internal_resolver_is_never_inferred_to_be_a_proxy():
@@ -110,12 +123,12 @@ def test_an_internal_resolver_is_never_inferred_to_be_a_proxy():
     rows = _web("d1", "10.0.1.10", 53, names) + _web("d2", "10.0.1.10", 53, names)
     rows += _web("d1", "10.0.0.5", 8080, names) + _web("d2", "10.0.0.5", 8080, names)
     settings = NetworkSettings(proxy_min_names=10, proxy_min_device_share=0.5)
-    got = detect_proxies(events(rows), app([]), settings)
+    got = detect_proxies(events(rows), proxy_targets(app([])), settings)
     assert got.get_column(X_ENDPOINT).to_list() == ["10.0.0.5:8080"]
     declared = NetworkSettings(proxies=("10.0.1.10:53",), infer_proxies=False)
-    assert detect_proxies(events(rows), app([]), declared).get_column(X_ENDPOINT).to_list() == [
-        "10.0.1.10:53"
-    ]
+    assert detect_proxies(events(rows), proxy_targets(app([])), declared).get_column(
+        X_ENDPOINT
+    ).to_list() == ["10.0.1.10:53"]
 
 
 def test_place_gives_proxied_rows_outbound_direction():

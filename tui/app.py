@@ -49,7 +49,8 @@ from tui.screens.log import LogEntry, LogScreen
 from tui.screens.main import DetailContext, MainScreen
 from tui.screens.params import NETWORK, Overrides, ParamsScreen
 from tui.settings import save_theme
-from tui.view import C_ALLOWED
+from tui.view import C_ALLOWED, pair_protocols, with_protocol
+from tui.view import prepare as prepare_view
 from tui.widgets.status_header import HeaderInfo
 
 if TYPE_CHECKING:
@@ -312,7 +313,9 @@ class BeaconTriageApp(CurationApp):
             return
         if self.saved is not None:
             self.add_log("info", "a saved run: candidates as saved, detectors not re-run")
-            self.set_merged(self.saved.candidates)
+            # as a merge's result: the search text and protocol markers are added the same way
+            protocols = pair_protocols(self.dataset.events)
+            self.set_merged(prepare_view(with_protocol(self.saved.candidates, protocols)))
             self._set_status("saved run")
             return
         names = self.detector_names()

@@ -43,6 +43,10 @@ async def test_saved_run_opens_with_its_candidates_and_a_chart(tmp_path):
             result.candidates.select(S.CANDIDATE_KEY).sort(S.CANDIDATE_KEY)
         )
         assert app.main_screen.detail is not None
+        await pilot.press("slash", *"zzz-no-such-thing", "enter")  # search works as on a run
+        await settle(app, pilot, until=lambda: app.main_screen.view.height == 0)
+        await pilot.press("x")
+        await settle(app, pilot, until=shown)
         await pilot.press("r")  # a saved run is not re-run: the list stays
         await settle(app, pilot, until=shown)
         assert app.main_screen.view.height == result.candidates.height

@@ -361,7 +361,6 @@ COLUMNS: tuple[Column, ...] = (
         keep=9,
     ),
 )
-COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 SORTABLE = tuple(c.key for c in COLUMNS if c.sort_by is not None)
 _BY_KEY = {c.key: c for c in COLUMNS}
 

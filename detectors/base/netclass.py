@@ -20,8 +20,6 @@ RESERVED = "Reserved"
 UNSPECIFIED = "Unspecified"
 INVALID = "Invalid"
 
-NON_PUBLIC = (PRIVATE, LOOPBACK, LINK_LOCAL, MULTICAST, RESERVED, UNSPECIFIED, INVALID)
-
 # Defender's RemoteIPType values that mean "not a destination on the internet".
 DEFENDER_NON_PUBLIC = ("Reserved", "Private", "LinkLocal", "Loopback")
 

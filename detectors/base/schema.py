@@ -63,7 +63,6 @@ DIR_EXTERNAL_ONLY = "external-only"
 DIRECTIONS = (DIR_OUTBOUND, DIR_INBOUND, DIR_INTERNAL, DIR_EXTERNAL_ONLY)
 # Directions a hunt looks at: traffic between our hosts and the internet.
 HUNTED_DIRECTIONS = (DIR_OUTBOUND, DIR_INBOUND)
-TOPOLOGY_SCHEMA: dict[str, pl.DataType] = {DIRECTION: pl.String(), VIA_PROXY: pl.String()}
 
 # Canonical protocol values (``protocol`` column): lower case, null when unknown.
 PROTO_TCP = "tcp"

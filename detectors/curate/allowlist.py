@@ -68,7 +68,6 @@ C_NAMES = S.C_NAMES
 MATCH_KEYS = (
     "device", "process", "remote_ip", "remote_port", "domain", "detector", "asn", "org",
 )  # fmt: skip
-NEEDS_MMDB = ("asn", "org")  # match keys only a local mmdb's columns can satisfy
 META_KEYS = ("reason", "added_by", "added", "expires", "enabled")
 KNOWN_KEYS = MATCH_KEYS + META_KEYS
 

@@ -76,7 +76,6 @@ SCHEDULE_INTERMITTENT = "intermittent"
 
 _US_PER_S = 1_000_000
 _US_PER_HOUR = 3600 * _US_PER_S
-_US_PER_DAY = 24 * _US_PER_HOUR
 
 
 @dataclass(frozen=True)

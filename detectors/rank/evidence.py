@@ -25,7 +25,7 @@ import polars as pl
 
 from detectors.base import schema as S
 from detectors.base.domains import host_of, registered_domain, registered_domains
-from detectors.base.netclass import PUBLIC, classify_ip
+from detectors.base.netclass import PUBLIC, ip_class_expr
 from detectors.pairs.context import PairContext
 from detectors.pairs.population import INPUT_ROW, Population
 from detectors.rank import infrastructure
@@ -170,11 +170,6 @@ def candidate_events(population: Population, rows: pl.DataFrame) -> pl.DataFrame
     return rows.with_columns(population.is_public().alias("_public")).select(
         _DEV, *_EVENT_COLUMNS, *_placed_columns(population), "_public"
     )
-
-
-def _ip_classes(ips: pl.Series) -> pl.Series:
-    mapping = {ip: classify_ip(ip) for ip in ips.unique().drop_nulls().to_list()}
-    return ips.replace_strict(mapping, default="Invalid", return_dtype=pl.String())
 
 
 def _join(left: pl.DataFrame, right: pl.DataFrame, on: list[str]) -> pl.DataFrame:
@@ -393,7 +388,7 @@ def context_facts(
     facts = _join(
         facts, ip_names.rename({S.NAME_IP: S.C_REMOTE_IP, "names": "_ip_names"}), [S.C_REMOTE_IP]
     )
-    public = _ip_classes(facts.get_column(S.C_REMOTE_IP)) == PUBLIC
+    public = ip_class_expr(S.C_REMOTE_IP, facts) == PUBLIC
     facts = facts.with_columns(public.alias("_public"))
     if S.VIA_PROXY in own_ev.columns:  # re-keyed to a proxied host: that host is the destination
         rekeyed = own_ev.get_column(S.VIA_PROXY).is_not_null()

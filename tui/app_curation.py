@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from tui.pipeline import Pipeline
 
 HEADER_MARKS = ("suspicious", "escalate", "benign")
-EXPORT_DROPS = (HAYSTACK, "allowed_by")  # search helper; an entry number that edits shift
+EXPORT_DROPS = (HAYSTACK, S.C_ALLOWED_BY)  # search helper; an entry number that edits shift
 THEIRS, MINE, CANCEL = "theirs", "mine", "cancel"
 
 

@@ -7,6 +7,7 @@ page is stale.
 from __future__ import annotations
 
 from tui import keymap
+from tui.reference import md_cell
 from tui.screens.help import help_rows
 
 HEADER = """# Keys
@@ -20,19 +21,15 @@ facts to the table, then clears the filter. It never types into a box.
 """
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def _key(label: str) -> str:
-    return " / ".join(f"`{_cell(part.strip())}`" for part in label.split(" / "))
+    return " / ".join(f"`{md_cell(part.strip())}`" for part in label.split(" / "))
 
 
 def render() -> str:
     """The whole page as Markdown."""
     lines = [HEADER, "## Every key", "", "| where | key | what it does |", "|---|---|---|"]
     for where, key, text in help_rows():
-        lines.append(f"| {where} | {_key(key)} | {_cell(text)} |")
+        lines.append(f"| {where} | {_key(key)} | {md_cell(text)} |")
     lines += [
         "",
         "## Compared with VisiData, htop and less",
@@ -46,7 +43,7 @@ def render() -> str:
     labels = {k.action: k for k in keymap.KEYS if k.where in ("main", "app")}
     for action, (visidata, htop, less) in keymap.ELSEWHERE.items():
         key = labels[action]
-        row = [key.short, _key(key.label), _cell(visidata), _cell(htop), _cell(less)]
+        row = [key.short, _key(key.label), md_cell(visidata), md_cell(htop), md_cell(less)]
         lines.append("| " + " | ".join(row) + " |")
     for text, *keys in keymap.MOTION:
         lines.append(f"| {text} | " + " | ".join(f"`{k}`" for k in keys) + " |")

@@ -15,7 +15,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 PARAMETERS_PAGE = DOCS / "parameters.md"
 
 
-def _cell(value: Any) -> str:
+def md_cell(value: Any) -> str:
+    """A value as the text of a Markdown table cell (a ``|`` would end the cell)."""
     return str(value).replace("|", "\\|")
 
 
@@ -38,7 +39,7 @@ def parameters_markdown() -> str:
         lines += [f"### {name}", "", spec.summary, "", "| parameter | default | what it trades |"]
         lines.append("|---|---|---|")
         for param, default, doc in param_docs(spec.params_type):
-            lines.append(f"| `{param}` | `{_cell(default)}` | {_cell(doc)} |")
+            lines.append(f"| `{param}` | `{md_cell(default)}` | {md_cell(doc)} |")
         lines.append("")
     lines += [
         "## Score weights (`[scoring]`)",
@@ -47,7 +48,7 @@ def parameters_markdown() -> str:
         "|---|---|---|",
     ]
     for param, default, doc in param_docs(ScoreWeights):
-        lines.append(f"| `{param}` | `{_cell(default)}` | {_cell(doc)} |")
+        lines.append(f"| `{param}` | `{md_cell(default)}` | {md_cell(doc)} |")
     lines += [
         "",
         "## Network (`[network]`, see [network](network.md))",
@@ -57,7 +58,7 @@ def parameters_markdown() -> str:
     ]
     for param, default, doc in network_docs():
         shown = list(default) if isinstance(default, tuple) else default
-        lines.append(f"| `{param}` | `{_cell(shown)}` | {_cell(doc)} |")
+        lines.append(f"| `{param}` | `{md_cell(shown)}` | {md_cell(doc)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,9 +17,9 @@ from detectors.base import schema as S
 from detectors.base.sanitize import visible
 from tui import format as F
 
-C_MARK = "mark"  # detectors.curate.triage.C_MARK: unreviewed, suspicious, benign, escalate
-C_PROTOCOL = "protocol"  # added by tui.pipeline: the pair's transport (tcp, udp, icmp)
-C_ALLOWED = "allowed"  # detectors.curate.allowlist.C_ALLOWED: True when an entry matches
+C_MARK = S.C_MARK  # unreviewed, suspicious, benign, escalate
+C_PROTOCOL = S.PROTOCOL  # added by tui.pipeline: the pair's transport (tcp, udp, icmp)
+C_ALLOWED = S.C_ALLOWED  # True when an allow-list entry matches
 UNREVIEWED = "unreviewed"
 HAYSTACK = "_haystack"  # lower-cased device|process|ip|domain, built once per merge
 

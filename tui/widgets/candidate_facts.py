@@ -22,8 +22,8 @@ from tui import format as F
 from tui import keymap
 from tui.view import C_ALLOWED, C_MARK, UNREVIEWED, remote_cell
 
-C_NOTE = "note"  # detectors.curate.triage.C_NOTE
-C_ALLOWED_BY = "allowed_by"  # detectors.curate.allowlist.C_ALLOWED_BY
+C_NOTE = S.C_NOTE
+C_ALLOWED_BY = S.C_ALLOWED_BY
 
 if TYPE_CHECKING:
     from detectors.rank.enrichment import CandidateDetail

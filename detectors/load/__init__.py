@@ -337,15 +337,18 @@ def _concat(frames: list[pl.DataFrame | None], schema: Mapping[str, pl.DataType]
     return pl.concat(present, how="vertical")
 
 
-def _without_duplicates(events: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+def _without_duplicates(
+    events: pl.DataFrame, ignore: tuple[str, ...] = ()
+) -> tuple[pl.DataFrame, int]:
     """Events with exact repeats dropped (the first kept), and how many were dropped.
 
     Overlapping exports, or one export saved twice under two names, repeat rows; kept,
     they would double counts and bucket variances, so results would depend on how the
     data was cut into files. Two real connections never agree in every field (the local
-    port, the microsecond), so only repeats go. ``source_file`` is not compared.
+    port, the microsecond), so only repeats go. ``source_file`` is not compared, nor the
+    columns named in ``ignore`` (a partition's input positions).
     """
-    fields = [c for c in events.columns if c != S.SOURCE_FILE]
+    fields = [c for c in events.columns if c != S.SOURCE_FILE and c not in ignore]
     # Repeats share their microsecond timestamp, which is almost unique on its own: only
     # rows with a shared timestamp are compared field by field (a full unique() over
     # millions of rows and 18 columns costs ~10x).

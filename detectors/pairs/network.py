@@ -13,6 +13,7 @@ back as lines for the user, so a wrong guess can be corrected in ``[network]``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ from detectors.pairs.topology import (
     annotate,
     describe_monitored,
     infer_monitored,
+    sensor_rows,
 )
 
 if TYPE_CHECKING:
@@ -66,19 +68,149 @@ def is_placed(events: pl.DataFrame) -> bool:
 
 
 def place(events: pl.DataFrame, app: pl.DataFrame, settings: NetworkSettings) -> Placed:
-    """Proxies re-keyed, protocol normalised, direction given, inbound oriented."""
+    """Proxies re-keyed, protocol normalised, direction given, inbound oriented: the
+    decisions taken from ``events`` themselves and applied to them (a run in memory)."""
     if is_placed(events):
         return Placed(events)
     targets = proxy_targets(app)  # what each Zeek uid asked a proxy for: read once
     proxies = detect_proxies(events, targets, settings)
     events = rekey(events, targets, proxies.get_column(X_ENDPOINT).to_list())
     monitored = infer_monitored(events, settings)
-    events = annotate(events, settings, monitored.get_column(M_IP).to_list())
+    decisions = Decisions(settings, targets, proxies, monitored)
+    events, external_only = _finish(events, decisions)
+    return Placed(events, monitored, proxies, external_only)
+
+
+# --- decide once, apply anywhere --------------------------------------------------------------
+#
+# A run that never holds every event at once (device partitions on disk, Spark) takes the
+# same decisions from small evidence gathered piece by piece, then applies them to each
+# piece. Every step of ``apply`` is a per-row transform given the decisions, so the rows
+# come out as a run in memory places them, however the input was cut.
+
+# The columns proxy detection reads (``proxy.detect_proxies``), and those monitored-host
+# inference reads after re-keying (``topology.infer_monitored`` on sensor rows).
+PROXY_COLUMNS = (S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, S.REMOTE_URL, S.UID)
+MONITORED_COLUMNS = (
+    S.DEVICE_ID,
+    S.LOCAL_IP,
+    S.PROCESS,
+    S.UID,
+    S.REMOTE_IP,
+    S.REMOTE_PORT,
+    S.REMOTE_URL,
+    S.REMOTE_IP_TYPE,
+)
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What placement decided about the whole input: small, picklable, the same for every
+    piece it is applied to."""
+
+    settings: NetworkSettings
+    targets: pl.DataFrame  # ``proxy.proxy_targets``: what each Zeek uid asked a proxy for
+    proxies: pl.DataFrame  # ``proxy.PROXY_SCHEMA``
+    monitored: pl.DataFrame  # ``topology.MONITORED_SCHEMA``
+
+    @property
+    def endpoints(self) -> list[str]:
+        return self.proxies.get_column(X_ENDPOINT).to_list()
+
+    def notes(self, external_only: int) -> list[str]:
+        return Placed(pl.DataFrame(), self.monitored, self.proxies, external_only).notes()
+
+
+def proxy_evidence(events: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
+    """The distinct rows of ``events`` that proxy detection looks at (``PROXY_COLUMNS``):
+    named rows (a URL and an endpoint) and rows whose uid asked a proxy for a target.
+
+    ``detect_proxies`` over the union of every piece's evidence answers as over all events:
+    it counts distinct devices and names and reads nothing else of these rows.
+    """
+    url = pl.col(S.REMOTE_URL)
+    keyed = pl.col(S.REMOTE_IP).is_not_null() & pl.col(S.REMOTE_PORT).is_not_null()
+    named = (url.is_not_null() & (url != "") & keyed).fill_null(False)
+    asked = pl.col(S.UID).is_in(targets.get_column(S.APP_UID).implode()).fill_null(False)
+    return events.filter(named | asked).select(PROXY_COLUMNS).unique()
+
+
+def decide_proxies(
+    evidence: pl.DataFrame, targets: pl.DataFrame, settings: NetworkSettings
+) -> pl.DataFrame:
+    """The proxies, from every piece's ``proxy_evidence`` together."""
+    rows = evidence.unique() if evidence.height else evidence
+    return detect_proxies(rows, targets, settings)
+
+
+def monitored_evidence(
+    events: pl.DataFrame, targets: pl.DataFrame, proxies: Sequence[str]
+) -> pl.DataFrame:
+    """The distinct sensor rows, re-keyed through ``proxies``, that monitored-host
+    inference counts (it counts distinct addresses per address, nothing more)."""
+    sensor = events.filter(sensor_rows()).select(MONITORED_COLUMNS)
+    rekeyed = rekey(sensor, targets, proxies).filter(pl.col(S.REMOTE_IP).is_not_null())
+    return rekeyed.select(S.DEVICE_ID, S.LOCAL_IP, S.PROCESS, S.REMOTE_IP).unique()
+
+
+def decide_monitored(evidence: pl.DataFrame, settings: NetworkSettings) -> pl.DataFrame:
+    """The monitored hosts, from every piece's ``monitored_evidence`` together."""
+    if not evidence.height:
+        evidence = pl.DataFrame(schema=_schema((S.DEVICE_ID, S.LOCAL_IP, S.PROCESS, S.REMOTE_IP)))
+    return infer_monitored(evidence.unique(), settings)
+
+
+def decide(
+    pieces: Callable[[Sequence[str]], Iterable[pl.DataFrame]],
+    app: pl.DataFrame,
+    settings: NetworkSettings,
+) -> Decisions:
+    """The decisions over an input seen piece by piece, in two passes: ``pieces(columns)``
+    yields every piece's events (at least ``columns``) each time it is called.
+
+    Proxies first (their clients' rows are re-keyed before monitored hosts are inferred,
+    as in memory), then monitored hosts.
+    """
+    targets = proxy_targets(app)
+    found = [proxy_evidence(piece, targets) for piece in pieces(PROXY_COLUMNS)]
+    evidence = pl.concat(found) if found else pl.DataFrame(schema=_schema(PROXY_COLUMNS))
+    proxies = decide_proxies(evidence, targets, settings)
+    endpoints = proxies.get_column(X_ENDPOINT).to_list()
+    seen = [monitored_evidence(p, targets, endpoints) for p in pieces(MONITORED_COLUMNS)]
+    sensor = pl.concat(seen) if seen else pl.DataFrame()
+    return Decisions(settings, targets, proxies, decide_monitored(sensor, settings))
+
+
+def _schema(columns: Sequence[str]) -> dict[str, pl.DataType]:
+    return {c: S.EVENT_SCHEMA[c] for c in columns}
+
+
+def annotated(events: pl.DataFrame, decisions: Decisions) -> pl.DataFrame:
+    """``events`` re-keyed and given protocol and direction, inbound rows turned round;
+    external-only rows kept (marked). A per-row transform given the decisions."""
+    if is_placed(events):
+        return events
+    events = rekey(events, decisions.targets, decisions.endpoints)
+    return annotate(events, decisions.settings, decisions.monitored.get_column(M_IP).to_list())
+
+
+def apply(events: pl.DataFrame, decisions: Decisions) -> tuple[pl.DataFrame, int]:
+    """``events`` placed by ``decisions``, and how many external-only rows were set aside."""
+    if is_placed(events):
+        return events, 0
+    events = rekey(events, decisions.targets, decisions.endpoints)
+    return _finish(events, decisions)
+
+
+def _finish(events: pl.DataFrame, decisions: Decisions) -> tuple[pl.DataFrame, int]:
+    """Re-keyed events annotated, and external-only rows set aside (counted)."""
+    monitored = decisions.monitored.get_column(M_IP).to_list()
+    events = annotate(events, decisions.settings, monitored)
     outside = (pl.col(S.DIRECTION) == S.DIR_EXTERNAL_ONLY).fill_null(False)
     external_only = int(events.select(outside.sum()).item())
     if external_only:
         events = events.filter(~outside)
-    return Placed(events, monitored, proxies, external_only)
+    return events, external_only
 
 
 def place_context(context: PairContext, settings: NetworkSettings) -> PairContext:

@@ -2,13 +2,15 @@
 
 Writing the partitions is a third of a 100M-event run (every row parsed, hashed and
 written once more). An analyst reruns the same export with other parameters, an
-allow-list or ``--internal``; none of that changes the canonical events, so the set
+allow-list; none of that changes the canonical events, so the set
 written by the first run is kept in the cache folder and found again by its key:
 
 * every input file's resolved path, size and modification time (a file changed,
   replaced or touched is another key), and whether a folder listed it;
 * the partition count, ``--source-format``, the ``[mapping]`` section, and the
-  loaders' and this layout's versions (``LOADER_VERSION``, ``LAYOUT_VERSION``).
+  loaders' and this layout's versions (``LOADER_VERSION``, ``LAYOUT_VERSION``);
+* the ``[network]`` settings: partitions hold placed events, keyed by the placed
+  device (``partitioned.place_partitions``), so other settings are another set.
 
 The key is taken before the files are read and again after: a file that changed while
 it was partitioned is never kept, so no run is served rows its file no longer holds.
@@ -35,7 +37,7 @@ from detectors.base.atomic import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, private_d
 from detectors.base.errors import InputError
 from detectors.load.cache import LOADER_VERSION
 
-LAYOUT_VERSION = 2  # bump when the partitions' layout or columns change
+LAYOUT_VERSION = 3  # bump when the partitions' layout or columns change
 KEEP_SETS = 2
 MANIFEST = "manifest.json"
 _SET = "set-"
@@ -48,9 +50,11 @@ def set_key(
     count: int,
     source_format: str | None,
     mapping: Mapping[str, str] | None,
+    network: Mapping[str, object] | None = None,
 ) -> str | None:
-    """The key of the partitions of ``paths`` as the files are now; None if one cannot be
-    read (the normal load reports it)."""
+    """The key of the partitions of ``paths`` as the files are now, placed with the
+    ``[network]`` settings ``network`` (None: not placed); None if a file cannot be read
+    (the normal load reports it)."""
     from detectors.load import _expand
 
     try:
@@ -67,6 +71,7 @@ def set_key(
         "mapping": sorted((mapping or {}).items()),
         "loader": LOADER_VERSION,
         "layout": LAYOUT_VERSION,
+        "network": network,
     }
     text = json.dumps(document, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -107,15 +112,22 @@ class PartitionStore:
         count: int,
         files: Sequence[str],
         warnings: Sequence[str],
+        extra: Mapping[str, object] | None = None,
     ) -> Path | None:
-        """Store the partitions written in ``directory`` (under ``root``) as set ``key``;
-        the set's folder, or None when it could not be stored (the run goes on)."""
+        """Store the partitions written in ``directory`` (under ``root``) as set ``key``,
+        with ``extra`` (JSON) in its manifest; the set's folder, or None when it could not
+        be stored (the run goes on)."""
         target = self.path(key)
         try:
             for name, frame in side.items():
                 if frame is not None:
                     frame.write_parquet(directory / f"{name}.parquet")
-            manifest = {"count": count, "files": list(files), "warnings": list(warnings)}
+            manifest = {
+                **(extra or {}),
+                "count": count,
+                "files": list(files),
+                "warnings": list(warnings),
+            }
             (directory / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
             _make_private(directory)
             if target.exists():  # another run kept the same set first

@@ -46,13 +46,14 @@ from detectors.base import schema as S
 from detectors.base.config import (
     DEFAULT_PARTITION_EVENTS,
     Config,
+    NetworkSettings,
     cache_dir,
 )
 from detectors.base.errors import InputError
 from detectors.base.netclass import normalize_ip
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.hunts.registry import get, params_for
-from detectors.load import expand_paths, format_of, load_file
+from detectors.load import _without_duplicates, expand_paths, format_of, load_file
 from detectors.load import mde as MDE
 from detectors.load.common import (
     EARLIEST,
@@ -64,11 +65,13 @@ from detectors.load.common import (
 from detectors.load.sniff import MDE_CSV, MDE_JSONL, MDE_PARQUET
 from detectors.load.timestamps import present
 from detectors.pairs.context import PairContext
+from detectors.pairs.network import apply, decide
 from detectors.pairs.population import INPUT_ROW, Population
 from detectors.run.outcome import DetectorOutcome, guarded
 from detectors.run.partition_store import SIDE_TABLES, PartitionStore, set_key, store_root
 
 PARTITION = "__partition"
+_PLACEMENT = ("placed", "duplicates", "notes")  # kept in a set's manifest
 _STREAMED = {MDE_CSV: "csv", MDE_JSONL: "jsonl", MDE_PARQUET: "parquet"}
 _FILE_BITS = 40  # INPUT_ROW = file number << 40 | row number in the file
 _SEED = 0x5EED_0003
@@ -211,6 +214,11 @@ class Partitions:
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     dns: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=S.DNS_SCHEMA))
+    # Placed in the network (``place_partitions``): keyed by the placed device, exact
+    # repeats already dropped (``duplicates`` of them), and what placement found.
+    placed: bool = False
+    duplicates: int | None = None
+    notes: list[str] = field(default_factory=list)
 
     def part_files(self, partition: int) -> list[Path]:
         return sorted(self.directory.glob(f"file-*/{PARTITION}={partition}/*.parquet"))
@@ -286,6 +294,70 @@ def write_partitions(
     return result
 
 
+# --- placing the partitions in the network ---------------------------------------------------
+
+
+def _empty_placed() -> pl.DataFrame:
+    """No events, with the columns of placed partitions."""
+    topology = {S.VIA_PROXY: pl.String(), S.DIRECTION: pl.String(), INPUT_ROW: pl.UInt64()}
+    return pl.DataFrame(schema={**S.EVENT_SCHEMA, **topology})
+
+
+def place_partitions(
+    parts: Partitions,
+    directory: Path,
+    settings: NetworkSettings,
+    progress: Progress = NULL_PROGRESS,
+) -> Partitions:
+    """``parts`` placed in the network (``pairs.network``), written under ``directory``.
+
+    The decisions need every event (which address:port is a proxy, which public address
+    a sensor watches): two passes over a few columns of each partition gather the small
+    evidence they are taken from. A third pass drops each partition's exact repeats (they
+    share a device, so a partition holds all of them, and a run in memory drops them
+    before placing), places its rows and writes them to the partition of their *placed*
+    device: an inbound row turned round belongs with our host, so every pair and every
+    fact about one device stays in one partition.
+    """
+
+    def pieces(columns: Sequence[str]) -> Iterator[pl.DataFrame]:
+        for number in range(parts.count):
+            files = parts.part_files(number)
+            if files:
+                yield pl.read_parquet(files, columns=list(columns))
+
+    progress.report("load", 0.0, "placing the events in the network")
+    decisions = decide(pieces, parts.app, settings)
+    external_only = duplicates = 0
+    for number in range(parts.count):
+        progress.report("load", number / parts.count, f"placing partition {number + 1}")
+        files = parts.part_files(number)
+        if not files:
+            continue
+        frame, dropped = _without_duplicates(pl.read_parquet(files), ignore=(INPUT_ROW,))
+        placed, outside = apply(frame, decisions)
+        duplicates, external_only = duplicates + dropped, external_only + outside
+        if placed.height:
+            key = _partition_key(parts.count).alias(PARTITION)
+            target = pl.PartitionBy(
+                directory / f"file-{number:05d}",
+                key=PARTITION,
+                include_key=False,
+                approximate_bytes_per_file=1 << 60,
+            )
+            placed.lazy().with_columns(key).sink_parquet(
+                target, mkdir=True, engine="streaming", row_group_size=10_000
+            )
+        del frame, placed
+    return dataclasses.replace(
+        parts,
+        directory=directory,
+        placed=True,
+        duplicates=duplicates,
+        notes=decisions.notes(external_only),
+    )
+
+
 # --- running the detectors ---------------------------------------------------------------------
 
 
@@ -294,12 +366,14 @@ def load_partition(
 ) -> tuple[PairContext, int]:
     """One partition as a dataset whose ``everyone()`` is the whole input, and how many
     exact repeats were dropped from it (repeats share their device: same partition)."""
-    from detectors.load import _without_duplicates
-
     files = parts.part_files(partition)
-    # files in input order, rows in input order inside each (sinks keep the order)
-    frame = pl.read_parquet(files).drop(INPUT_ROW) if files else S.empty_events()
-    events, duplicates = _without_duplicates(frame)
+    if parts.duplicates is not None:  # placed: repeats dropped before placing, as in memory
+        frame = pl.read_parquet(files) if files else _empty_placed()
+        events, duplicates = frame.sort(INPUT_ROW).drop(INPUT_ROW), 0
+    else:
+        # files in input order, rows in input order inside each (sinks keep the order)
+        frame = pl.read_parquet(files).drop(INPUT_ROW) if files else S.empty_events()
+        events, duplicates = _without_duplicates(frame)
     dataset = PairContext(
         events=events,
         names=parts.names,
@@ -357,26 +431,26 @@ class Partitioned:
     parts: Partitions | None = None
     reuse: bool = True  # keep the partitions for the next run on the same files
     _scratch: Path | None = None
+    _placed_scratch: Path | None = None  # placed copies of partitions handed in
 
     def context(self, config: Config, progress: Progress) -> PairContext:
+        settings = config.network_settings()
         if self.parts is None:
             size = config.engine_settings().partition_events
             count = self.count or partition_count(estimate_events(self.paths), size)
             self.parts = self._kept_or_written(config, count, progress)
+        elif settings.enabled and not self.parts.placed:  # partitions handed in: placed beside
+            parent = self.parts.directory.parent
+            self._placed_scratch = Path(tempfile.mkdtemp(prefix="placed-", dir=parent))
+            self.parts = place_partitions(self.parts, self._placed_scratch, settings, progress)
         parts = self.parts
-        warnings = list(parts.warnings)
-        if config.network_settings().enabled:
-            warnings.append(
-                "input bigger than memory: [network] placement (direction, proxies as "
-                "destinations, inbound pairs) is not applied yet; public addresses are hunted"
-            )
         return PairContext(
             names=parts.names,
             app=parts.app,
             device_info=parts.device_info,
             dns=parts.dns,
             files=parts.files,
-            warnings=warnings,
+            warnings=[*parts.warnings, *parts.notes],
             population=Population(parts.scan(), parts.names, streaming=True),
         )
 
@@ -387,7 +461,7 @@ class Partitioned:
         parts = self.parts
         assert parts is not None and context.population is not None, "context() first"
         state = {name: _Progressing(DetectorOutcome(name)) for name in names}
-        duplicates = 0
+        duplicates = parts.duplicates or 0  # placed partitions: dropped before placing
         for partition in range(parts.count):
             progress.report("detect", partition / parts.count, f"partition {partition + 1}")
             piece, dropped = load_partition(parts, partition, context.population)
@@ -413,32 +487,47 @@ class Partitioned:
             yield outcome
 
     def _kept_or_written(self, config: Config, count: int, progress: Progress) -> Partitions:
-        """The partitions a previous run kept for these files, else written now (and
-        kept for the next run when ``reuse``; see ``partition_store``)."""
-        root = store_root(cache_dir())  # 0700: it holds the events
-        store = PartitionStore(root)
-        args = (self.paths, count, self.source_format, config.mapping)
+        """The partitions a previous run kept for these files and ``[network]`` settings,
+        else written (and placed) now, and kept for the next run when ``reuse``; see
+        ``partition_store``."""
+        store = PartitionStore(store_root(cache_dir()))  # 0700: it holds the events
+        settings = config.network_settings()
+        network = dataclasses.asdict(settings) if settings.enabled else None
+        args = (self.paths, count, self.source_format, config.mapping, network)
         key = set_key(*args) if self.reuse else None
         found = store.find(key) if key else None
         if found is not None:
             progress.report("load", 1.0, f"reusing {found['count']} partitions")
-            stored = ("directory", "count", "files", "warnings", *SIDE_TABLES)
-            return Partitions(**{k: found[k] for k in stored})  # type: ignore[arg-type]
-        self._scratch = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+            stored = ("directory", "count", "files", "warnings", *SIDE_TABLES, *_PLACEMENT)
+            return Partitions(**{k: found[k] for k in stored if k in found})  # type: ignore[arg-type]
+        self._scratch = self._new_scratch()
         parts = write_partitions(
             self.paths, self._scratch, count, self.source_format, config.mapping, progress
         )
+        if settings.enabled:  # the loaded partitions only serve to place: then removed
+            loaded, self._scratch = self._scratch, self._new_scratch()
+            try:
+                parts = place_partitions(parts, self._scratch, settings, progress)
+            finally:
+                shutil.rmtree(loaded, ignore_errors=True)
         if key is not None and set_key(*args) == key:  # no file changed while read
             side = {name: getattr(parts, name) for name in SIDE_TABLES}
-            kept = store.keep(self._scratch, key, side, count, parts.files, parts.warnings)
+            placement = {name: getattr(parts, name) for name in _PLACEMENT}
+            kept = store.keep(
+                self._scratch, key, side, count, parts.files, parts.warnings, placement
+            )
             if kept is not None:
                 parts.directory, self._scratch = kept, None
         return parts
 
+    def _new_scratch(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="run-", dir=store_root(cache_dir())))
+
     def close(self) -> None:
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
+        for scratch in (self._scratch, self._placed_scratch):
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        self._scratch = self._placed_scratch = None
 
 
 def _return_freed_memory() -> None:

@@ -32,20 +32,18 @@ HEADER = (
 )
 
 
-def unplaced():
-    """Partitioned runs do not place events in the network yet: compare like with like."""
-    config = load_config(None)
-    config.network = {"enabled": False}
-    return config
+def placed():
+    """The default settings: events placed in the network, in memory and on partitions."""
+    return load_config(None)
 
 
 def in_memory(paths):
-    return run_all(PairContext.of(load_paths(paths, cache=None)), unplaced(), workers=1)
+    return run_all(PairContext.of(load_paths(paths, cache=None)), placed(), workers=1)
 
 
 def partitioned(paths, tmp_path, count):
     parts = P.write_partitions(paths, tmp_path / "parts", count)
-    result = run(P.Partitioned(parts=parts), unplaced())
+    result = run(P.Partitioned(parts=parts), placed())
     return result, result.context
 
 
@@ -143,12 +141,9 @@ def test_detect_switches_to_partitions_above_the_configured_size(tmp_path, monke
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # scratch partitions there
     source = beacon_csv(tmp_path / "events.csv", [kusto(START, 60 * i) for i in range(40)])
     small = tmp_path / "small.toml"
-    small.write_text(
-        "[engine]\nmax_events_in_memory = 10\npartition_events = 20\n"
-        "[network]\nenabled = false\n"  # partitions are not placed yet: compare like with like
-    )
+    small.write_text("[engine]\nmax_events_in_memory = 10\npartition_events = 20\n")
     memory = tmp_path / "memory.toml"
-    memory.write_text("[network]\nenabled = false\n")
+    memory.write_text("")
     assert P.wanted([source], load_config(small))  # ~41 lines estimated > 10
     assert not P.wanted([source], load_config(memory))
     called = []

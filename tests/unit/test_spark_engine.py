@@ -104,19 +104,30 @@ def _key(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+NETWORK = Path(__file__).parent.parent.parent / "sample_data" / "network"
+
+
 @pytest.mark.parametrize(
     "paths",
-    [[str(p) for p in sample_paths()], [str(sample_zeek_dir())]],
-    ids=["defender", "zeek"],
+    [
+        [str(p) for p in sample_paths()],
+        [str(sample_zeek_dir())],
+        [str(NETWORK / "defender_network_events.csv"), str(NETWORK / "zeek")],
+    ],
+    ids=["defender", "zeek", "network"],
 )
 def test_spark_engine_finds_the_candidates_of_the_local_engine(spark, paths):
-    """Same keys, same detectors, scores equal to 1e-9, on the bundled sample."""
+    """Same keys, same detectors, scores equal to 1e-9, events placed in the network
+    (proxies, a monitored sensor host, inbound pairs) with the same notes."""
     from detectors.run.loop import run
     from detectors.run.spark import SparkStrategy
 
-    config = Config(network={"enabled": False})  # placing needs every event: not on Spark yet
+    config = Config()  # [network] placement on, as by default
     result = run(SparkStrategy(paths, spark=spark), config)
     local = run_all(PairContext.of(load_paths(paths, cache=False)), config)
+    notes = local.context.placement_notes
+    assert [w for w in result.context.warnings if w in notes] == notes
+    assert sorted(result.context.warnings) == sorted(local.context.warnings)
     got, want = _key(result.candidates), _key(local.candidates)
     assert got.height == want.height > 10
     assert got.select(S.CANDIDATE_KEY).equals(want.select(S.CANDIDATE_KEY))

@@ -56,9 +56,11 @@ def compute_facts(events: DataFrame) -> Facts:
 
     ts = F.unix_micros(F.col(S.TIMESTAMP))
     action = F.col(S.ACTION)
-    out = F.col(S.REMOTE_IP).isNotNull() & (
-        action.isNull() | ~action.isin(list(not_outbound_actions()))
-    )
+    own = action.isNull() | ~action.isin(list(not_outbound_actions()))
+    placed = S.DIRECTION in events.columns  # as ``evidence``: inbound rows turned round count
+    if placed:
+        own = own | F.coalesce(F.col(S.DIRECTION) == S.DIR_INBOUND, F.lit(False))
+    out = F.col(S.REMOTE_IP).isNotNull() & own
     row = events.select(
         F.min(ts),
         F.max(ts),
@@ -80,12 +82,12 @@ def compute_facts(events: DataFrame) -> Facts:
         [(ip,) for ip in public], f"{S.REMOTE_IP} string"
     )
     device = F.coalesce(F.col(S.DEVICE_NAME), F.col(S.DEVICE_ID))
-    devices = (
-        events.filter(out)
-        .join(F.broadcast(public_df), S.REMOTE_IP, "left_semi")
-        .select(F.countDistinct(device))
-        .first()
-    )
+    if placed:  # public means hunted: outbound or inbound (``Population.is_public``)
+        hunted = F.col(S.DIRECTION).isin(list(S.HUNTED_DIRECTIONS))
+        going_out = events.filter(out & F.coalesce(hunted, F.lit(False)))
+    else:
+        going_out = events.filter(out).join(F.broadcast(public_df), S.REMOTE_IP, "left_semi")
+    devices = going_out.select(F.countDistinct(device)).first()
     assert devices is not None
     return Facts(
         bounds=(_utc(first), _utc(last)),

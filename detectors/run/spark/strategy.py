@@ -33,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 
 from detectors.base import schema as S
-from detectors.base.config import Config
+from detectors.base.config import Config, NetworkSettings
 from detectors.base.errors import Cancelled, InputError
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.hunts.registry import get, params_for
@@ -42,7 +42,18 @@ from detectors.pairs.population import INPUT_ROW
 from detectors.run.outcome import DetectorOutcome, run_detector
 from detectors.run.spark.codec import decode, encode
 from detectors.run.spark.facts import Facts, KnownPopulation, compute_facts
-from detectors.run.spark.read import SparkInput, collect_events, conform_events, read_inputs
+from detectors.run.spark.place import (
+    collect_placed,
+    conform_placed,
+    count_outside,
+    decide_in_spark,
+    drop_loaded,
+    outside,
+    place_in_spark,
+    placed_counts,
+    resolver_rows,
+)
+from detectors.run.spark.read import SparkInput, read_inputs
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -76,7 +87,8 @@ def run_group(table: pa.Table, job: GroupJob) -> pa.Table:
     group = int(table.column(GROUP)[0].as_py()) if table.num_rows else -1
     collected = pl.from_arrow(table)
     assert isinstance(collected, pl.DataFrame)
-    events, dropped = _without_duplicates(conform_events(collected).drop(INPUT_ROW))
+    events, dropped = _without_duplicates(conform_placed(collected).drop(INPUT_ROW))
+    events = drop_loaded(events)  # placed rows: repeats only when equal as loaded
     dataset = PairContext(
         events=events,
         names=job.names,
@@ -196,11 +208,11 @@ def _sliced(frame: DataFrame, names: pl.DataFrame, facts: Facts, source: SparkIn
     """Spark rows collected into a PairContext whose population knows the facts."""
     from detectors.load import _without_duplicates
 
-    rows = collect_events(frame)
+    rows = collect_placed(frame)
     events, _ = _without_duplicates(rows.drop(INPUT_ROW))
-    population = KnownPopulation(rows.lazy(), names, facts)
+    population = KnownPopulation(drop_loaded(rows).lazy(), names, facts)
     return PairContext(
-        events=events,
+        events=drop_loaded(events),
         names=names,
         app=source.app,
         device_info=source.device_info,
@@ -299,12 +311,13 @@ def evidence_slice(source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame
     processes = keys.get_column(S.C_PROCESS).drop_nulls().unique().to_list()
     ports = [int(p) for p in keys.get_column(S.C_REMOTE_PORT).drop_nulls().unique().to_list()]
     action = F.col(S.ACTION)
-    outbound = source.events.filter(
-        F.col(S.REMOTE_IP).isNotNull()
-        & (action.isNull() | ~action.isin(list(not_outbound_actions())))
-    )
+    placed = S.DIRECTION in source.events.columns
+    own_side = action.isNull() | ~action.isin(list(not_outbound_actions()))
+    if placed:  # as ``evidence``: inbound rows turned round count as our host's own
+        own_side = own_side | F.coalesce(F.col(S.DIRECTION) == S.DIR_INBOUND, F.lit(False))
+    outbound = source.events.filter(F.col(S.REMOTE_IP).isNotNull() & own_side)
     flagged = _isin(outbound, S.REMOTE_IP, ips, "_own")
-    own = collect_events(flagged.filter(F.col("_own").isNotNull()).drop("_own"))
+    own = collect_placed(flagged.filter(F.col("_own").isNotNull()).drop("_own"))
     names = pl.concat(
         [
             source.names.select(S.NAME_IP, S.NAME),
@@ -328,6 +341,9 @@ def evidence_slice(source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame
         | F.col("_uid").isNotNull()
         | F.col("_named").isNotNull()
     )
+    placement = [S.VIA_PROXY, S.DIRECTION] if placed else []
+    if placed:  # what the evidence counts over placed events: served sources, resolvers
+        counted = counted | placed_counts()
     reduced = (
         rest.filter(counted)
         .select(
@@ -339,24 +355,47 @@ def evidence_slice(source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame
             S.REMOTE_IP_TYPE,
             F.when(F.col("_url").isNotNull(), F.col(S.REMOTE_URL)).alias(S.REMOTE_URL),
             F.when(F.col("_uid").isNotNull(), F.col(S.UID)).alias(S.UID),
+            *placement,
+            *([S.ACTION] if placed else []),  # served sources count answered rows only
         )
         .distinct()
     )
+    if placed:  # internal rows reach the population for the resolvers only
+        resolvers = (
+            source.events.filter(resolver_rows())
+            .select(
+                S.DEVICE_NAME,
+                S.DEVICE_ID,
+                F.lit(None).cast("string").alias(S.PROCESS),
+                S.REMOTE_PORT,
+                S.REMOTE_IP,
+                F.lit(None).cast("string").alias(S.REMOTE_IP_TYPE),
+                F.lit(None).cast("string").alias(S.REMOTE_URL),
+                F.lit(None).cast("string").alias(S.UID),
+                *placement,
+                S.ACTION,
+            )
+            .distinct()
+        )
+        reduced = reduced.unionByName(resolvers).distinct()
     table = pl.from_arrow(reduced.toArrow())
     assert isinstance(table, pl.DataFrame)
     others = (
         S.conform(table, "")
         .collect()
         .with_columns(
-            pl.lit(None, pl.String).alias(S.SOURCE_FILE), pl.lit(None, pl.Int64).alias(INPUT_ROW)
+            pl.lit(None, pl.String).alias(S.SOURCE_FILE),
+            pl.lit(None, pl.Int64).alias(INPUT_ROW),
+            *[table.get_column(c) for c in placement],
         )
     )
     from detectors.load import _without_duplicates
 
     events, _ = _without_duplicates(own.drop(INPUT_ROW))
+    own = drop_loaded(own)
     everyone = pl.concat([own, others.select(own.columns)], how="vertical")
     return PairContext(
-        events=events,
+        events=drop_loaded(events),
         names=source.names,
         app=source.app,
         device_info=source.device_info,
@@ -394,6 +433,8 @@ class SparkStrategy:
     timings: dict[str, float] = field(default_factory=dict)
     total: int = 0  # events read
     used_groups: int = 0
+    outside_repeats: int = 0  # exact repeats among the external-only rows set aside
+    _persisted: list[Any] = field(default_factory=list)  # Spark frames to release
 
     def _session(self) -> SparkSession:
         if self.spark is None:
@@ -419,24 +460,44 @@ class SparkStrategy:
         self.total = source.events.count()
         self.timings["read"] = time.perf_counter() - began
         progress.report("load", 1.0, f"{self.total:,} events in {len(source.files)} files")
+        notes: list[str] = []
+        empty = S.empty_events()
+        settings = config.network_settings()
+        if settings.enabled:
+            began = time.perf_counter()
+            progress.report("load", 1.0, "placing the events in the network")
+            notes = self._place(source, settings)
+            empty = empty.with_columns(
+                pl.lit(None, pl.String).alias(S.VIA_PROXY),
+                pl.lit(None, pl.String).alias(S.DIRECTION),
+            )
+            self.timings["placement"] = time.perf_counter() - began
         began = time.perf_counter()
         progress.report("facts", 0.0, "population facts")
         self.facts = compute_facts(source.events)
         self.timings["facts"] = time.perf_counter() - began
-        warnings = list(source.warnings)
-        if config.network_settings().enabled:  # placing needs every event at once
-            warnings.append(
-                "the Spark engine does not place events in the network yet: [network] is "
-                "not applied (public remote addresses are hunted, as with enabled = false)"
-            )
         return PairContext(
             names=source.names,
             app=source.app,
             device_info=source.device_info,
             files=list(source.files),
-            warnings=warnings,
-            population=KnownPopulation(S.empty_events().lazy(), source.names, self.facts),
+            warnings=[*source.warnings, *notes],
+            population=KnownPopulation(drop_loaded(empty).lazy(), source.names, self.facts),
         )
+
+    def _place(self, source: SparkInput, settings: NetworkSettings) -> list[str]:
+        """Place the events in executors (``place``); external-only rows set aside,
+        counted. The placed events replace the loaded ones; the placement notes."""
+        from pyspark import StorageLevel
+
+        decisions = decide_in_spark(source.events, source.app, settings)
+        placed = place_in_spark(source.events, decisions).persist(StorageLevel.MEMORY_AND_DISK)
+        outside_count, self.outside_repeats = count_outside(placed)
+        kept = placed.filter(~outside())
+        self._persisted.append(source.events)
+        source.events = kept
+        self._persisted.append(placed)
+        return decisions.notes(outside_count)
 
     def hunts(
         self, context: PairContext, config: Config, names: Sequence[str], progress: Progress
@@ -485,6 +546,7 @@ class SparkStrategy:
         ranked = evidence_slice(source, facts, [h for h in hits if h is not None])
         context.events = ranked.events
         context.population = ranked.population
+        duplicates += self.outside_repeats
         if duplicates:
             context.warnings.append(
                 f"{duplicates} duplicate event rows dropped (identical in every field)"
@@ -494,6 +556,8 @@ class SparkStrategy:
 
     def close(self) -> None:
         """Release the events Spark cached (the session stays for the next run)."""
-        if self.source is not None:
+        frames = [*self._persisted, *([self.source.events] if self.source else [])]
+        for frame in frames:
             with contextlib.suppress(Exception):  # a lost JVM has nothing left to release
-                self.source.events.unpersist()
+                frame.unpersist()
+        self._persisted.clear()

@@ -1,0 +1,158 @@
+"""Network placement on partitions gives the events, candidates and notes of a run in memory.
+
+The network sample (a proxy found from CONNECT, a DMZ sensor host reached by ~2,000
+scanners and an inbound beacon, resolvers) is what placement changes most: partitioned
+with tiny partitions, it must rank exactly as in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from detectors.base import schema as S
+from detectors.base.config import Config
+from detectors.load import load_paths
+from detectors.pairs import network as N
+from detectors.pairs.context import PairContext
+from detectors.run import partitioned as P
+from detectors.run.headless import detect
+from detectors.run.loop import choose_strategy, run, run_all
+from detectors.run.setup import load_config
+
+NETWORK = Path(__file__).parent.parent.parent / "sample_data" / "network"
+PATHS = [str(NETWORK / "defender_network_events.csv"), str(NETWORK / "zeek")]
+SMALL = "[engine]\nmax_events_in_memory = 1000\npartition_events = 6000\n"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """The partitions' cache in tmp; the folder kept sets go to."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "beacon-triage" / "partitions"
+
+
+@pytest.fixture(scope="module")
+def in_memory():
+    return run_all(PairContext.of(load_paths(PATHS, cache=None)), Config(), workers=1)
+
+
+def _ranked(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select(*S.CANDIDATE_KEY, S.C_SCORE, "detectors").sort(
+        S.CANDIDATE_KEY, nulls_last=True
+    )
+
+
+def test_the_network_sample_on_partitions_ranks_as_in_memory(in_memory, cache, tmp_path):
+    config_file = tmp_path / "small.toml"
+    config_file.write_text(SMALL)
+    config = load_config(str(config_file))
+    strategy = choose_strategy(PATHS, config)
+    assert (
+        isinstance(strategy, P.Partitioned) and strategy.count == 4
+    )  # ~18,600 rows estimated / 6,000
+    result = run(strategy, config)
+    got, want = _ranked(result.candidates), _ranked(in_memory.candidates)
+    assert want.height == 78
+    assert got.select(S.CANDIDATE_KEY).equals(want.select(S.CANDIDATE_KEY))
+    assert got.get_column("detectors").to_list() == want.get_column("detectors").to_list()
+    diff = (got.get_column(S.C_SCORE) - want.get_column(S.C_SCORE)).abs().max()
+    assert isinstance(diff, float) and diff <= 1e-9
+    assert_frame_equal(result.candidates, in_memory.candidates)
+    # the same notes, in the same order, and no "not placed" excuse
+    notes = in_memory.context.placement_notes
+    assert notes == [
+        "monitored host 198.51.100.20 (inferred): reached by 2,002 external sources, opens "
+        "connections to 6 addresses",
+        "proxy 10.10.0.5:3128 (CONNECT seen): connections through it are keyed by the proxied host",
+    ]
+    assert [w for w in result.context.warnings if w in notes] == notes
+    assert sorted(result.context.warnings) == sorted(in_memory.context.warnings)
+    assert not any("not applied" in w or "not placed" in w for w in result.context.warnings)
+
+
+def test_the_inbound_beacon_lives_in_the_sensor_hosts_partition(in_memory, tmp_path):
+    """Turned round, the scanners' and the controller's rows to 198.51.100.20 are that
+    host's: all of them in its partition, none left where their source hashed."""
+    parts = P.write_partitions(PATHS, tmp_path / "loaded", 4)
+    placed = P.place_partitions(parts, tmp_path / "placed", Config().network_settings())
+    host = "198.51.100.20"
+    where = {
+        n: pl.read_parquet(placed.part_files(n)).filter(pl.col(S.DEVICE_NAME) == host).height
+        for n in range(placed.count)
+    }
+    expected = in_memory.context.events.filter(pl.col(S.DEVICE_NAME) == host).height
+    assert sorted(where.values())[-1] == expected > 2000  # every scanner reached it
+    assert sum(where.values()) == expected  # and no row of it anywhere else
+    # the whole placed input is the run in memory's, row for row, in input order
+    rows = pl.read_parquet(placed.all_files()).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
+    assert_frame_equal(rows, in_memory.context.events)
+
+
+def test_decisions_from_any_cut_of_the_events_are_those_in_memory():
+    """Evidence gathered per piece is mergeable: cut by row number (not by device), the
+    pieces decide the proxies and monitored hosts that the whole input does."""
+    loaded = load_paths(PATHS, cache=None)
+    settings = Config().network_settings()
+    whole = N.place(loaded.events, loaded.app, settings)
+
+    def pieces(columns):
+        height = loaded.events.height
+        for start in range(0, height, 997):  # 24 uneven slices
+            yield loaded.events.slice(start, 997).select(columns)
+
+    decided = N.decide(pieces, loaded.app, settings)
+    assert_frame_equal(decided.proxies, whole.proxies)
+    assert_frame_equal(decided.monitored, whole.monitored)
+    assert decided.monitored.get_column("ip").to_list() == ["198.51.100.20"]
+    assert decided.endpoints == ["10.10.0.5:3128"]
+    placed, outside = N.apply(loaded.events, decided)
+    assert_frame_equal(placed, whole.events)
+    assert outside == whole.external_only
+
+
+def test_rows_equal_only_after_placing_are_both_kept(tmp_path):
+    """Two inbound connections at one microsecond from two ephemeral ports are two
+    rows: placing drops the peer's port, but repeats are judged as loaded (in memory,
+    and on partitions, where they are dropped before placing)."""
+    header = "Timestamp,DeviceId,DeviceName,ActionType,RemoteIP,RemotePort,LocalIP,LocalPort"
+    rows = [header]
+    for minute in range(30):
+        stamp = f"2026-11-20T{minute // 60:02d}:{minute % 60:02d}:00.0000000Z"
+        for port in (50001, 50002):  # same instant, two source ports
+            rows.append(f"{stamp},id-1,srv-1,InboundConnectionAccepted,8.8.4.4,{port},10.0.0.9,22")
+        rows.append(f"{stamp},id-1,srv-1,InboundConnectionAccepted,8.8.4.4,50001,10.0.0.9,22")
+    source = tmp_path / "inbound.csv"
+    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    loaded = load_paths([source], cache=None)
+    assert "30 duplicate event rows dropped (identical in every field)" in loaded.warnings
+    placed = N.place(loaded.events, loaded.app, Config().network_settings())
+    assert placed.events.height == 60  # 30 true repeats gone, the 60 others kept
+    assert placed.events.get_column(S.REMOTE_PORT).unique().to_list() == [22]
+    parts = P.write_partitions([source], tmp_path / "loaded", 2)
+    on_disk = P.place_partitions(parts, tmp_path / "placed", Config().network_settings())
+    assert on_disk.duplicates == 30
+    events = pl.read_parquet(on_disk.all_files()).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
+    assert_frame_equal(events, placed.events)
+
+
+def test_other_network_settings_partition_again_the_same_reuse(cache, tmp_path, monkeypatch):
+    source = NETWORK / "defender_network_events.csv"
+    writes: list[int] = []
+    real = P.write_partitions
+    monkeypatch.setattr(P, "write_partitions", lambda *a, **k: writes.append(1) or real(*a, **k))
+    first = tmp_path / "a.toml"
+    first.write_text(SMALL)
+    second = tmp_path / "b.toml"
+    second.write_text(SMALL + '[network]\nproxies = ["10.10.0.5:3128"]\n')
+    one = detect([str(source)], config_path=str(first), fmt="json")
+    assert writes == [1]
+    assert detect([str(source)], config_path=str(first), fmt="json") == one
+    assert writes == [1]  # same settings: the kept set
+    other = detect([str(source)], config_path=str(second), fmt="json")
+    assert writes == [1, 1]  # other settings: partitioned and placed again
+    assert other == detect([str(source)], config_path=str(second), fmt="json", use_cache=False)
+    assert len([s for s in cache.iterdir() if s.name.startswith("set-")]) == 2

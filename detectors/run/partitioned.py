@@ -33,6 +33,7 @@ import io
 import math
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -432,14 +433,19 @@ class Partitioned:
     reuse: bool = True  # keep the partitions for the next run on the same files
     _scratch: Path | None = None
     _placed_scratch: Path | None = None  # placed copies of partitions handed in
+    _given: Partitions | None = None  # partitions handed in, as loaded (placed again)
+    _network: str | None = None  # the [network] settings the partitions were placed with
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def context(self, config: Config, progress: Progress) -> PairContext:
         settings = config.network_settings()
+        self._network = _network_key(config)
         if self.parts is None:
             size = config.engine_settings().partition_events
             count = self.count or partition_count(estimate_events(self.paths), size)
             self.parts = self._kept_or_written(config, count, progress)
         elif settings.enabled and not self.parts.placed:  # partitions handed in: placed beside
+            self._given = self._given or self.parts
             parent = self.parts.directory.parent
             self._placed_scratch = Path(tempfile.mkdtemp(prefix="placed-", dir=parent))
             self.parts = place_partitions(self.parts, self._placed_scratch, settings, progress)
@@ -458,6 +464,7 @@ class Partitioned:
         self, context: PairContext, config: Config, names: Sequence[str], progress: Progress
     ) -> Iterator[DetectorOutcome]:
         """Every hunt over every partition, then combined; outcomes come at the end."""
+        self._replace(context, config, progress)
         parts = self.parts
         assert parts is not None and context.population is not None, "context() first"
         state = {name: _Progressing(DetectorOutcome(name)) for name in names}
@@ -485,6 +492,21 @@ class Partitioned:
                     outcome, partial(stages.combine, partials, context, params, progress)
                 )
             yield outcome
+
+    def _replace(self, context: PairContext, config: Config, progress: Progress) -> None:
+        """Placed again when ``[network]`` changed since ``context`` (the TUI's parameters
+        screen): the partitions are keyed by the placed device, so they are partitioned
+        (or found kept) again, and the context's population and notes follow."""
+        with self._lock:
+            if _network_key(config) == self._network:
+                return
+            old = self.parts.notes if self.parts is not None else []
+            self.close()
+            self.parts = self._given
+            fresh = self.context(config, progress)
+            context.population = fresh.population
+            context.warnings[:] = [w for w in context.warnings if w not in old]
+            context.warnings.extend(self.parts.notes if self.parts is not None else [])
 
     def _kept_or_written(self, config: Config, count: int, progress: Progress) -> Partitions:
         """The partitions a previous run kept for these files and ``[network]`` settings,
@@ -528,6 +550,12 @@ class Partitioned:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
         self._scratch = self._placed_scratch = None
+
+
+def _network_key(config: Config) -> str:
+    """The ``[network]`` settings as placement sees them (all off is one value)."""
+    settings = config.network_settings()
+    return repr(settings) if settings.enabled else "off"
 
 
 def _return_freed_memory() -> None:

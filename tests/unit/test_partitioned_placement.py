@@ -15,6 +15,7 @@ from polars.testing import assert_frame_equal
 
 from detectors.base import schema as S
 from detectors.base.config import Config
+from detectors.base.progress import NULL_PROGRESS
 from detectors.load import load_paths
 from detectors.pairs import network as N
 from detectors.pairs.context import PairContext
@@ -156,3 +157,26 @@ def test_other_network_settings_partition_again_the_same_reuse(cache, tmp_path, 
     assert writes == [1, 1]  # other settings: partitioned and placed again
     assert other == detect([str(source)], config_path=str(second), fmt="json", use_cache=False)
     assert len([s for s in cache.iterdir() if s.name.startswith("set-")]) == 2
+
+
+def test_new_network_settings_place_an_open_partitioned_run_again(in_memory, cache):
+    """The TUI keeps a run open and hunts again after its parameters screen changed
+    ``[network]``: the partitions are placed again and the notes follow."""
+    from detectors.hunts.registry import all_detectors
+    from detectors.run.outcome import merge
+
+    strategy = P.Partitioned(PATHS, count=3)
+    off = Config(network={"enabled": False})
+    context = strategy.context(off, NULL_PROGRESS)
+    assert not context.everyone().placed
+    assert not any(w.startswith("monitored host") for w in context.warnings)
+    names = list(all_detectors())
+    try:
+        outcomes = {o.name: o for o in strategy.hunts(context, Config(), names, NULL_PROGRESS)}
+        candidates = merge(outcomes, context, Config())
+    finally:
+        strategy.close()
+    assert context.everyone().placed
+    notes = in_memory.context.placement_notes
+    assert [w for w in context.warnings if w in notes] == notes
+    assert_frame_equal(candidates, in_memory.candidates)

@@ -14,8 +14,7 @@ Not a test: it prints a table. Each engine runs in a fresh process through the r
 - equality: the Spark candidates against the local ones (same keys and detectors,
   largest score difference).
 
-Both engines run with ``[network] enabled = false``: Spark does not place events in the
-network yet, so the local run is measured doing the same work.
+Both engines place the events in the network (``[network]`` defaults), as a run does.
 
 Data: ``sample_data/generate.py --events N --format parquet`` (deterministic), once.
 """
@@ -55,8 +54,7 @@ def child(engine: str, master: str | None, paths: list[str], out: Path) -> None:
     from detectors.run.loop import run
     from detectors.run.memory import InMemory
 
-    # Like with like: the Spark engine does not place events in the network yet.
-    config = Config(network={"enabled": False})
+    config = Config()  # both engines place the events in the network
     began = time.perf_counter()
     jvm_kb = 0
     extra: dict[str, object] = {}

@@ -84,9 +84,9 @@ class NetworkSettings:
 
     enabled: bool = _n(
         True,
-        "Place events in the network at all. Off: the old rule (hunt public remote addresses "
-        "only, no proxies re-keyed, no inbound pairs). Inputs bigger than memory (partitioned"
-        " runs) are not placed yet.",
+        "Place events in the network at all (in memory, on partitions and on Spark alike). "
+        "Off: the old rule (hunt public remote addresses only, no proxies re-keyed, no "
+        "inbound pairs).",
     )
     internal: tuple[str, ...] = _n(
         DEFAULT_INTERNAL,

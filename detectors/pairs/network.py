@@ -219,7 +219,8 @@ def place_context(context: PairContext, settings: NetworkSettings) -> PairContex
     The findings go to the context's ``warnings``. New settings (the TUI's parameters,
     ``--internal``) place the events as loaded again; the same settings do nothing.
     Every index built from the old events is dropped: the pairs change with the keys.
-    A partitioned input (a streaming population) is not placed yet.
+    A partitioned or Spark input (a streaming population) is placed by its strategy,
+    which applies ``decide`` and ``apply`` piece by piece.
     """
     if context.population is not None and context.population.streaming:
         return context

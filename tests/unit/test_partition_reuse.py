@@ -33,9 +33,7 @@ def setup(tmp_path, monkeypatch):
     """An input over the in-memory limit, the cache in tmp, and a count of writes."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     config = tmp_path / "small.toml"
-    config.write_text(
-        "[engine]\nmax_events_in_memory = 10\npartition_events = 20\n[network]\nenabled = false\n"
-    )
+    config.write_text("[engine]\nmax_events_in_memory = 10\npartition_events = 20\n")
     writes: list[int] = []
     real = P.write_partitions
     monkeypatch.setattr(P, "write_partitions", lambda *a, **k: writes.append(1) or real(*a, **k))
@@ -112,6 +110,9 @@ def test_the_key_names_every_input_fact(tmp_path):
     assert PS.set_key([source], 3, None, None) != key
     assert PS.set_key([source], 2, "mde-csv", None) != key
     assert PS.set_key([source], 2, None, {"Timestamp": "time"}) != key
+    placed = PS.set_key([source], 2, None, None, {"internal": ["10.0.0.0/8"]})
+    assert placed not in (None, key)
+    assert PS.set_key([source], 2, None, None, {"internal": ["10.0.0.0/16"]}) != placed
     assert PS.set_key([tmp_path / "missing.csv"], 2, None, None) is None
 
 
@@ -121,7 +122,7 @@ def test_reused_partitions_keep_every_side_table(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     zeek = Path(__file__).resolve().parents[2] / "sample_data" / "implants" / "zeek"
     config = tmp_path / "small.toml"
-    config.write_text("[engine]\nmax_events_in_memory = 10\n[network]\nenabled = false\n")
+    config.write_text("[engine]\nmax_events_in_memory = 10\n")
     first = detect([str(zeek)], config_path=str(config), fmt="json", detector_names=["dns_beacons"])
     again = detect([str(zeek)], config_path=str(config), fmt="json", detector_names=["dns_beacons"])
     assert first != "[]\n" and first.count('"dns_beacons"') >= 1

@@ -126,6 +126,12 @@ class NetworkSettings:
     proxy_min_device_share: float = _n(
         0.5, '"Most devices\' web traffic": share of the devices with named traffic using it.'
     )
+    proxy_egress_window_ms: int = _n(
+        3000,
+        "How long after a client's request to a proxy the proxy's own connection to the "
+        "server may start and still be linked to it (same name: SNI, Host or URL). Wider "
+        "links slow proxies; narrower leaves busy proxies' egress ranked as the proxy's own.",
+    )
 
     def with_internal(self, extra: tuple[str, ...]) -> NetworkSettings:
         """These settings with more internal subnets (``--internal CIDR``), checked."""

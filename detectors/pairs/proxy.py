@@ -187,7 +187,9 @@ def detect_proxies(
             _url_hosts(with_url).drop(S.REMOTE_URL),
         ]
     )
-    named = named.with_columns(registered_domains(named.get_column("_name")).alias("_domain"))
+    # registered domains only where the port rule can use them (a resolver's names are many)
+    on_port = named.select(pl.when(pl.col(S.REMOTE_PORT).is_in(PROXY_PORTS)).then("_name"))
+    named = named.with_columns(registered_domains(on_port.to_series()).alias("_domain"))
     # grouped by address and port, formatted per group: the text of an endpoint names
     # one (address, port), as the port has no colon (formatting every row cost more)
     facts = (

@@ -8,6 +8,7 @@ seconds after T0; the window is the default 3,000 ms.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import polars as pl
 
@@ -138,3 +139,39 @@ def test_no_proxy_gives_every_row_a_null_server():
     ), app([]), [], 3000)  # fmt: skip
     assert got.get_column(S.PROXY_SERVER).to_list() == [None]
     assert count == EgressCount(window_ms=3000)
+
+
+def _proxied_candidates() -> pl.DataFrame:
+    """A proxied candidate (its remote end a host name, with the server the proxy
+    reached), one without a linked server, and a direct one."""
+    return pl.DataFrame(
+        {
+            S.C_DEVICE: ["a", "b", "c"],
+            S.C_PROCESS: ["x.exe"] * 3,
+            S.C_REMOTE_IP: ["c2.example", "other.example", "104.16.2.2"],
+            S.C_REMOTE_PORT: pl.Series([443, 443, 443], dtype=pl.Int32),
+            S.C_SERVER_IPS: [["104.16.1.1", "198.51.100.4"], [], None],
+        }
+    )
+
+
+def test_allowlist_by_address_matches_the_server_a_proxy_reached(tmp_path):
+    from detectors.curate.allowlist import AllowList
+
+    allow = AllowList(tmp_path / "allow.toml")
+    allow.add({"remote_ip": "104.16.0.0/13", "reason": "CDN"})
+    flagged = allow.flag(_proxied_candidates())
+    assert flagged.get_column(S.C_ALLOWED).to_list() == [True, False, True]
+
+
+def test_network_owner_of_a_proxied_candidate_is_its_servers():
+    from detectors.rank.enrichment import GeoLookup, with_asn
+    from tests.unit.test_allowlist_asn import _FakeReader
+
+    geo = GeoLookup(Path("/nonexistent.mmdb"))
+    reader = _FakeReader()
+    geo._reader = reader
+    owned = with_asn(_proxied_candidates(), geo)
+    assert sorted(reader.calls) == ["104.16.1.1", "104.16.2.2", "other.example"]
+    assert owned.get_column(S.C_ASN).to_list() == [13335, None, None]
+    assert owned.columns[-2:] == [S.C_ASN, S.C_ORG]

@@ -21,6 +21,7 @@ import polars as pl
 
 from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
+from detectors.pairs.egress import EgressCount, link_egress
 from detectors.pairs.proxy import (
     PROXY_SCHEMA,
     X_ENDPOINT,
@@ -35,6 +36,7 @@ from detectors.pairs.topology import (
     annotate,
     describe_monitored,
     infer_monitored,
+    protocol_expr,
     sensor_rows,
 )
 
@@ -50,6 +52,7 @@ class Placed:
     monitored: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=MONITORED_SCHEMA))
     proxies: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PROXY_SCHEMA))
     external_only: int = 0
+    egress: EgressCount = field(default_factory=EgressCount)
 
     def notes(self) -> list[str]:
         """One line per finding the user may want to correct."""
@@ -59,7 +62,7 @@ class Placed:
                 f"{self.external_only:,} connections with neither end in our network set "
                 "aside (declare [network] internal or monitored if some are ours)"
             )
-        return lines
+        return lines + self.egress.notes()
 
 
 def is_placed(events: pl.DataFrame) -> bool:
@@ -78,7 +81,9 @@ def place(events: pl.DataFrame, app: pl.DataFrame, settings: NetworkSettings) ->
     monitored = infer_monitored(events, settings)
     decisions = Decisions(settings, targets, proxies, monitored)
     events, external_only = _finish(events, decisions)
-    return Placed(events, monitored, proxies, external_only)
+    endpoints = proxies.get_column(X_ENDPOINT).to_list()
+    events, egress = link_egress(events, app, endpoints, settings.proxy_egress_window_ms)
+    return Placed(events, monitored, proxies, external_only, egress)
 
 
 # --- decide once, apply anywhere --------------------------------------------------------------
@@ -117,8 +122,8 @@ class Decisions:
     def endpoints(self) -> list[str]:
         return self.proxies.get_column(X_ENDPOINT).to_list()
 
-    def notes(self, external_only: int) -> list[str]:
-        return Placed(pl.DataFrame(), self.monitored, self.proxies, external_only).notes()
+    def notes(self, external_only: int, egress: EgressCount) -> list[str]:
+        return Placed(pl.DataFrame(), self.monitored, self.proxies, external_only, egress).notes()
 
 
 def proxy_evidence(events: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
@@ -190,16 +195,75 @@ def annotated(events: pl.DataFrame, decisions: Decisions) -> pl.DataFrame:
     external-only rows kept (marked). A per-row transform given the decisions."""
     if is_placed(events):
         return events
-    events = rekey(events, decisions.targets, decisions.endpoints)
+    events = _with_icmp_type(rekey(events, decisions.targets, decisions.endpoints))
     return annotate(events, decisions.settings, decisions.monitored.get_column(M_IP).to_list())
 
 
 def apply(events: pl.DataFrame, decisions: Decisions) -> tuple[pl.DataFrame, int]:
-    """``events`` placed by ``decisions``, and how many external-only rows were set aside."""
+    """``events`` placed by ``decisions``, and how many external-only rows were set aside;
+    a proxy's egress not yet linked (``link``), ``icmp_type`` always present."""
     if is_placed(events):
         return events, 0
-    events = rekey(events, decisions.targets, decisions.endpoints)
+    events = _with_icmp_type(rekey(events, decisions.targets, decisions.endpoints))
     return _finish(events, decisions)
+
+
+def _with_icmp_type(events: pl.DataFrame) -> pl.DataFrame:
+    """An ``icmp_type`` column where annotating puts one (in memory it appears only when
+    some row is ICMP; a piece without any would lack it: see ``has_icmp``)."""
+    if S.ICMP_TYPE in events.columns:
+        return events
+    return events.with_columns(pl.lit(None, pl.Int32).alias(S.ICMP_TYPE))
+
+
+def has_icmp(events: pl.DataFrame) -> bool:
+    """Whether placing gives ``events`` an ``icmp_type`` column (some row is ICMP): pieces
+    keep the column only when some piece has an ICMP row, as a run in memory."""
+    return bool(events.select((protocol_expr() == S.PROTO_ICMP).fill_null(False).any()).item())
+
+
+# --- a proxy's egress, linked across pieces ----------------------------------------------------
+#
+# Linking (``egress.link_egress``) pairs a proxy's own connection with the client's proxied
+# one: two devices, so two pieces. It reads only those two kinds of rows, so it runs once
+# over them gathered from every piece (keyed by a row id), and its answer (rows set
+# aside, servers for client rows) is applied to each piece by that id.
+
+LINK_COLUMNS = (S.TIMESTAMP, S.LOCAL_IP, S.REMOTE_IP, S.UID, S.REMOTE_URL, S.VIA_PROXY, S.DIRECTION)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Egress linking's answer for every piece, by row id."""
+
+    dropped: pl.Series  # ids of the proxy's connections linked to a client's (set aside)
+    servers: pl.DataFrame  # (id, ``proxy_server``) of the client rows that got a server
+    count: EgressCount
+
+
+def link_rows(placed: pl.DataFrame, decisions: Decisions, row: str) -> pl.DataFrame:
+    """The rows of a placed piece linking reads: proxied client rows and rows from a
+    proxy's address (``row`` and ``LINK_COLUMNS``)."""
+    addresses = [e.rpartition(":")[0].strip("[]") for e in decisions.endpoints]
+    wanted = pl.col(S.VIA_PROXY).is_not_null() | pl.col(S.LOCAL_IP).is_in(addresses)
+    return placed.filter(wanted.fill_null(False)).select(row, *LINK_COLUMNS)
+
+
+def link(rows: pl.DataFrame, app: pl.DataFrame, decisions: Decisions, row: str) -> Links:
+    """Link egress over every piece's ``link_rows``, given in input order (ties are
+    broken by position, as in memory), each row named by its ``row`` id."""
+    window = decisions.settings.proxy_egress_window_ms
+    out, count = link_egress(rows, app, decisions.endpoints, window)
+    ids = rows.get_column(row)
+    dropped = ids.filter(~ids.is_in(out.get_column(row).implode()))
+    servers = out.filter(pl.col(S.PROXY_SERVER).is_not_null()).select(row, S.PROXY_SERVER)
+    return Links(dropped, servers, count)
+
+
+def apply_links(placed: pl.DataFrame, links: Links, row: str) -> pl.DataFrame:
+    """A placed piece with its linked egress set aside and its clients' servers."""
+    placed = placed.filter(~pl.col(row).is_in(links.dropped.implode()))
+    return placed.join(links.servers, on=row, how="left", maintain_order="left")
 
 
 def _finish(events: pl.DataFrame, decisions: Decisions) -> tuple[pl.DataFrame, int]:

@@ -66,7 +66,7 @@ from detectors.load.common import (
 from detectors.load.sniff import MDE_CSV, MDE_JSONL, MDE_PARQUET
 from detectors.load.timestamps import present
 from detectors.pairs.context import PairContext
-from detectors.pairs.network import apply, decide
+from detectors.pairs.network import apply, apply_links, decide, has_icmp, link, link_rows
 from detectors.pairs.population import INPUT_ROW, Population
 from detectors.run.outcome import DetectorOutcome, guarded
 from detectors.run.partition_store import SIDE_TABLES, PartitionStore, set_key, store_root
@@ -300,7 +300,13 @@ def write_partitions(
 
 def _empty_placed() -> pl.DataFrame:
     """No events, with the columns of placed partitions."""
-    topology = {S.VIA_PROXY: pl.String(), S.DIRECTION: pl.String(), INPUT_ROW: pl.UInt64()}
+    topology = {
+        INPUT_ROW: pl.UInt64(),
+        S.VIA_PROXY: pl.String(),
+        S.ICMP_TYPE: pl.Int32(),
+        S.DIRECTION: pl.String(),
+        S.PROXY_SERVER: pl.String(),
+    }
     return pl.DataFrame(schema={**S.EVENT_SCHEMA, **topology})
 
 
@@ -314,11 +320,13 @@ def place_partitions(
 
     The decisions need every event (which address:port is a proxy, which public address
     a sensor watches): two passes over a few columns of each partition gather the small
-    evidence they are taken from. A third pass drops each partition's exact repeats (they
+    evidence they are taken from. Then each partition's exact repeats are dropped (they
     share a device, so a partition holds all of them, and a run in memory drops them
-    before placing), places its rows and writes them to the partition of their *placed*
-    device: an inbound row turned round belongs with our host, so every pair and every
-    fact about one device stays in one partition.
+    before placing) and its rows placed, twice: once to gather the rows a proxy's egress
+    is linked by (client and proxy are two devices: linked once over all of them), once
+    to write them, linked, to the partition of their *placed* device: an inbound row
+    turned round belongs with our host, so every pair and every fact about one device
+    stays in one partition.
     """
 
     def pieces(columns: Sequence[str]) -> Iterator[pl.DataFrame]:
@@ -329,16 +337,31 @@ def place_partitions(
 
     progress.report("load", 0.0, "placing the events in the network")
     decisions = decide(pieces, parts.app, settings)
-    external_only = duplicates = 0
-    for number in range(parts.count):
-        progress.report("load", number / parts.count, f"placing partition {number + 1}")
+
+    def placed(number: int) -> tuple[pl.DataFrame, int, int, bool]:
+        """Partition ``number`` deduplicated and placed (egress not linked yet)."""
         files = parts.part_files(number)
         if not files:
-            continue
+            return _empty_placed(), 0, 0, False
         frame, dropped = _without_duplicates(pl.read_parquet(files), ignore=(INPUT_ROW,))
-        placed, outside = apply(frame, decisions)
+        events, outside = apply(frame, decisions)
+        return events, dropped, outside, has_icmp(frame)
+
+    external_only = duplicates = 0
+    rows, icmp = [], False
+    for number in range(parts.count):  # what egress linking reads, from every partition
+        events, dropped, outside, any_icmp = placed(number)
+        rows.append(link_rows(events, decisions, INPUT_ROW))
         duplicates, external_only = duplicates + dropped, external_only + outside
-        if placed.height:
+        icmp = icmp or any_icmp
+    links = link(pl.concat(rows).sort(INPUT_ROW), parts.app, decisions, INPUT_ROW)
+    del rows
+    for number in range(parts.count):
+        progress.report("load", number / parts.count, f"placing partition {number + 1}")
+        events = apply_links(placed(number)[0], links, INPUT_ROW)
+        if not icmp:
+            events = events.drop(S.ICMP_TYPE)
+        if events.height:
             key = _partition_key(parts.count).alias(PARTITION)
             target = pl.PartitionBy(
                 directory / f"file-{number:05d}",
@@ -346,16 +369,16 @@ def place_partitions(
                 include_key=False,
                 approximate_bytes_per_file=1 << 60,
             )
-            placed.lazy().with_columns(key).sink_parquet(
+            events.lazy().with_columns(key).sink_parquet(
                 target, mkdir=True, engine="streaming", row_group_size=10_000
             )
-        del frame, placed
+        del events
     return dataclasses.replace(
         parts,
         directory=directory,
         placed=True,
         duplicates=duplicates,
-        notes=decisions.notes(external_only),
+        notes=decisions.notes(external_only, links.count),
     )
 
 

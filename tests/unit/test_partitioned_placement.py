@@ -52,9 +52,8 @@ def test_the_network_sample_on_partitions_ranks_as_in_memory(in_memory, cache, t
     config_file.write_text(SMALL)
     config = load_config(str(config_file))
     strategy = choose_strategy(PATHS, config)
-    assert (
-        isinstance(strategy, P.Partitioned) and strategy.count == 4
-    )  # ~18,600 rows estimated / 6,000
+    assert isinstance(strategy, P.Partitioned)
+    assert strategy.count == 4  # ~18,600 rows estimated / 6,000
     result = run(strategy, config)
     got, want = _ranked(result.candidates), _ranked(in_memory.candidates)
     assert want.height == 78
@@ -69,6 +68,11 @@ def test_the_network_sample_on_partitions_ranks_as_in_memory(in_memory, cache, t
         "monitored host 198.51.100.20 (inferred): reached by 2,002 external sources, opens "
         "connections to 6 addresses",
         "proxy 10.10.0.5:3128 (CONNECT seen): connections through it are keyed by the proxied host",
+        # the proxy's own connections: linked across partitions (client and proxy are two)
+        "2,271 connections from proxy 10.10.0.5 to the servers linked to their clients' "
+        "proxied connections and set aside (not ranked as the proxy's own)",
+        "4 connections from proxy 10.10.0.5 not linked and kept as its own: 4 carried no "
+        "name (SNI, Host or URL), 0 no client asked for their name within 3,000 ms before",
     ]
     assert [w for w in result.context.warnings if w in notes] == notes
     assert sorted(result.context.warnings) == sorted(in_memory.context.warnings)
@@ -110,9 +114,16 @@ def test_decisions_from_any_cut_of_the_events_are_those_in_memory():
     assert_frame_equal(decided.monitored, whole.monitored)
     assert decided.monitored.get_column("ip").to_list() == ["198.51.100.20"]
     assert decided.endpoints == ["10.10.0.5:3128"]
-    placed, outside = N.apply(loaded.events, decided)
-    assert_frame_equal(placed, whole.events)
-    assert outside == whole.external_only
+    # applied per slice, the proxy's egress linked once over every slice's link rows
+    events = loaded.events.with_row_index("_row")
+    placed = [N.apply(events.slice(start, 997), decided) for start in range(0, events.height, 997)]
+    rows = pl.concat([N.link_rows(p, decided, "_row") for p, _ in placed]).sort("_row")
+    links = N.link(rows, loaded.app, decided, "_row")
+    assert links.count == whole.egress and links.count.linked == 2271
+    out = pl.concat([N.apply_links(p, links, "_row") for p, _ in placed]).drop("_row")
+    assert not N.has_icmp(loaded.events)  # so no icmp_type column, as in memory
+    assert_frame_equal(out.drop(S.ICMP_TYPE), whole.events)
+    assert sum(outside for _, outside in placed) == whole.external_only
 
 
 def test_rows_equal_only_after_placing_are_both_kept(tmp_path):

@@ -25,12 +25,15 @@ import pyarrow as pa
 
 from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
+from detectors.pairs.egress import EgressCount
 from detectors.pairs.network import (
+    LINK_COLUMNS,
     PROXY_COLUMNS,
     Decisions,
     annotated,
     decide_monitored,
     decide_proxies,
+    link,
     monitored_evidence,
     proxy_evidence,
 )
@@ -43,7 +46,8 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 LOADED_ROW = "__loaded_row"  # a hash of the row's fields as loaded (see the docstring)
-PLACED_COLUMNS = (LOADED_ROW, S.VIA_PROXY, S.DIRECTION)  # after the canonical ones
+# after the canonical ones, in the order a run in memory gives them
+PLACED_COLUMNS = (LOADED_ROW, S.VIA_PROXY, S.ICMP_TYPE, S.DIRECTION, S.PROXY_SERVER)
 _SENSOR_COLUMNS = (S.DEVICE_ID, S.LOCAL_IP, S.PROCESS, S.REMOTE_IP)
 _ARROW = {
     pl.Datetime: pa.timestamp("us", tz="UTC"),
@@ -63,7 +67,7 @@ def _arrow_schema(
 def placed_schema() -> pa.Schema:
     """The Arrow schema of placed events in Spark: canonical, input row, placement."""
     extra = [(INPUT_ROW, pa.int64()), (LOADED_ROW, pa.int64())]
-    extra += [(S.VIA_PROXY, pa.string()), (S.DIRECTION, pa.string())]
+    extra += [(S.VIA_PROXY, pa.string()), (S.ICMP_TYPE, pa.int32()), (S.DIRECTION, pa.string())]
     return _arrow_schema(list(S.EVENT_SCHEMA), extra)
 
 
@@ -73,7 +77,8 @@ def conform_placed(frame: pl.DataFrame) -> pl.DataFrame:
     if not present:
         return conform_events(frame)
     frame = frame.sort(INPUT_ROW)
-    extras = frame.select(present).cast({LOADED_ROW: pl.Int64} if LOADED_ROW in present else {})
+    types = {LOADED_ROW: pl.Int64, S.ICMP_TYPE: pl.Int32, S.VIA_PROXY: pl.String}
+    extras = frame.select(present).cast({c: t for c, t in types.items() if c in present})
     return conform_events(frame).with_columns(extras)
 
 
@@ -130,6 +135,36 @@ def place_in_spark(events: DataFrame, decisions: Decisions) -> DataFrame:
         return annotated(frame.with_columns(loaded), decisions)
 
     return _mapped(events, place, placed_schema())
+
+
+def link_in_spark(
+    placed: DataFrame, app: pl.DataFrame, decisions: Decisions
+) -> tuple[DataFrame, EgressCount]:
+    """A proxy's egress linked (``network.link``) over the rows it reads, collected to
+    the driver (exact repeats dropped first, as in memory); the answer, keyed by
+    ``LOADED_ROW`` (shared by repeats), joined back in Spark."""
+    from pyspark.sql import functions as F
+
+    addresses = [e.rpartition(":")[0].strip("[]") for e in decisions.endpoints]
+    wanted = F.col(S.VIA_PROXY).isNotNull() | F.col(S.LOCAL_IP).isin(addresses)
+    table = placed.filter(wanted).select(INPUT_ROW, LOADED_ROW, *LINK_COLUMNS).toArrow()
+    rows = pl.from_arrow(table)
+    assert isinstance(rows, pl.DataFrame)
+    rows = rows.with_columns(pl.col(S.TIMESTAMP).cast(S.EVENT_SCHEMA[S.TIMESTAMP]))
+    rows = rows.sort(INPUT_ROW).unique(LOADED_ROW, keep="first", maintain_order=True)
+    links = link(rows.drop(INPUT_ROW), app, decisions, LOADED_ROW)
+    spark = placed.sparkSession
+    dropped = spark.createDataFrame(
+        [(int(v),) for v in links.dropped.to_list()], f"{LOADED_ROW} long"
+    )
+    servers = spark.createDataFrame(
+        [(int(r), v) for r, v in links.servers.iter_rows()],
+        f"{LOADED_ROW} long, {S.PROXY_SERVER} string",
+    )
+    joined = placed.join(F.broadcast(dropped), LOADED_ROW, "left_anti").join(
+        F.broadcast(servers), LOADED_ROW, "left"
+    )
+    return joined, links.count
 
 
 def outside() -> Column:

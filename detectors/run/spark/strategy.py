@@ -48,6 +48,7 @@ from detectors.run.spark.place import (
     count_outside,
     decide_in_spark,
     drop_loaded,
+    link_in_spark,
     outside,
     place_in_spark,
     placed_counts,
@@ -389,6 +390,9 @@ def evidence_slice(source: SparkInput, facts: Facts, hits: Iterable[pl.DataFrame
             *[table.get_column(c) for c in placement],
         )
     )
+    others = others.with_columns(  # the other placement columns: nothing to say here
+        pl.lit(None, own.schema[c]).alias(c) for c in own.columns if c not in others.columns
+    )
     from detectors.load import _without_duplicates
 
     events, _ = _without_duplicates(own.drop(INPUT_ROW))
@@ -468,8 +472,7 @@ class SparkStrategy:
             progress.report("load", 1.0, "placing the events in the network")
             notes = self._place(source, settings)
             empty = empty.with_columns(
-                pl.lit(None, pl.String).alias(S.VIA_PROXY),
-                pl.lit(None, pl.String).alias(S.DIRECTION),
+                pl.lit(None, pl.String).alias(c) for c in (S.VIA_PROXY, S.DIRECTION, S.PROXY_SERVER)
             )
             self.timings["placement"] = time.perf_counter() - began
         began = time.perf_counter()
@@ -489,15 +492,19 @@ class SparkStrategy:
         """Place the events in executors (``place``); external-only rows set aside,
         counted. The placed events replace the loaded ones; the placement notes."""
         from pyspark import StorageLevel
+        from pyspark.sql import functions as F
 
         decisions = decide_in_spark(source.events, source.app, settings)
         placed = place_in_spark(source.events, decisions).persist(StorageLevel.MEMORY_AND_DISK)
+        self._persisted += [source.events, placed]
         outside_count, self.outside_repeats = count_outside(placed)
+        icmp = placed.filter(F.col(S.PROTOCOL) == S.PROTO_ICMP).limit(1).count() > 0
         kept = placed.filter(~outside())
-        self._persisted.append(source.events)
-        source.events = kept
-        self._persisted.append(placed)
-        return decisions.notes(outside_count)
+        kept, egress = link_in_spark(kept, source.app, decisions)
+        kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
+        source.events = kept if icmp else kept.drop(S.ICMP_TYPE)  # as in memory
+        self._persisted.append(kept)
+        return decisions.notes(outside_count, egress)
 
     def hunts(
         self, context: PairContext, config: Config, names: Sequence[str], progress: Progress

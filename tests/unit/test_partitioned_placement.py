@@ -191,3 +191,36 @@ def test_new_network_settings_place_an_open_partitioned_run_again(in_memory, cac
     notes = in_memory.context.placement_notes
     assert [w for w in context.warnings if w in notes] == notes
     assert_frame_equal(candidates, in_memory.candidates)
+
+
+def test_icmp_types_column_is_kept_on_every_partition_when_any_row_is_icmp(tmp_path):
+    """In memory ``icmp_type`` appears when some row is ICMP; every placed partition then
+    carries it (null on the others), and none does when no row is ICMP."""
+    header = "Timestamp,DeviceId,DeviceName,ActionType,RemoteIP,RemotePort,LocalIP,Protocol"
+    rows = [header]
+    for minute in range(20):
+        stamp = f"2026-11-20T00:{minute:02d}:00.0000000Z"
+        for n, protocol in enumerate(("Icmp", *["Tcp"] * 11)):
+            rows.append(
+                f"{stamp},id-{n},ws-{n},ConnectionSuccess,8.8.8.8,443,10.0.0.{n},{protocol}"
+            )
+    source = tmp_path / "icmp.csv"
+    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    settings = Config().network_settings()
+    loaded = load_paths([source], cache=None)
+    placed = N.place(loaded.events, loaded.app, settings).events
+    assert placed.get_column(S.REMOTE_PORT).null_count() == 20  # ICMP rows: no port
+    parts = P.place_partitions(
+        P.write_partitions([source], tmp_path / "l", 3), tmp_path / "p", settings
+    )
+    files = parts.all_files()
+    assert len({f.parent.name for f in files}) >= 2  # the ICMP device and others apart
+    assert all(S.ICMP_TYPE in pl.read_parquet_schema(f) for f in files)
+    events = pl.read_parquet(files).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
+    assert_frame_equal(events, placed)
+    tcp = tmp_path / "tcp.csv"
+    tcp.write_text("\n".join(r.replace("Icmp", "Tcp") for r in rows) + "\n", encoding="utf-8")
+    parts = P.place_partitions(
+        P.write_partitions([tcp], tmp_path / "l2", 3), tmp_path / "p2", settings
+    )
+    assert not any(S.ICMP_TYPE in pl.read_parquet_schema(f) for f in parts.all_files())

@@ -7,6 +7,7 @@ with tiny partitions, it must rank exactly as in memory.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -224,3 +225,19 @@ def test_icmp_types_column_is_kept_on_every_partition_when_any_row_is_icmp(tmp_p
         P.write_partitions([tcp], tmp_path / "l2", 3), tmp_path / "p2", settings
     )
     assert not any(S.ICMP_TYPE in pl.read_parquet_schema(f) for f in parts.all_files())
+
+
+def test_repeated_connections_are_dropped_as_loaded_on_partitions(tmp_path):
+    """A second copy of conn.log repeats every Zeek connection (scanners, the proxy's
+    egress, the inbound beacon): dropped before placing, counted once, as in memory."""
+    copy = tmp_path / "conn-copy.log.gz"
+    shutil.copyfile(NETWORK / "zeek" / "conn.log.gz", copy)
+    paths = [*PATHS, str(copy)]
+    memory = run_all(PairContext.of(load_paths(paths, cache=None)), Config(), workers=1)
+    parts = P.write_partitions(paths, tmp_path / "parts", 3)
+    result = run(P.Partitioned(parts=parts), Config())
+    assert_frame_equal(result.candidates, memory.candidates)
+    repeated = load_paths([copy], cache=None).events.height
+    line = f"{repeated} duplicate event rows dropped (identical in every field)"
+    assert line in memory.context.warnings and line in result.context.warnings
+    assert sorted(result.context.warnings) == sorted(memory.context.warnings)

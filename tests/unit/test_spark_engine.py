@@ -6,6 +6,7 @@ Skipped when the ``spark`` extra is not installed.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -112,15 +113,22 @@ NETWORK = Path(__file__).parent.parent.parent / "sample_data" / "network"
     [
         [str(p) for p in sample_paths()],
         [str(sample_zeek_dir())],
-        [str(NETWORK / "defender_network_events.csv"), str(NETWORK / "zeek")],
+        [str(NETWORK / "defender_network_events.csv"), str(NETWORK / "zeek"), "copy"],
     ],
     ids=["defender", "zeek", "network"],
 )
-def test_spark_engine_finds_the_candidates_of_the_local_engine(spark, paths):
+def test_spark_engine_finds_the_candidates_of_the_local_engine(spark, paths, tmp_path):
     """Same keys, same detectors, scores equal to 1e-9, events placed in the network
-    (proxies, a monitored sensor host, inbound pairs) with the same notes."""
+    (proxies, a monitored sensor host, inbound pairs, the proxy's egress linked) with the
+    same notes; on the network sample, with every Zeek connection repeated by a copy of
+    conn.log (repeats are dropped as loaded: placed rows, set-aside ones included)."""
     from detectors.run.loop import run
     from detectors.run.spark import SparkStrategy
+
+    if "copy" in paths:
+        copy = tmp_path / "conn-copy.log.gz"
+        shutil.copyfile(NETWORK / "zeek" / "conn.log.gz", copy)
+        paths = [p for p in paths if p != "copy"] + [str(copy)]
 
     config = Config()  # [network] placement on, as by default
     result = run(SparkStrategy(paths, spark=spark), config)
@@ -128,6 +136,12 @@ def test_spark_engine_finds_the_candidates_of_the_local_engine(spark, paths):
     notes = local.context.placement_notes
     assert [w for w in result.context.warnings if w in notes] == notes
     assert sorted(result.context.warnings) == sorted(local.context.warnings)
+    if "network" in paths[0]:  # what placement found there: linked egress and repeats
+        assert any(w.startswith("2,271 connections from proxy 10.10.0.5") for w in notes)
+        repeated = load_paths([paths[-1]], cache=False).events.height  # the copy's events
+        assert f"{repeated} duplicate event rows dropped (identical in every field)" in (
+            local.context.warnings
+        )
     got, want = _key(result.candidates), _key(local.candidates)
     assert got.height == want.height > 10
     assert got.select(S.CANDIDATE_KEY).equals(want.select(S.CANDIDATE_KEY))

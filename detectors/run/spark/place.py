@@ -139,10 +139,11 @@ def place_in_spark(events: DataFrame, decisions: Decisions) -> DataFrame:
 
 def link_in_spark(
     placed: DataFrame, app: pl.DataFrame, decisions: Decisions
-) -> tuple[DataFrame, EgressCount]:
+) -> tuple[DataFrame, EgressCount, int]:
     """A proxy's egress linked (``network.link``) over the rows it reads, collected to
     the driver (exact repeats dropped first, as in memory); the answer, keyed by
-    ``LOADED_ROW`` (shared by repeats), joined back in Spark."""
+    ``LOADED_ROW`` (shared by repeats), joined back in Spark; and how many exact
+    repeats went with the egress rows set aside (no device group sees them)."""
     from pyspark.sql import functions as F
 
     addresses = [e.rpartition(":")[0].strip("[]") for e in decisions.endpoints]
@@ -150,9 +151,11 @@ def link_in_spark(
     table = placed.filter(wanted).select(INPUT_ROW, LOADED_ROW, *LINK_COLUMNS).toArrow()
     rows = pl.from_arrow(table)
     assert isinstance(rows, pl.DataFrame)
-    rows = rows.with_columns(pl.col(S.TIMESTAMP).cast(S.EVENT_SCHEMA[S.TIMESTAMP]))
-    rows = rows.sort(INPUT_ROW).unique(LOADED_ROW, keep="first", maintain_order=True)
+    every = rows.with_columns(pl.col(S.TIMESTAMP).cast(S.EVENT_SCHEMA[S.TIMESTAMP]))
+    rows = every.sort(INPUT_ROW).unique(LOADED_ROW, keep="first", maintain_order=True)
     links = link(rows.drop(INPUT_ROW), app, decisions, LOADED_ROW)
+    gone = every.get_column(LOADED_ROW).is_in(links.dropped.implode())
+    repeats = int(gone.sum()) - links.dropped.len()
     spark = placed.sparkSession
     dropped = spark.createDataFrame(
         [(int(v),) for v in links.dropped.to_list()], f"{LOADED_ROW} long"
@@ -164,7 +167,7 @@ def link_in_spark(
     joined = placed.join(F.broadcast(dropped), LOADED_ROW, "left_anti").join(
         F.broadcast(servers), LOADED_ROW, "left"
     )
-    return joined, links.count
+    return joined, links.count, repeats
 
 
 def outside() -> Column:

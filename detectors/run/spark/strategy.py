@@ -437,7 +437,7 @@ class SparkStrategy:
     timings: dict[str, float] = field(default_factory=dict)
     total: int = 0  # events read
     used_groups: int = 0
-    outside_repeats: int = 0  # exact repeats among the external-only rows set aside
+    outside_repeats: int = 0  # exact repeats among rows set aside before the device groups
     _persisted: list[Any] = field(default_factory=list)  # Spark frames to release
 
     def _session(self) -> SparkSession:
@@ -500,7 +500,8 @@ class SparkStrategy:
         outside_count, self.outside_repeats = count_outside(placed)
         icmp = placed.filter(F.col(S.PROTOCOL) == S.PROTO_ICMP).limit(1).count() > 0
         kept = placed.filter(~outside())
-        kept, egress = link_in_spark(kept, source.app, decisions)
+        kept, egress, repeats = link_in_spark(kept, source.app, decisions)
+        self.outside_repeats += repeats
         kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
         source.events = kept if icmp else kept.drop(S.ICMP_TYPE)  # as in memory
         self._persisted.append(kept)

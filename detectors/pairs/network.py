@@ -14,7 +14,7 @@ back as lines for the user, so a wrong guess can be corrected in ``[network]``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -117,10 +117,18 @@ class Decisions:
     targets: pl.DataFrame  # ``proxy.proxy_targets``: what each Zeek uid asked a proxy for
     proxies: pl.DataFrame  # ``proxy.PROXY_SCHEMA``
     monitored: pl.DataFrame  # ``topology.MONITORED_SCHEMA``
+    # Facts about the whole input that placing it piece by piece needs (None: not known):
+    from_proxy: bool | None = None  # some row comes from a proxy's address (egress to link)
+    icmp: bool | None = None  # some row is ICMP (the pieces then all keep ``icmp_type``)
 
     @property
     def endpoints(self) -> list[str]:
         return self.proxies.get_column(X_ENDPOINT).to_list()
+
+    @property
+    def addresses(self) -> list[str]:
+        """The proxies' addresses (the local address of their own connections)."""
+        return [e.rpartition(":")[0].strip("[]") for e in self.endpoints]
 
     def notes(self, external_only: int, egress: EgressCount) -> list[str]:
         return Placed(pl.DataFrame(), self.monitored, self.proxies, external_only, egress).notes()
@@ -174,16 +182,26 @@ def decide(
     yields every piece's events (at least ``columns``) each time it is called.
 
     Proxies first (their clients' rows are re-keyed before monitored hosts are inferred,
-    as in memory), then monitored hosts.
+    as in memory), then monitored hosts; the second pass also finds whether any row
+    comes from a proxy's address and whether any is ICMP (``Decisions.from_proxy``,
+    ``icmp``).
     """
     targets = proxy_targets(app)
     found = [proxy_evidence(piece, targets) for piece in pieces(PROXY_COLUMNS)]
     evidence = pl.concat(found) if found else pl.DataFrame(schema=_schema(PROXY_COLUMNS))
     proxies = decide_proxies(evidence, targets, settings)
-    endpoints = proxies.get_column(X_ENDPOINT).to_list()
-    seen = [monitored_evidence(p, targets, endpoints) for p in pieces(MONITORED_COLUMNS)]
+    decisions = Decisions(settings, targets, proxies, pl.DataFrame(), False, False)
+    seen = []
+    for piece in pieces((*MONITORED_COLUMNS, S.PROTOCOL)):
+        seen.append(monitored_evidence(piece, targets, decisions.endpoints))
+        from_proxy = piece.select(pl.col(S.LOCAL_IP).is_in(decisions.addresses).any()).item()
+        decisions = replace(
+            decisions,
+            from_proxy=decisions.from_proxy or bool(from_proxy),
+            icmp=decisions.icmp or has_icmp(piece),
+        )
     sensor = pl.concat(seen) if seen else pl.DataFrame()
-    return Decisions(settings, targets, proxies, decide_monitored(sensor, settings))
+    return replace(decisions, monitored=decide_monitored(sensor, settings))
 
 
 def _schema(columns: Sequence[str]) -> dict[str, pl.DataType]:
@@ -244,8 +262,7 @@ class Links:
 def link_rows(placed: pl.DataFrame, decisions: Decisions, row: str) -> pl.DataFrame:
     """The rows of a placed piece linking reads: proxied client rows and rows from a
     proxy's address (``row`` and ``LINK_COLUMNS``)."""
-    addresses = [e.rpartition(":")[0].strip("[]") for e in decisions.endpoints]
-    wanted = pl.col(S.VIA_PROXY).is_not_null() | pl.col(S.LOCAL_IP).is_in(addresses)
+    wanted = pl.col(S.VIA_PROXY).is_not_null() | pl.col(S.LOCAL_IP).is_in(decisions.addresses)
     return placed.filter(wanted.fill_null(False)).select(row, *LINK_COLUMNS)
 
 
@@ -260,8 +277,17 @@ def link(rows: pl.DataFrame, app: pl.DataFrame, decisions: Decisions, row: str) 
     return Links(dropped, servers, count)
 
 
+def no_links(decisions: Decisions) -> Links:
+    """Linking's answer when no row comes from a proxy's address: nothing to link."""
+    window = decisions.settings.proxy_egress_window_ms
+    empty = pl.Series(dtype=pl.UInt64)
+    return Links(empty, pl.DataFrame(), EgressCount(window_ms=window))
+
+
 def apply_links(placed: pl.DataFrame, links: Links, row: str) -> pl.DataFrame:
     """A placed piece with its linked egress set aside and its clients' servers."""
+    if not links.servers.width:  # nothing linked: every row's server is null
+        return placed.with_columns(pl.lit(None, pl.String).alias(S.PROXY_SERVER))
     placed = placed.filter(~pl.col(row).is_in(links.dropped.implode()))
     return placed.join(links.servers, on=row, how="left", maintain_order="left")
 

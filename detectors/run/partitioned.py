@@ -38,7 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -66,13 +66,14 @@ from detectors.load.common import (
 from detectors.load.sniff import MDE_CSV, MDE_JSONL, MDE_PARQUET
 from detectors.load.timestamps import present
 from detectors.pairs.context import PairContext
-from detectors.pairs.network import apply, apply_links, decide, has_icmp, link, link_rows
+from detectors.pairs.network import apply, apply_links, decide, link, link_rows, no_links
 from detectors.pairs.population import INPUT_ROW, Population
 from detectors.run.outcome import DetectorOutcome, guarded
 from detectors.run.partition_store import SIDE_TABLES, PartitionStore, set_key, store_root
 
 PARTITION = "__partition"
 _PLACEMENT = ("placed", "duplicates", "notes")  # kept in a set's manifest
+Compression = Literal["zstd", "lz4"]  # kept partitions: small; removed ones: fast
 _STREAMED = {MDE_CSV: "csv", MDE_JSONL: "jsonl", MDE_PARQUET: "parquet"}
 _FILE_BITS = 40  # INPUT_ROW = file number << 40 | row number in the file
 _SEED = 0x5EED_0003
@@ -132,7 +133,13 @@ def _partition_key(count: int) -> pl.Expr:
     return pl.when(name.is_not_null()).then(bucket).otherwise(pl.lit(0, pl.UInt16))
 
 
-def _sink(frame: pl.LazyFrame, directory: Path, file_number: int, count: int) -> None:
+def _sink(
+    frame: pl.LazyFrame,
+    directory: Path,
+    file_number: int,
+    count: int,
+    compression: Compression = "zstd",
+) -> None:
     rows = pl.int_range(pl.len(), dtype=pl.UInt64) + (file_number << _FILE_BITS)
     shaped = frame.with_columns(rows.alias(INPUT_ROW), _partition_key(count).alias(PARTITION))
     target = pl.PartitionBy(
@@ -141,7 +148,13 @@ def _sink(frame: pl.LazyFrame, directory: Path, file_number: int, count: int) ->
         include_key=False,
         approximate_bytes_per_file=1 << 60,  # one file per partition and input file
     )
-    shaped.sink_parquet(target, mkdir=True, engine="streaming", row_group_size=10_000)
+    shaped.sink_parquet(
+        target,
+        mkdir=True,
+        engine="streaming",
+        row_group_size=10_000,
+        compression=compression,
+    )
 
 
 def _odd_addresses(column: str) -> pl.Expr:
@@ -166,7 +179,12 @@ def _ip_fixes(odd: Mapping[str, list[str]]) -> dict[str, dict[str, str]]:
 
 
 def _stream_defender(
-    path: Path, container: str, directory: Path, file_number: int, count: int
+    path: Path,
+    container: str,
+    directory: Path,
+    file_number: int,
+    count: int,
+    compression: Compression = "zstd",
 ) -> list[str] | None:
     """Defender events from ``path`` to the partitions, streamed; None if the file needs the
     normal loader (timestamps in another form than its first rows, or invalid)."""
@@ -195,7 +213,7 @@ def _stream_defender(
         canonical = canonical.with_columns(
             pl.col(column).replace(mapping) for column, mapping in fixes.items()
         )
-    _sink(S.conform(canonical, str(path)), directory, file_number, count)
+    _sink(S.conform(canonical, str(path)), directory, file_number, count, compression)
     warnings = list(table.warnings)
     missing = check.item(0, "missing")
     if missing:
@@ -241,9 +259,11 @@ def write_partitions(
     source_format: str | None = None,
     mapping: Mapping[str, str] | None = None,
     progress: Progress = NULL_PROGRESS,
+    compression: Compression = "zstd",
 ) -> Partitions:
     """Every input file's canonical events into ``count`` device partitions under
-    ``directory`` (see the module docstring); side tables are kept in memory."""
+    ``directory`` (see the module docstring); side tables are kept in memory.
+    ``compression``: lz4 for partitions read once and removed (placed, then dropped)."""
     from detectors.load import _expand
 
     files = _expand(paths)
@@ -267,13 +287,15 @@ def write_partitions(
         warnings = None
         if fmt in _STREAMED:
             with reading(path):
-                warnings = _stream_defender(path, _STREAMED[fmt], directory, number, count)
+                warnings = _stream_defender(
+                    path, _STREAMED[fmt], directory, number, count, compression
+                )
         if warnings is None:
             loaded = load_file(path, fmt, mapping)
             warnings = loaded.warnings
             if loaded.events is not None and loaded.events.height:
                 with reading(path):
-                    _sink(loaded.events.lazy(), directory, number, count)
+                    _sink(loaded.events.lazy(), directory, number, count, compression)
             names += [loaded.names] if loaded.names is not None else []
             apps += [loaded.app] if loaded.app is not None else []
             queries += [loaded.dns] if loaded.dns is not None else []
@@ -322,9 +344,10 @@ def place_partitions(
     a sensor watches): two passes over a few columns of each partition gather the small
     evidence they are taken from. Then each partition's exact repeats are dropped (they
     share a device, so a partition holds all of them, and a run in memory drops them
-    before placing) and its rows placed, twice: once to gather the rows a proxy's egress
-    is linked by (client and proxy are two devices: linked once over all of them), once
-    to write them, linked, to the partition of their *placed* device: an inbound row
+    before placing) and its rows placed: once more first when some row comes from a
+    proxy's address, to gather the rows its egress is linked by (client and proxy are
+    two devices: linked once over all of them); then written, linked, to the partition
+    of their *placed* device: an inbound row
     turned round belongs with our host, so every pair and every fact about one device
     stays in one partition.
     """
@@ -338,28 +361,32 @@ def place_partitions(
     progress.report("load", 0.0, "placing the events in the network")
     decisions = decide(pieces, parts.app, settings)
 
-    def placed(number: int) -> tuple[pl.DataFrame, int, int, bool]:
+    def placed(number: int) -> tuple[pl.DataFrame, int, int]:
         """Partition ``number`` deduplicated and placed (egress not linked yet)."""
         files = parts.part_files(number)
         if not files:
-            return _empty_placed(), 0, 0, False
+            return _empty_placed().drop(S.PROXY_SERVER), 0, 0
         frame, dropped = _without_duplicates(pl.read_parquet(files), ignore=(INPUT_ROW,))
         events, outside = apply(frame, decisions)
-        return events, dropped, outside, has_icmp(frame)
+        return events, dropped, outside
 
     external_only = duplicates = 0
-    rows, icmp = [], False
-    for number in range(parts.count):  # what egress linking reads, from every partition
-        events, dropped, outside, any_icmp = placed(number)
-        rows.append(link_rows(events, decisions, INPUT_ROW))
-        duplicates, external_only = duplicates + dropped, external_only + outside
-        icmp = icmp or any_icmp
-    links = link(pl.concat(rows).sort(INPUT_ROW), parts.app, decisions, INPUT_ROW)
-    del rows
+    links = no_links(decisions)
+    if decisions.from_proxy:  # the rows a proxy's egress is linked by, from every partition
+        rows = []
+        for number in range(parts.count):
+            events, dropped, outside = placed(number)
+            rows.append(link_rows(events, decisions, INPUT_ROW))
+            duplicates, external_only = duplicates + dropped, external_only + outside
+        links = link(pl.concat(rows).sort(INPUT_ROW), parts.app, decisions, INPUT_ROW)
+        del rows
     for number in range(parts.count):
         progress.report("load", number / parts.count, f"placing partition {number + 1}")
-        events = apply_links(placed(number)[0], links, INPUT_ROW)
-        if not icmp:
+        events, dropped, outside = placed(number)
+        if not decisions.from_proxy:  # placed once: counted here
+            duplicates, external_only = duplicates + dropped, external_only + outside
+        events = apply_links(events, links, INPUT_ROW)
+        if not decisions.icmp:
             events = events.drop(S.ICMP_TYPE)
         if events.height:
             key = _partition_key(parts.count).alias(PARTITION)
@@ -547,7 +574,13 @@ class Partitioned:
             return Partitions(**{k: found[k] for k in stored if k in found})  # type: ignore[arg-type]
         self._scratch = self._new_scratch()
         parts = write_partitions(
-            self.paths, self._scratch, count, self.source_format, config.mapping, progress
+            self.paths,
+            self._scratch,
+            count,
+            self.source_format,
+            config.mapping,
+            progress,
+            compression="lz4" if settings.enabled else "zstd",  # placed then removed: fast
         )
         if settings.enabled:  # the loaded partitions only serve to place: then removed
             loaded, self._scratch = self._scratch, self._new_scratch()

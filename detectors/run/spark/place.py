@@ -146,8 +146,7 @@ def link_in_spark(
     repeats went with the egress rows set aside (no device group sees them)."""
     from pyspark.sql import functions as F
 
-    addresses = [e.rpartition(":")[0].strip("[]") for e in decisions.endpoints]
-    wanted = F.col(S.VIA_PROXY).isNotNull() | F.col(S.LOCAL_IP).isin(addresses)
+    wanted = F.col(S.VIA_PROXY).isNotNull() | F.col(S.LOCAL_IP).isin(decisions.addresses)
     table = placed.filter(wanted).select(INPUT_ROW, LOADED_ROW, *LINK_COLUMNS).toArrow()
     rows = pl.from_arrow(table)
     assert isinstance(rows, pl.DataFrame)

@@ -25,6 +25,7 @@ timeline into active stretches: they count neither as jitter nor as loss, and th
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -359,18 +360,21 @@ def tested_pairs(dataset: PairContext, params: PeriodicityParams, progress: Prog
         min_span_periods=params.min_span_periods,
         fft_max_jitter_pct=params.max_jitter_pct,
     )
-    est = estimate_periods(
-        (epoch_us - firsts) / _US_PER_S,
-        counts,
-        settings,
-        min_events=params.min_events,
-        workers=DEFAULT_WORKERS,  # the pairs are split between threads
-    )
-    timing = timing_estimates(
-        (epoch_us - firsts) / _US_PER_S,
-        counts,
-        TimingSettings(renewal=RenewalSettings(pause_factor=params.pause_factor)),
-    )
+    times_s = (epoch_us - firsts) / _US_PER_S
+    timing_settings = TimingSettings(renewal=RenewalSettings(pause_factor=params.pause_factor))
+    # The renewal test needs nothing from the periodogram: it runs in its own thread
+    # beside it (numpy and polars release the GIL), so a second core is busy while the
+    # periodogram's threads wait on each other. Same inputs, same numbers.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="timing") as pool:
+        timing_job = pool.submit(timing_estimates, times_s, counts, timing_settings)
+        est = estimate_periods(
+            times_s,
+            counts,
+            settings,
+            min_events=params.min_events,
+            workers=DEFAULT_WORKERS,  # the pairs are split between threads
+        )
+        timing = timing_job.result()
     est = _with_renewal(est, timing, params)
     progress.report(NAME, 0.8, "scoring")
     # The family is every pair that could be tested (enough events and span).

@@ -47,7 +47,7 @@ from detectors.stats.periodogram import (
     estimate_periods,
 )
 from detectors.stats.renewal import RenewalSettings
-from detectors.stats.segments import segment_ids, segment_median
+from detectors.stats.segments import segment_ids, segment_median, sorted_deltas
 from detectors.stats.timing import TimingSettings, timing_estimates
 
 NAME = "periodicity"
@@ -365,14 +365,17 @@ def tested_pairs(dataset: PairContext, params: PeriodicityParams, progress: Prog
     # The renewal test needs nothing from the periodogram: it runs in its own thread
     # beside it (numpy and polars release the GIL), so a second core is busy while the
     # periodogram's threads wait on each other. Same inputs, same numbers.
+    # Both read the pairs' sorted deltas: sorted once here, not once in each.
+    deltas = sorted_deltas(times_s, counts)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="timing") as pool:
-        timing_job = pool.submit(timing_estimates, times_s, counts, timing_settings)
+        timing_job = pool.submit(timing_estimates, times_s, counts, timing_settings, deltas)
         est = estimate_periods(
             times_s,
             counts,
             settings,
             min_events=params.min_events,
             workers=DEFAULT_WORKERS,  # the pairs are split between threads
+            sorted_deltas=deltas,
         )
         timing = timing_job.result()
     est = _with_renewal(est, timing, params)

@@ -251,10 +251,14 @@ def segment_shorth(
 
 
 def renewal_test(
-    deltas: np.ndarray, counts: np.ndarray, settings: RenewalSettings | None = None
+    deltas: np.ndarray,
+    counts: np.ndarray,
+    settings: RenewalSettings | None = None,
+    presorted: bool = False,
 ) -> dict[str, np.ndarray]:
     """The renewal test for many pairs: ``deltas`` laid end to end, ``counts`` per pair.
 
+    ``presorted``: the deltas are already sorted within each pair (no sort here).
     Deltas that are not positive (duplicate times) are left out. Returns arrays per
     pair: ``p_value``, ``sleep_s``, ``lower_s``, ``upper_s``, ``spread``, ``ci_low_s``,
     ``ci_high_s``, ``n_used``,
@@ -272,9 +276,10 @@ def renewal_test(
     m = np.bincount(ids, minlength=n)[:n].astype(np.int64)
     if d.size == 0:
         d = np.zeros(0)
-    order = segment_sorted(d, ids)
-    d = d[order]  # sorted within each pair from here on; the pairs stay in order
-    ids = ids[order]
+    if not presorted:
+        order = segment_sorted(d, ids)
+        d = d[order]  # sorted within each pair from here on; the pairs stay in order
+        ids = ids[order]
     testable = m >= s.min_deltas
 
     # The shorth of each fraction. Only the fraction whose likeliest grid window gives

@@ -25,6 +25,7 @@ timeline into active stretches: they count neither as jitter nor as loss, and th
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -227,10 +228,31 @@ def _epoch_us(pairs: pl.DataFrame) -> np.ndarray:
     return exploded.to_series().to_numpy().astype(np.int64)
 
 
-def _median_delta_s(epoch_us: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Each pair's median time between connections, in seconds (NaN for one time)."""
+# Times from each pair's first under this many seconds (about two years) carry a
+# rounding error under 0.03 us in their deltas: see ``_median_delta_s``.
+_EXACT_US_SPAN_S = float(2**26)
+
+
+def _median_delta_s(
+    epoch_us: np.ndarray,
+    counts: np.ndarray,
+    sorted_s: np.ndarray | None = None,
+    span_s: float = math.inf,
+) -> np.ndarray:
+    """Each pair's median time between connections, in seconds (NaN for one time).
+
+    The median of the exact microsecond deltas. ``sorted_s`` are the same deltas in
+    seconds, sorted within each pair (``segments.sorted_deltas`` of the times from
+    each pair's first, which reach ``span_s``). Under ``_EXACT_US_SPAN_S`` each is
+    within 0.03 us of its microsecond delta, so rounding it gives that delta back and
+    deltas a microsecond apart keep their order: the microsecond deltas come sorted,
+    with no sort of their own. Longer spans sort the microsecond deltas.
+    """
     ids = segment_ids(counts)
     same = ids[1:] == ids[:-1]
+    if sorted_s is not None and span_s < _EXACT_US_SPAN_S:
+        sorted_us = np.rint(sorted_s * _US_PER_S)
+        return segment_median(sorted_us, ids[1:][same], counts.size, presorted=True) / _US_PER_S
     deltas_us = np.diff(epoch_us)[same].astype(np.float64)
     return segment_median(deltas_us, ids[1:][same], counts.size) / _US_PER_S
 
@@ -385,7 +407,8 @@ def tested_pairs(dataset: PairContext, params: PeriodicityParams, progress: Prog
     family = np.full(counts.size, -1, dtype=np.int64)
     family[eligible] = np.arange(int(eligible.sum()))
     schedule = _schedule(epoch_us, counts, est["active_fraction"], est["span_s"], params)
-    deltas_median = pl.Series(_median_delta_s(epoch_us, counts), nan_to_null=True)
+    span_s = float(times_s.max()) if times_s.size else 0.0
+    deltas_median = pl.Series(_median_delta_s(epoch_us, counts, deltas, span_s), nan_to_null=True)
 
     found = pairs.select(
         pl.lit(NAME).alias(S.C_DETECTOR),

@@ -147,7 +147,7 @@ def scan_pvalue(
     rows = np.flatnonzero(ok)
     j = np.arange(max_windows + 1, dtype=np.float64)
     result = np.ones(rows.size)
-    chunk = max(1, 2_000_000 // j.size)
+    chunk = max(1, 250_000 // j.size)  # ~2 MB per temporary: it runs beside the periodogram
     for first in range(0, rows.size, chunk):
         sel = rows[first : first + chunk]
         log_x = math.log(x_lo) + log_r[sel, None] * j[None, :]

@@ -113,6 +113,9 @@ def deltas_from_times(times: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray
 
 
 _ONE_TOP = 1.6  # a delta up to this many median sleeps is one sleep
+# (pair, window) cells per batch of the scan: ~2 MB per temporary, since the test runs
+# beside the periodogram; each row's p-value does not depend on it.
+_SCAN_CELLS = 250_000
 _X_LO, _X_HI = 1e-5, 40.0  # the grid's range, in units of the mean delta
 
 
@@ -147,7 +150,7 @@ def scan_pvalue(
     rows = np.flatnonzero(ok)
     j = np.arange(max_windows + 1, dtype=np.float64)
     result = np.ones(rows.size)
-    chunk = max(1, 250_000 // j.size)  # ~2 MB per temporary: it runs beside the periodogram
+    chunk = max(1, _SCAN_CELLS // j.size)
     for first in range(0, rows.size, chunk):
         sel = rows[first : first + chunk]
         log_x = math.log(x_lo) + log_r[sel, None] * j[None, :]

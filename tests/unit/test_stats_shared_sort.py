@@ -61,3 +61,17 @@ def test_periods_with_the_shared_sort_equal_their_own_sort(workers, monkeypatch)
     assert np.isfinite(own["period_s"]).sum() > 100
     for key, value in own.items():
         np.testing.assert_array_equal(shared[key], value, err_msg=key)
+
+
+def test_batch_sizes_do_not_change_any_number(monkeypatch):
+    # The FFT batches and the renewal scan's batches only bound memory.
+    import detectors.stats.renewal as renewal
+
+    times, counts = _pairs(seed=12)
+    before = estimate_periods(times, counts), timing_estimates(times, counts)
+    monkeypatch.setattr(periodogram, "_FFT_CELLS", 1 << 10)
+    monkeypatch.setattr(renewal, "_SCAN_CELLS", 201 * 3)
+    after = estimate_periods(times, counts), timing_estimates(times, counts)
+    for old, new in zip(before, after, strict=True):
+        for key, value in old.items():
+            np.testing.assert_array_equal(new[key], value, err_msg=key)

@@ -384,22 +384,37 @@ def _is_empty(frame: pl.DataFrame, column: Column) -> bool:
     return bool(frame.select(values.null_count() == pl.len()).item())
 
 
-def layout(frame: pl.DataFrame, available: int) -> list[tuple[Column, int]]:
-    """Which columns fit ``available`` cells and how wide each is.
+Measured = tuple[tuple[Column, int], ...]
+"""The columns a frame can show, each with its natural width (``measure_columns``)."""
 
-    Empty columns are hidden; each column is at least as wide as its widest value (an
-    IP:port, a count) and its title with the sort arrow; while the minimum widths do not
-    fit, the column with the highest ``keep`` gives way; spare cells go to the names
-    (which alone are cut, with an ellipsis).
+
+def measure_columns(frame: pl.DataFrame) -> Measured:
+    """The columns with a value in ``frame``, each as wide as its widest value (an
+    IP:port, a count) and its title with the sort arrow.
+
+    The polars half of the layout: it scans every row, so the view worker runs it
+    beside the filter and sort and hands it over with the rows (``ViewReady``); the
+    event loop only fits the result to the width (``fit_columns``).
     """
-    shown: list[tuple[Column, int]] = []
+    measured: list[tuple[Column, int]] = []
     for column in COLUMNS:
         if _is_empty(frame, column):
             continue
         width = max(column.width, len(column.title) + _SORT_ARROW)
         if column.measure is not None:
             width = max(width, column.measure(frame))
-        shown.append((column, width))
+        measured.append((column, width))
+    return tuple(measured)
+
+
+def fit_columns(measured: Measured, available: int) -> list[tuple[Column, int]]:
+    """Which measured columns fit ``available`` cells and how wide each is.
+
+    While the minimum widths do not fit, the column with the highest ``keep`` gives
+    way; spare cells go to the names (which alone are cut, with an ellipsis). Plain
+    Python over a dozen columns: cheap enough for every resize.
+    """
+    shown = list(measured)
 
     def total(cols: list[tuple[Column, int]]) -> int:
         return sum(w for _, w in cols) + GAP * (len(cols) - 1)
@@ -414,6 +429,13 @@ def layout(frame: pl.DataFrame, available: int) -> list[tuple[Column, int]]:
     if spare > 0 and flex:
         shown = [(c, w + spare * c.flex // flex) for c, w in shown]
     return shown
+
+
+def layout(frame: pl.DataFrame, available: int) -> list[tuple[Column, int]]:
+    """Which columns fit ``available`` cells and how wide each is: empty columns
+    hidden, none narrower than its widest value (``measure_columns`` then
+    ``fit_columns``)."""
+    return fit_columns(measure_columns(frame), available)
 
 
 SCORE_HIGH = 0.7

@@ -118,3 +118,45 @@ def test_inbound_and_proxied_remote_cells_keep_the_address_whole():
     )
     shown = dict((c.key, w) for c, w in layout(frame, 200))
     assert len("[2001:db8::1]:65535") + 2 <= shown["remote"] <= 60
+
+
+async def test_filter_and_sort_measure_columns_in_the_view_worker(tmp_path, monkeypatch):
+    """After a filter or a sort, the table takes the worker's measured columns and the
+    followed candidate's row: nothing scans the rows on the event loop (issue 18)."""
+    import threading
+
+    from tui_fixtures import register_fake
+
+    import tui.screens.main as main_module
+    import tui.widgets.candidate_table as table_module
+
+    register_fake(monkeypatch)
+    loop_thread = threading.get_ident()
+    on_loop: list[str] = []
+
+    def watched(name, real):
+        def call(*args, **kwargs):
+            if threading.get_ident() == loop_thread:
+                on_loop.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    for module in (main_module, table_module):
+        monkeypatch.setattr(module, "measure_columns", watched("measure", module.measure_columns))
+        monkeypatch.setattr(module, "find_row", watched("find_row", module.find_row))
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        table = app.main_screen.query_one(CandidateTable)
+        await pilot.press("j")  # the cursor now follows its candidate through views
+        followed = table.current_row
+        on_loop.clear()
+        await pilot.press("S")  # reverse the sort
+        await settle(app, pilot)
+        assert table.current_row == followed
+        await pilot.press("slash", *"beacon", "enter")
+        await settle(app, pilot)
+        assert table.row_count == 1
+        assert [c.key for c in table._columns][:3] == ["mark", "score", "device"]
+        assert on_loop == []

@@ -29,12 +29,15 @@ from tui.stages import Stage
 from tui.view import (
     MARK_FILTERS,
     SCORE_STEP,
+    Measured,
     ViewSpec,
     apply_view,
     choose_sort,
     cycle,
     detectors_in,
+    find_row,
     key_of,
+    measure_columns,
     sort_by,
 )
 from tui.widgets.candidate_facts import CandidateFacts
@@ -72,11 +75,20 @@ class DetailContext:
 
 
 class ViewReady(Message):
-    """The filtered, sorted candidates (from the view worker)."""
+    """The filtered, sorted candidates (from the view worker), with their columns
+    measured and the row of the candidate the cursor follows (``found``: its key and
+    row, None when it left the view), so showing them runs no polars."""
 
-    def __init__(self, view: pl.DataFrame) -> None:
+    def __init__(
+        self,
+        view: pl.DataFrame,
+        measured: Measured,
+        found: tuple[tuple[Any, ...], int | None] | None,
+    ) -> None:
         super().__init__()
         self.view = view
+        self.measured = measured
+        self.found = found
 
 
 class DetailReady(Message):
@@ -208,19 +220,24 @@ class MainScreen(Screen[None]):
     # --- the view: filter + sort off the UI thread --------------------------------------
 
     def _refresh_view(self) -> None:
-        self._compute_view(self.candidates, self.spec)
+        followed = self.query_one(CandidateTable).followed_key
+        self._compute_view(self.candidates, self.spec, followed)
 
     @work(thread=True, exclusive=True, group="view", exit_on_error=False)
-    def _compute_view(self, candidates: pl.DataFrame, spec: ViewSpec) -> None:
+    def _compute_view(
+        self, candidates: pl.DataFrame, spec: ViewSpec, followed: tuple[Any, ...] | None
+    ) -> None:
         view = apply_view(candidates, spec)
+        measured = measure_columns(view)
+        found = (followed, find_row(view, followed)) if followed is not None else None
         if not get_current_worker().is_cancelled:
-            self.post_message(ViewReady(view))
+            self.post_message(ViewReady(view, measured, found))
 
     @_unless_closing
     @on(ViewReady)
     def _show_view(self, event: ViewReady) -> None:
         self.view = event.view
-        self.query_one(CandidateTable).frame = event.view
+        self.query_one(CandidateTable).show(event.view, event.measured, event.found)
         self._show_header()
 
     def _empty_text(self) -> str:

@@ -243,7 +243,7 @@ class BeaconTriageApp(CurationApp):
         self._set_status("load failed (l: log, r: retry)")
 
     def on_index_ready(self, message: IndexReady) -> None:
-        self.main_screen.context = DetailContext(message.pairs, message.index)
+        self.main_screen.context = DetailContext(message.pairs, message.index, message.fetch)
 
     def on_detector_finished(self, message: DetectorFinished) -> None:
         if message.run_id != self._run_id or self.dataset is None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
@@ -41,12 +42,22 @@ class LoadFailed(Message):
 
 
 class IndexReady(Message):
-    """The chart pair index and the destination index are built for the dataset."""
+    """The chart pair index and the destination index are built for the dataset.
 
-    def __init__(self, pairs: pl.DataFrame, index: DestinationIndex) -> None:
+    ``fetch``, when set, reads one candidate's pair index from disk on demand (input
+    opened as partitions: ``pairs`` is then empty, the events are not in memory).
+    """
+
+    def __init__(
+        self,
+        pairs: pl.DataFrame,
+        index: DestinationIndex,
+        fetch: Callable[[Mapping[str, Any]], pl.DataFrame] | None = None,
+    ) -> None:
         super().__init__()
         self.pairs = pairs
         self.index = index
+        self.fetch = fetch
 
 
 class DetectorFinished(Message):

@@ -224,6 +224,21 @@ class Partitions:
             return S.empty_events().lazy().with_columns(pl.lit(0, pl.UInt64).alias(INPUT_ROW))
         return pl.scan_parquet(files)
 
+    def device_rows(self, device: str | None, where: pl.Expr) -> pl.DataFrame:
+        """The events matching ``where`` among those of ``device`` (a device name, or an
+        id or originating IP a candidate is keyed by), read from disk on demand: one
+        pair's rows for a chart, without holding the input. Its name's partition is read
+        first; the other partitions only when the device is known by another key."""
+        named = pl.DataFrame({S.DEVICE_NAME: [device]}, schema={S.DEVICE_NAME: pl.String})
+        home = int(named.select(_partition_key(self.count)).item())
+        for files in (self.part_files(home), self.all_files()):
+            if not files:
+                continue
+            rows = pl.scan_parquet(files).filter(where).drop(INPUT_ROW).collect()
+            if rows.height:
+                return rows
+        return S.empty_events()
+
 
 def write_partitions(
     paths: Sequence[str | Path],

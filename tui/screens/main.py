@@ -8,7 +8,7 @@ detail of the highlighted candidate (computed in a worker, then handed to the pa
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,11 @@ class DetailContext:
 
     pairs: pl.DataFrame
     index: DestinationIndex
+    # Input opened as partitions: one candidate's pair index, read on demand.
+    fetch: Callable[[Mapping[str, Any]], pl.DataFrame] | None = None
+
+    def pairs_for(self, row: Mapping[str, Any]) -> pl.DataFrame:
+        return self.fetch(row) if self.fetch is not None else self.pairs
 
 
 class ViewReady(Message):
@@ -270,7 +275,7 @@ class MainScreen(Screen[None]):
     ) -> None:
         from detectors.rank.enrichment import describe_candidate
 
-        detail = describe_candidate(row, context.pairs, context.index, candidates)
+        detail = describe_candidate(row, context.pairs_for(row), context.index, candidates)
         if not get_current_worker().is_cancelled:
             self.post_message(DetailReady(detail))
 

@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import polars as pl
 from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -28,11 +27,11 @@ import themes
 from detectors.base.config import Config
 from detectors.base.errors import InputError
 from detectors.base.sanitize import visible
-from detectors.load.sample import sample_paths
 from tui import keymap
 from tui import stages as ST
 from tui.app_curation import CurationApp
 from tui.commands import TriageCommands
+from tui.lazy import NO_ROWS
 from tui.messages import (
     CandidatesMerged,
     DatasetLoaded,
@@ -47,16 +46,20 @@ from tui.pipeline import LOAD, Loader, Pipeline, default_loader, detector_key
 from tui.screens.help import HelpScreen
 from tui.screens.log import LogEntry, LogScreen
 from tui.screens.main import DetailContext, MainScreen
-from tui.screens.params import NETWORK, Overrides, ParamsScreen
 from tui.settings import save_theme
 from tui.view import C_ALLOWED, pair_protocols, with_protocol
 from tui.view import prepare as prepare_view
 from tui.widgets.status_header import HeaderInfo
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from detectors.pairs.context import PairContext
     from detectors.run.outcome import DetectorOutcome
     from detectors.run.saved import SavedRun
+    from tui.screens.params import Overrides
+else:
+    from tui.lazy import polars as pl
 
 _EXIT_GRACE_S = 0.5
 
@@ -99,7 +102,7 @@ class BeaconTriageApp(CurationApp):
             loader = loader or (lambda *args, **kwargs: saved.dataset)
         self.config = config or Config()
         self.sample = not paths
-        self.paths = [str(p) for p in paths] or [str(p) for p in sample_paths()]
+        self.paths = [str(p) for p in paths] or _sample_paths()
         self.allowlist_path = allowlist_path
         self.source_format = source_format
         self.chosen_detectors = list(detector_names) if detector_names else None
@@ -108,7 +111,7 @@ class BeaconTriageApp(CurationApp):
         self.pipeline = Pipeline(self, clock)
         self.dataset: PairContext | None = None
         self.outcomes: dict[str, DetectorOutcome] = {}
-        self.candidates = pl.DataFrame()
+        self.candidates: pl.DataFrame = NO_ROWS  # no polars before the first paint
         self.stages: dict[str, ST.Stage] = {}
         self.log_entries: list[LogEntry] = []
         self._pending: set[str] = set()
@@ -346,6 +349,7 @@ class BeaconTriageApp(CurationApp):
 
     def action_parameters(self) -> None:
         from detectors.hunts.registry import all_detectors
+        from tui.screens.params import ParamsScreen
 
         if isinstance(self.screen, ParamsScreen):
             return
@@ -354,6 +358,8 @@ class BeaconTriageApp(CurationApp):
         self.push_screen(ParamsScreen(self.config, chosen), self._apply_parameters)
 
     def _apply_parameters(self, overrides: Overrides | None) -> None:
+        from tui.screens.params import NETWORK
+
         if overrides is None:
             return
         self.config.network = dict(overrides.pop(NETWORK, {}))  # re-placed by the run
@@ -423,6 +429,13 @@ class BeaconTriageApp(CurationApp):
         self.pipeline.close()
 
 
+def _sample_paths() -> list[str]:
+    """The bundled sample's files (importing the load stage: only when none are named)."""
+    from detectors.load.sample import sample_paths
+
+    return [str(p) for p in sample_paths()]
+
+
 def _exit_if_workers_linger(grace: float = _EXIT_GRACE_S) -> None:
     """Leave now if a worker thread is stuck in a long native call after being cancelled.
 
@@ -450,6 +463,7 @@ def run_app(
     allowlist_path: Path | None,
     source_format: str | None,
     saved: SavedRun | None = None,
+    use_cache: bool = True,
 ) -> None:
     """Open the TUI on ``paths`` (the bundled sample data when empty), or on a saved
     run (``detectors.run.saved``); returns on quit."""
@@ -460,6 +474,9 @@ def run_app(
         source_format=source_format,
         saved=saved,
     )
+    # The loads follow [cache] (or --no-cache); set in the load worker, where the load
+    # stage is imported (not before the first paint).
+    app.pipeline.cache_settings = (config.cache_settings() if use_cache else None,)
     loop = asyncio.new_event_loop()
     try:
         # Our own loop: asyncio.run() would block on exit until every worker thread ends.

@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # the engine's modules load after the first paint
     import polars as pl
 
     from detectors.curate.decorate import Decorated
+    from detectors.curate.session import Curation
     from detectors.pairs.context import PairContext
     from detectors.rank.enrichment import DestinationIndex
     from detectors.run.outcome import DetectorOutcome
@@ -114,3 +115,11 @@ class Exported(Message):
         self.fmt = fmt
         self.rows = rows
         self.error = error
+
+
+class CurationOpened(Message):
+    """The allow-list and triage marks were read (in a worker, after the first paint)."""
+
+    def __init__(self, curation: Curation) -> None:
+        super().__init__()
+        self.curation = curation

@@ -20,7 +20,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from textual.app import App
 from textual.worker import get_current_worker
 
@@ -28,8 +27,6 @@ from detectors.base import schema as S
 from detectors.base.config import Config
 from detectors.base.errors import Cancelled, InputError
 from detectors.base.progress import Progress
-from detectors.curate.decorate import Decorated, Parts, decorate
-from detectors.hunts.registry import params_for
 from tui import stages as ST
 from tui.messages import (
     CandidatesDecorated,
@@ -46,12 +43,18 @@ from tui.messages import (
 from tui.view import pair_protocols, prepare, with_protocol
 
 if TYPE_CHECKING:
+    import polars as pl
+
+    from detectors.base.config import CacheSettings
     from detectors.curate.allowlist import AllowList
+    from detectors.curate.decorate import Parts
     from detectors.curate.triage import TriageStore
     from detectors.pairs.context import PairContext
     from detectors.rank.enrichment import GeoLookup
     from detectors.run.loop import Strategy
     from detectors.run.outcome import DetectorOutcome
+else:
+    from tui.lazy import polars as pl
 
 Loader = Callable[..., "PairContext"]
 LOAD = "load"
@@ -78,6 +81,8 @@ def default_loader(paths: Sequence[str], **kwargs: Any) -> PairContext:
 
 def chart_actions(config: Config) -> tuple[str, ...]:
     """Action types the charts use: the intervals detector's, so the numbers agree."""
+    from detectors.hunts.registry import params_for
+
     try:
         actions = getattr(params_for(config, "intervals"), "actions", None)
     except InputError:
@@ -98,6 +103,9 @@ class Pipeline:
         self._place_lock = threading.Lock()
         self._protocol_cache: tuple[PairContext, pl.DataFrame] | None = None
         self._geo_cache: tuple[Path | None, GeoLookup | None] | None = None
+        # ``(settings,)``: the load cache every load uses (``cache.configure``), set by
+        # ``run_app`` from [cache] and --no-cache; None leaves it as configured.
+        self.cache_settings: tuple[CacheSettings | None] | None = None
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -167,11 +175,14 @@ class Pipeline:
         from detectors.base import domains
 
         domains.prepare_in_background()  # parsed while the files load
+        from detectors.load import cache
         from detectors.load.cache import WRITE_IN_BACKGROUND
         from detectors.run.loop import choose_strategy
         from detectors.run.loop import prepare as placed_context
         from detectors.run.memory import InMemory
 
+        if self.cache_settings is not None:
+            cache.configure(self.cache_settings[0])
         started = self.clock()
         try:
             if loader is default_loader:  # the run loop's choice: in memory or partitions
@@ -452,6 +463,8 @@ class Pipeline:
         parts: Parts,
         want_hits: bool,
     ) -> None:
+        from detectors.curate.decorate import Decorated, decorate
+
         worker = get_current_worker()
         try:
             result = decorate(merged, allowlist, triage, parts, want_hits=want_hits)

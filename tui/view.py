@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import schema as S
 from detectors.base.sanitize import visible
 from tui import format as F
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from tui.lazy import polars as pl
 
 C_MARK = S.C_MARK  # unreviewed, suspicious, benign, escalate
 C_PROTOCOL = S.PROTOCOL  # added by tui.pipeline: the pair's transport (tcp, udp, icmp)

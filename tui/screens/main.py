@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from textual import on, work
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
@@ -25,6 +24,7 @@ from textual.worker import get_current_worker
 
 from detectors.base import schema as S
 from tui import keymap
+from tui.lazy import NO_ROWS, no_rows
 from tui.stages import Stage
 from tui.view import (
     MARK_FILTERS,
@@ -48,7 +48,11 @@ from tui.widgets.run_progress import RunProgress
 from tui.widgets.status_header import HeaderInfo, StatusHeader
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from detectors.rank.enrichment import CandidateDetail, DestinationIndex
+else:
+    from tui.lazy import polars as pl
 
 
 def _unless_closing(method: Callable[..., None]) -> Callable[..., None]:
@@ -152,7 +156,7 @@ class MainScreen(Screen[None]):
     }
     """
 
-    candidates: reactive[pl.DataFrame] = reactive(pl.DataFrame, always_update=True, init=False)
+    candidates: reactive[pl.DataFrame] = reactive(no_rows, always_update=True, init=False)
     context: reactive[DetailContext | None] = reactive(None, always_update=True, init=False)
     stages: reactive[tuple[Stage, ...]] = reactive((), always_update=True, init=False)
     header: reactive[HeaderInfo] = reactive(HeaderInfo, always_update=True, init=False)
@@ -161,7 +165,7 @@ class MainScreen(Screen[None]):
     def __init__(self, clock: Any = None) -> None:
         super().__init__()
         self._clock = clock
-        self.view: pl.DataFrame = pl.DataFrame()
+        self.view: pl.DataFrame = NO_ROWS
         self.detail: CandidateDetail | None = None
         self._row: dict[str, Any] | None = None
         self._ready = False  # the app may hand data over before the widgets exist
@@ -249,6 +253,8 @@ class MainScreen(Screen[None]):
         """What an empty table says: never "no candidates" while detectors still run."""
         if self.candidates.height:
             return "No candidate matches the filters (x clears them)."
+        if self.header.status == "loading":
+            return "Loading the input: candidates appear as each detector finishes."
         if self.header.status != "ready":
             return "Detectors running: candidates appear as each one finishes."
         return "No candidates: nothing looked like a beacon (p: parameters, r: run again)."

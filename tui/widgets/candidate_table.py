@@ -9,9 +9,8 @@ markup parser or the terminal raw.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import polars as pl
 from rich.console import Console
 from rich.style import Style
 from rich.text import Text
@@ -24,6 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from detectors.base import schema as S
+from tui.lazy import no_rows
 from tui.view import (
     C_MARK,
     GAP,
@@ -36,11 +36,12 @@ from tui.view import (
     score_band,
 )
 
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from tui.lazy import polars as pl
+
 MARKED = ("suspicious", "escalate", "benign")
-
-
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame()
 
 
 class CandidateTable(ScrollView, can_focus=True):
@@ -132,7 +133,7 @@ class CandidateTable(ScrollView, can_focus=True):
     }
     """
 
-    frame: reactive[pl.DataFrame] = reactive(_empty, always_update=True, init=False)
+    frame: reactive[pl.DataFrame] = reactive(no_rows, always_update=True, init=False)
     """The rows to show, in order (set by the parent)."""
     sort: reactive[tuple[str, bool]] = reactive(("score", True), init=False)
     """(column key, descending): drawn as an arrow in the header."""

@@ -46,7 +46,6 @@ from tui.pipeline import LOAD, Loader, Pipeline, default_loader, detector_key
 from tui.screens.help import HelpScreen
 from tui.screens.log import LogEntry, LogScreen
 from tui.screens.main import DetailContext, MainScreen
-from tui.settings import save_theme
 from tui.view import C_ALLOWED, pair_protocols, with_protocol
 from tui.view import prepare as prepare_view
 from tui.widgets.status_header import HeaderInfo
@@ -394,6 +393,8 @@ class BeaconTriageApp(CurationApp):
     def watch_theme(self, name: str) -> None:
         if not self._theme_ready or name == self.config.theme or name not in themes.THEME_NAMES:
             return
+        from tui.settings import save_theme  # tomlkit: not before the first paint
+
         try:
             save_theme(self.config, name)
         except InputError as exc:

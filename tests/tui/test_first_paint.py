@@ -15,7 +15,7 @@ import asyncio, json, sys
 from tui.app import BeaconTriageApp
 HEAVY = (
     "polars", "numpy", "detectors.load", "detectors.hunts.registry",
-    "detectors.curate.decorate",
+    "detectors.curate.decorate", "plotext", "tomlkit",
 )
 
 class Probe(BeaconTriageApp):
@@ -56,6 +56,8 @@ def test_first_frame_is_drawn_before_polars_numpy_and_the_engine_are_imported(tm
             "detectors.load": False,
             "detectors.hunts.registry": False,
             "detectors.curate.decorate": False,
+            "plotext": False,
+            "tomlkit": False,
         },
         "status": "loading",
     }

@@ -387,8 +387,20 @@ def _is_empty(frame: pl.DataFrame, column: Column) -> bool:
     return bool(frame.select(values.null_count() == pl.len()).item())
 
 
-Measured = tuple[tuple[Column, int], ...]
-"""The columns a frame can show, each with its natural width (``measure_columns``)."""
+Measured = tuple[tuple[Column, int, int], ...]
+"""The columns a frame can show: each with its width (never less: nothing is cut below
+it) and, for the name columns, the width of its longest value (``measure_columns``)."""
+
+WANT_MAX = 60  # a name column never asks for more spare cells than this
+
+
+def _wants(frame: pl.DataFrame, column: Column, width: int) -> int:
+    """The width a name column's longest value needs (spare cells go there first)."""
+    if not column.flex or frame.height == 0:
+        return width
+    if column.key == "detectors":
+        return max(width, _detectors_width(frame))
+    return max(width, _longest(column.needs[0], WANT_MAX)(frame))
 
 
 def measure_columns(frame: pl.DataFrame) -> Measured:
@@ -399,14 +411,14 @@ def measure_columns(frame: pl.DataFrame) -> Measured:
     beside the filter and sort and hands it over with the rows (``ViewReady``); the
     event loop only fits the result to the width (``fit_columns``).
     """
-    measured: list[tuple[Column, int]] = []
+    measured: list[tuple[Column, int, int]] = []
     for column in COLUMNS:
         if _is_empty(frame, column):
             continue
         width = max(column.width, len(column.title) + _SORT_ARROW)
         if column.measure is not None:
             width = max(width, column.measure(frame))
-        measured.append((column, width))
+        measured.append((column, width, _wants(frame, column, width)))
     return tuple(measured)
 
 
@@ -414,10 +426,13 @@ def fit_columns(measured: Measured, available: int) -> list[tuple[Column, int]]:
     """Which measured columns fit ``available`` cells and how wide each is.
 
     While the minimum widths do not fit, the column with the highest ``keep`` gives
-    way; spare cells go to the names (which alone are cut, with an ellipsis). Plain
-    Python over a dozen columns: cheap enough for every resize.
+    way; spare cells go to the names (which alone are cut, with an ellipsis): first to
+    those whose longest value does not fit yet (a domain is not cut while the device
+    column has room to spare), then to all of them. Plain Python over a dozen columns:
+    cheap enough for every resize.
     """
-    shown = list(measured)
+    wants = {column.key: want for column, _, want in measured}
+    shown = [(column, width) for column, width, _ in measured]
 
     def total(cols: list[tuple[Column, int]]) -> int:
         return sum(w for _, w in cols) + GAP * (len(cols) - 1)
@@ -428,10 +443,30 @@ def fit_columns(measured: Measured, available: int) -> list[tuple[Column, int]]:
             break  # score and remote stay; the table scrolls sideways instead
         shown.remove(drop)
     spare = available - total(shown)
-    flex = sum(c.flex for c, _ in shown)
-    if spare > 0 and flex:
-        shown = [(c, w + spare * c.flex // flex) for c, w in shown]
+    shown, spare = _share(shown, spare, lambda c, w: wants[c.key] - w)
+    shown, _ = _share(shown, spare, lambda c, w: spare)  # the rest: every cell used
     return shown
+
+
+def _share(
+    shown: list[tuple[Column, int]], spare: int, room: Callable[[Column, int], int]
+) -> tuple[list[tuple[Column, int]], int]:
+    """Spare cells shared by ``flex`` among the name columns with ``room`` left (each
+    taking at most that much); the widths and what is still spare."""
+    shown = list(shown)
+    while spare > 0:
+        hungry = [i for i, (c, w) in enumerate(shown) if c.flex and room(c, w) > 0]
+        if not hungry:
+            break
+        flex = sum(shown[i][0].flex for i in hungry)
+        given = 0
+        for i in hungry:
+            column, width = shown[i]
+            add = min(room(column, width), max(1, spare * column.flex // flex), spare - given)
+            shown[i] = (column, width + add)
+            given += add
+        spare -= given
+    return shown, spare
 
 
 def layout(frame: pl.DataFrame, available: int) -> list[tuple[Column, int]]:

@@ -160,3 +160,28 @@ async def test_filter_and_sort_measure_columns_in_the_view_worker(tmp_path, monk
         assert table.row_count == 1
         assert [c.key for c in table._columns][:3] == ["mark", "score", "device"]
         assert on_loop == []
+
+
+def test_spare_cells_go_first_to_the_name_that_is_cut():
+    """A long domain is shown whole while the short device column has room to spare;
+    only then do the names share what is left."""
+    frame = _frame(domain=["a-rather-long-registered-domain.example", None, "b.example"])
+    shown = dict((c.key, w) for c, w in layout(frame, 190))  # shared by flex: 24 cells
+    assert shown["domain"] >= len("a-rather-long-registered-domain.example")
+    assert sum(shown.values()) + GAP * (len(shown) - 1) == 190  # the rest is still shared
+
+
+async def test_no_candidate_shows_no_empty_charts(tmp_path, monkeypatch):
+    from textual.containers import Vertical
+    from tui_fixtures import register_fake
+
+    register_fake(monkeypatch)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        charts = app.main_screen.query_one("#charts", Vertical)
+        assert charts.display and len(charts.children) == 2
+        await pilot.press("slash", *"no-such-thing", "enter")
+        await settle(app, pilot)
+        assert app.main_screen.view.height == 0
+        assert not charts.display

@@ -53,16 +53,17 @@ class DetailPane(Horizontal):
 
     def watch_detail(self, detail: CandidateDetail | None) -> None:
         self.query_one(CandidateFacts).detail = detail
-        if detail is None and self._charts is None:
+        # No candidate (nothing matches the filter): no empty charts claiming "fewer
+        # than two connection times" beside "select a candidate".
+        self.query_one("#charts", Vertical).display = detail is not None
+        if detail is None:
             return
         from tui.widgets.interval_chart import IntervalChart, IntervalSeries
         from tui.widgets.timeline_chart import TimelineChart, TimelineSeries
 
-        interval_series = timeline_series = None
-        if detail is not None:
-            median, sleep = detail.stats.median_s, detail.sleep_s
-            interval_series = IntervalSeries(detail.deltas, median, sleep)
-            timeline_series = TimelineSeries(detail.times, *detail.window)
+        median, sleep = detail.stats.median_s, detail.sleep_s
+        interval_series = IntervalSeries(detail.deltas, median, sleep)
+        timeline_series = TimelineSeries(detail.times, *detail.window)
         if self._charts is None:  # the first detail: the charts draw it once mounted
             charts = (IntervalChart(id="interval-chart"), TimelineChart(id="timeline-chart"))
             charts[0].set_reactive(IntervalChart.series, interval_series)

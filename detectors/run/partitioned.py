@@ -34,6 +34,7 @@ import math
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -371,6 +372,10 @@ class Partitioned:
     count: int | None = None
     parts: Partitions | None = None
     reuse: bool = True  # keep the partitions for the next run on the same files
+    # Hunts run at once on each partition (threads). 1 for detect: its peak memory is
+    # one partition and one hunt; the TUI uses 2, trading some memory for time to the
+    # first candidate on two cores (the partition is still read once).
+    threads: int = 1
     _scratch: Path | None = None
 
     def context(self, config: Config, progress: Progress) -> PairContext:
@@ -407,8 +412,13 @@ class Partitioned:
             progress.report("detect", partition / parts.count, f"partition {partition + 1}")
             piece, dropped = load_partition(parts, partition, context.population)
             duplicates += dropped
-            for name in names:
-                _run_partial(state[name], piece, config, progress)
+            if self.threads > 1 and len(names) > 1:
+                with ThreadPoolExecutor(min(self.threads, len(names))) as pool:
+                    run = partial(_run_partial, piece=piece, config=config, progress=progress)
+                    list(pool.map(run, [state[name] for name in names]))
+            else:
+                for name in names:
+                    _run_partial(state[name], piece, config, progress)
             del piece
             _return_freed_memory()
         if duplicates:

@@ -111,9 +111,12 @@ def remote_cell(row: dict[str, Any]) -> str:
 REMOTE_MAX = 60  # "← [IPv6]:port/udp" fits; only a proxy name beyond it is cut
 
 
-def _remote_width(frame: pl.DataFrame) -> int:
+def _remote_width(frame: pl.DataFrame, with_proxy: bool = False) -> int:
     """The widest ``remote`` cell of the frame, so an address is never cut (polars: an
-    upper bound from the longest IP, the longest port and the protocol marker)."""
+    upper bound from the longest IP, the longest port and the protocol marker). The
+    `` via proxy P`` that follows a proxied address counts only ``with_proxy``: the
+    column's minimum is the address; spare cells then go to the proxy names, which
+    alone may end in ``…`` (one proxied pair does not squeeze out other columns)."""
     if frame.height == 0 or S.C_REMOTE_IP not in frame.columns:
         return 0
     ip = pl.col(S.C_REMOTE_IP).cast(pl.String).fill_null("")
@@ -131,7 +134,7 @@ def _remote_width(frame: pl.DataFrame) -> int:
         ).otherwise(0)
     if S.C_DIRECTION in frame.columns:
         width = width + (pl.col(S.C_DIRECTION) == S.DIR_INBOUND).fill_null(False).cast(pl.Int64) * 2
-    if S.C_VIA_PROXY in frame.columns:
+    if with_proxy and S.C_VIA_PROXY in frame.columns:
         proxy = pl.col(S.C_VIA_PROXY).cast(pl.String)
         width = width + (proxy.str.len_chars() + len(" via proxy ")).fill_null(0)
     # A long proxy name is cut at the end (ellipsis); the address before it never is.
@@ -399,6 +402,8 @@ WANT_MAX = 60  # a name column never asks for more spare cells than this
 
 def _wants(frame: pl.DataFrame, column: Column, width: int) -> int:
     """The width a name column's longest value needs (spare cells go there first)."""
+    if column.key == "remote" and frame.height:
+        return max(width, _remote_width(frame, with_proxy=True))
     if not column.flex or frame.height == 0:
         return width
     if column.key == "detectors":
@@ -446,26 +451,31 @@ def fit_columns(measured: Measured, available: int) -> list[tuple[Column, int]]:
             break  # score and remote stay; the table scrolls sideways instead
         shown.remove(drop)
     spare = available - total(shown)
-    shown, spare = _share(shown, spare, lambda c, w: wants[c.key] - w)
-    shown, _ = _share(shown, spare, lambda c, w: spare)  # the rest: every cell used
+    wanting = _share(shown, spare, lambda c, w: wants[c.key] - w, lambda c: c.flex or 1)
+    shown, spare = wanting
+    shown, _ = _share(shown, spare, lambda c, w: spare, lambda c: c.flex)  # every cell used
     return shown
 
 
 def _share(
-    shown: list[tuple[Column, int]], spare: int, room: Callable[[Column, int], int]
+    shown: list[tuple[Column, int]],
+    spare: int,
+    room: Callable[[Column, int], int],
+    weight: Callable[[Column], int],
 ) -> tuple[list[tuple[Column, int]], int]:
-    """Spare cells shared by ``flex`` among the name columns with ``room`` left (each
+    """Spare cells shared by ``weight`` among the columns with ``room`` left (each
     taking at most that much); the widths and what is still spare."""
     shown = list(shown)
     while spare > 0:
-        hungry = [i for i, (c, w) in enumerate(shown) if c.flex and room(c, w) > 0]
+        hungry = [i for i, (c, w) in enumerate(shown) if weight(c) and room(c, w) > 0]
         if not hungry:
             break
-        flex = sum(shown[i][0].flex for i in hungry)
+        total = sum(weight(shown[i][0]) for i in hungry)
         given = 0
         for i in hungry:
             column, width = shown[i]
-            add = min(room(column, width), max(1, spare * column.flex // flex), spare - given)
+            share = max(1, spare * weight(column) // total)
+            add = min(room(column, width), share, spare - given)
             shown[i] = (column, width + add)
             given += add
         spare -= given

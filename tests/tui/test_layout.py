@@ -185,3 +185,15 @@ async def test_no_candidate_shows_no_empty_charts(tmp_path, monkeypatch):
         await settle(app, pilot)
         assert app.main_screen.view.height == 0
         assert not charts.display
+
+
+def test_a_proxy_name_takes_only_spare_cells():
+    """One proxied pair's `` via proxy P`` does not widen the remote column past its
+    addresses while other columns need the room; given room, it shows whole."""
+    frame = _frame().with_columns(pl.Series(S.C_VIA_PROXY, ["proxy.corp.example:3128", None, None]))
+    whole = len("104.234.118.7:4444 via proxy proxy.corp.example:3128")
+    narrow = dict((c.key, w) for c, w in layout(frame, 100))
+    assert len("[2001:db8::1]:65535") <= narrow["remote"] < whole
+    assert {"score", "device", "remote", "interval", "jitter"} <= set(narrow)
+    wide = dict((c.key, w) for c, w in layout(frame, 220))
+    assert wide["remote"] == whole

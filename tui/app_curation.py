@@ -48,11 +48,9 @@ if TYPE_CHECKING:
     from detectors.curate.allowlist import AllowEntry
     from tui.pipeline import Pipeline
 else:
-    from tui.lazy import module
+    from tui.lazy import curate_decorate as D
+    from tui.lazy import curate_session as session
     from tui.lazy import polars as pl
-
-    D = module("detectors.curate.decorate")
-    session = module("detectors.curate.session")
 
 HEADER_MARKS = ("suspicious", "escalate", "benign")
 EXPORT_DROPS = (HAYSTACK, S.C_ALLOWED_BY)  # search helper; an entry number that edits shift

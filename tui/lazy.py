@@ -14,31 +14,53 @@ lock makes that safe from any thread. Type checkers see the real modules::
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 
 class _Module:
-    """Reads attributes from a module it imports on first use."""
+    """Reads attributes from a module that ``load`` imports on first use (a plain
+    import statement in a function: no module is ever named by a string)."""
 
-    def __init__(self, name: str) -> None:
-        self._name = name
+    def __init__(self, load: Callable[[], ModuleType]) -> None:
+        self._load = load
 
     def __getattr__(self, attribute: str) -> Any:
-        return getattr(importlib.import_module(self._name), attribute)
+        return getattr(self._load(), attribute)
 
     def __repr__(self) -> str:
-        return f"<{self._name}, imported on first use>"
+        return f"<{self._load.__name__}: imported on first use>"
 
 
-def module(name: str) -> Any:
-    """A stand-in for module ``name``, imported the first time one of its attributes is
-    read (for the engine modules the TUI needs only once data arrives)."""
-    return _Module(name)
+def _polars() -> ModuleType:
+    import polars
+
+    return polars
 
 
-polars = _Module("polars")
-numpy = _Module("numpy")
+def _numpy() -> ModuleType:
+    import numpy
+
+    return numpy
+
+
+def _decorate() -> ModuleType:
+    from detectors.curate import decorate
+
+    return decorate
+
+
+def _session() -> ModuleType:
+    from detectors.curate import session
+
+    return session
+
+
+polars: Any = _Module(_polars)
+numpy: Any = _Module(_numpy)
+curate_decorate: Any = _Module(_decorate)  # the allow-list and marks, once data arrives
+curate_session: Any = _Module(_session)
 
 
 class NoRows:

@@ -101,7 +101,9 @@ class BeaconTriageApp(CurationApp):
             loader = loader or (lambda *args, **kwargs: saved.dataset)
         self.config = config or Config()
         self.sample = not paths
-        self.paths = [str(p) for p in paths] or _sample_paths()
+        # The bundled sample's files are found by a worker (``_find_sample``): naming
+        # them imports the load stage, which must not delay the first paint.
+        self.paths = [str(p) for p in paths]
         self.allowlist_path = allowlist_path
         self.source_format = source_format
         self.chosen_detectors = list(detector_names) if detector_names else None
@@ -147,6 +149,21 @@ class BeaconTriageApp(CurationApp):
 
     def _start_loading(self) -> None:
         self.open_curation()
+        if self.sample and not self.paths:
+            self.run_worker(self._find_sample, group="sample", thread=True, exit_on_error=False)
+            return
+        self._load_paths()
+
+    def _find_sample(self) -> None:
+        paths = _sample_paths()
+        self.call_from_thread(self._sample_found, paths)
+
+    def _sample_found(self, paths: list[str]) -> None:
+        self.paths = paths
+        self.refresh_header()
+        self._load_paths()
+
+    def _load_paths(self) -> None:
         if not self.paths:
             self.add_log("error", "no files given and no bundled sample data found")
             self._set_status("no data")
@@ -332,6 +349,8 @@ class BeaconTriageApp(CurationApp):
     def action_rerun(self) -> None:
         self.adopt_outside_changes()
         if self.dataset is None:
+            if not self.paths:
+                return  # the bundled sample is still being found, or there is none
             if not any(s.active for k, s in self.stages.items() if k == LOAD):
                 self.pipeline.load(self.paths, self.source_format, self.config, self.loader)
                 self._set_status("loading")

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
@@ -26,7 +28,7 @@ class Probe(BeaconTriageApp):
         super()._start_loading()
 
 async def main():
-    app = Probe([sys.argv[1]])
+    app = Probe(sys.argv[1:])
     async with app.run_test(size=(80, 24)) as pilot:
         while not hasattr(app, "seen"):
             await pilot.pause(0.01)
@@ -37,10 +39,11 @@ asyncio.run(main())
 """
 
 
-def test_first_frame_is_drawn_before_polars_numpy_and_the_engine_are_imported(tmp_path):
+@pytest.mark.parametrize("named", [True, False], ids=["a file", "the bundled sample"])
+def test_first_frame_is_drawn_before_polars_numpy_and_the_engine_are_imported(tmp_path, named):
     sample = ROOT / "sample_data" / "defender_network_events.csv"
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(sample)],
+        [sys.executable, "-c", PROBE, *([str(sample)] if named else [])],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -134,9 +134,12 @@ def _remote_width(frame: pl.DataFrame, with_proxy: bool = False) -> int:
         ).otherwise(0)
     if S.C_DIRECTION in frame.columns:
         width = width + (pl.col(S.C_DIRECTION) == S.DIR_INBOUND).fill_null(False).cast(pl.Int64) * 2
-    if with_proxy and S.C_VIA_PROXY in frame.columns:
+    if S.C_VIA_PROXY in frame.columns:
         proxy = pl.col(S.C_VIA_PROXY).cast(pl.String)
-        width = width + (proxy.str.len_chars() + len(" via proxy ")).fill_null(0)
+        if with_proxy:
+            width = width + (proxy.str.len_chars() + len(" via proxy ")).fill_null(0)
+        else:  # "address …": the cut proxy name's ellipsis never lands on the address
+            width = width + proxy.is_not_null().cast(pl.Int64) * 2
     # A long proxy name is cut at the end (ellipsis); the address before it never is.
     return min(REMOTE_MAX, int(frame.select(width.max()).item() or 0))
 

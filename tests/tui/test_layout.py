@@ -194,6 +194,7 @@ def test_a_proxy_name_takes_only_spare_cells():
     whole = len("104.234.118.7:4444 via proxy proxy.corp.example:3128")
     narrow = dict((c.key, w) for c, w in layout(frame, 100))
     assert len("[2001:db8::1]:65535") <= narrow["remote"] < whole
+    assert narrow["remote"] >= len("104.234.118.7:4444 …")  # the ellipsis after the port
     assert {"score", "device", "remote", "interval", "jitter"} <= set(narrow)
     wide = dict((c.key, w) for c, w in layout(frame, 220))
     assert wide["remote"] == whole

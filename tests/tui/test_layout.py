@@ -8,7 +8,15 @@ import polars as pl
 from tui_fixtures import make_app, settle
 
 from detectors.base import schema as S
-from tui.view import C_PROTOCOL, GAP, layout, pair_protocols, remote_text, with_protocol
+from tui.view import (
+    C_PROTOCOL,
+    GAP,
+    layout,
+    measure_columns,
+    pair_protocols,
+    remote_text,
+    with_protocol,
+)
 from tui.widgets.candidate_table import CandidateTable
 
 UTC = timezone.utc
@@ -194,7 +202,8 @@ def test_a_proxy_name_takes_only_spare_cells():
     whole = len("104.234.118.7:4444 via proxy proxy.corp.example:3128")
     narrow = dict((c.key, w) for c, w in layout(frame, 100))
     assert len("[2001:db8::1]:65535") <= narrow["remote"] < whole
-    assert narrow["remote"] >= len("104.234.118.7:4444 …")  # the ellipsis after the port
+    minimum = {c.key: w for c, w, _ in measure_columns(frame)}["remote"]
+    assert minimum == len("104.234.118.7:4444 …")  # the ellipsis lands after the port
     assert {"score", "device", "remote", "interval", "jitter"} <= set(narrow)
     wide = dict((c.key, w) for c, w in layout(frame, 220))
     assert wide["remote"] == whole

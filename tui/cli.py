@@ -132,22 +132,25 @@ def open_command(
 ) -> None:
     """Open the triage TUI on PATHS (default: the bundled sample data), or on one folder
     written by `detect --save-run` (offline: its candidates, charts from its events)."""
-    from detectors.load import cache
-    from detectors.run.headless import open_allowlist_file
-    from detectors.run.saved import is_saved_run, load_run
+    # Only what this open needs is imported here: the rest of the engine (polars, the
+    # hunts) is imported by the TUI's load worker, after the first screen is drawn.
     from detectors.run.setup import load_config
 
     saved = None
     try:
         config = load_config(config_path)
         if allowlist_path:
+            from detectors.run.headless import open_allowlist_file
+
             open_allowlist_file(allowlist_path, create=allowlist_create)
-        if len(paths) == 1 and is_saved_run(paths[0]):
-            saved = load_run(paths[0])
-            saved.info["folder"] = paths[0]
+        if len(paths) == 1 and Path(paths[0]).is_dir():
+            from detectors.run.saved import is_saved_run, load_run
+
+            if is_saved_run(paths[0]):
+                saved = load_run(paths[0])
+                saved.info["folder"] = paths[0]
     except InputError as exc:
         _fail(exc)
-    cache.configure(None if no_cache else config.cache_settings())  # the TUI's loads use it
     from tui.app import run_app  # Textual is imported only when a screen is wanted
 
     run_app(
@@ -156,6 +159,7 @@ def open_command(
         allowlist_path=Path(allowlist_path) if allowlist_path else None,
         source_format=source_format,
         saved=saved,
+        use_cache=not no_cache,
     )
 
 

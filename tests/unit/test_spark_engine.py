@@ -131,3 +131,73 @@ def test_spark_engine_finds_the_candidates_of_the_local_engine(spark, paths):
         assert mine.skipped == outcome.skipped, name
         if outcome.hits is not None and mine.hits is not None:
             assert mine.hits.height == outcome.hits.height, name
+
+
+def _large_inputs(folder: Path) -> list[Path]:
+    """Text and Parquet inputs to cut: a Defender CSV whose quoted fields hold newlines,
+    the same rows as JSON Lines and Parquet (row groups of 15), a Zeek TSV whose
+    ``#fields`` change half way, a Zeek dns.log (names), Zeek JSON and ECS NDJSON."""
+    import gzip
+
+    from detectors.load.sample import sample_zeek_dir
+
+    lines = sample_paths()[0].read_text(encoding="utf-8").splitlines(keepends=True)
+    quoted = '{""uniqueEventsAggregated""'
+    csv = "".join(lines[:151]).replace(quoted, '{\n""uniqueEventsAggregated""')
+    assert csv.count('{\n""') > 10
+    (folder / "mde.csv").write_text(csv, encoding="utf-8")
+    frame = pl.read_csv(folder / "mde.csv", infer_schema=False)
+    frame.head(60).write_ndjson(folder / "mde.jsonl")
+    frame.write_parquet(folder / "mde.parquet", row_group_size=15)
+    conn = gzip.decompress((sample_zeek_dir() / "conn.log.gz").read_bytes()).decode()
+    zeek = conn.splitlines(keepends=True)
+    head, records = zeek[:8], zeek[8:308]
+    wider = [
+        line.rstrip("\n") + "\textra\n" if line.startswith(("#fields", "#types")) else line
+        for line in head
+    ]
+    changed = [r.rstrip("\n") + "\tX\n" for r in records[150:]]
+    text = "".join([*head, *records[:150], "#close\t2026-11-18-01-00-00\n", *wider, *changed])
+    (folder / "conn.log").write_text(text, encoding="utf-8")
+    dns = (sample_zeek_dir() / "dns.log").read_text(encoding="utf-8").splitlines(keepends=True)
+    (folder / "dns.log").write_text("".join(dns[:158]), encoding="utf-8")
+    (folder / "conn.json").write_text((DATA / "conn.json").read_text() * 60, encoding="utf-8")
+    (folder / "ecs.ndjson").write_text((DATA / "ecs_nested.ndjson").read_text() * 60, "utf-8")
+    return sorted(folder.iterdir())
+
+
+def test_a_large_file_read_in_pieces_gives_what_the_whole_file_gives(spark, tmp_path):
+    """Every cuttable format, each file in 3+ pieces: the canonical events of the local
+    reader on the whole file, numbered as a whole file's (file << 40 | row), and the
+    same side tables and warnings."""
+    from detectors.load import format_of, load_file
+    from detectors.run.spark.read import FILE_BITS, collect_events, read_inputs
+    from detectors.run.spark.split import pieces
+
+    paths = _large_inputs(tmp_path)
+    split = 12_000
+    for path in paths:
+        assert len(pieces(path, format_of(path), split)[0]) >= 3, path.name
+    cut = read_inputs(spark, [str(p) for p in paths], split_bytes=split)
+    assert cut.tasks >= 3 * len(paths)
+    whole = [load_file(p) for p in paths]
+    want = pl.concat(
+        [
+            w.events.with_columns(
+                (pl.int_range(pl.len(), dtype=pl.Int64) + (n << FILE_BITS)).alias(INPUT_ROW)
+            )
+            for n, w in enumerate(whole)
+            if w.events is not None
+        ]
+    )
+    got = collect_events(cut.events)
+    assert got.height == want.height > 600
+    _same_columns(got.drop(INPUT_ROW), want.drop(INPUT_ROW))
+    assert got.get_column(INPUT_ROW).equals(want.get_column(INPUT_ROW))  # same order keys
+    names = [w.names for w in whole if w.names is not None and w.names.height]
+    assert len(names) == 1 and cut.names.height > 0
+    assert cut.names.equals(names[0].unique(maintain_order=True))
+    assert cut.files == [str(p) for p in paths]
+    assert cut.warnings == [
+        f"{p}: {x}" for p, w in zip(paths, whole, strict=True) for x in w.warnings
+    ]

@@ -47,7 +47,9 @@ def test_a_csv_whose_quotes_do_not_pair_up_is_read_whole_with_a_note(tmp_path):
     path.write_bytes(b'a,b\n1,5" screen\n2,z\n3,w\n4,v\n')
     found, note = pieces(path, MDE_CSV, 8)
     assert found == []
-    assert note == f"{path}: read in one task: its quotes do not pair up, so lines cannot be told apart"
+    assert note == (
+        f"{path}: read in one task: its quotes do not pair up, so lines cannot be told apart"
+    )
 
 
 def _zeek(fields: str) -> bytes:

@@ -201,3 +201,44 @@ def test_a_large_file_read_in_pieces_gives_what_the_whole_file_gives(spark, tmp_
     assert cut.warnings == [
         f"{p}: {x}" for p, w in zip(paths, whole, strict=True) for x in w.warnings
     ]
+
+
+def test_object_store_uris_go_to_spark_untouched(spark, tmp_path, monkeypatch):
+    """s3a://, abfss:// are never looked up on the local disk; a scheme this Spark has no
+    file system for is one line naming the URI and the package to add (no network)."""
+    from detectors.run.spark import read
+    from detectors.run.spark.read import read_inputs
+
+    hadoop = spark.sparkContext._jvm.org.apache.hadoop.util.VersionInfo.getVersion()
+    local = tmp_path / "conn.log"
+    local.write_bytes((DATA / "conn.log").read_bytes())
+    monkeypatch.chdir(tmp_path)  # a local folder spelled like the URI must not be read
+    lookalike = tmp_path / "s3a:" / "lake" / "zeek" / "2026" / "11" / "20"
+    lookalike.mkdir(parents=True)
+    (lookalike / "conn.log").write_bytes(local.read_bytes())
+    asked: list[list[str]] = []
+    checked = read.check_schemes
+
+    def check(session, uris):
+        asked.append(list(uris))
+        checked(session, uris)
+
+    monkeypatch.setattr(read, "check_schemes", check)
+    uri = "s3a://lake/zeek/2026/11/20/"
+    with pytest.raises(InputError) as caught:
+        read_inputs(spark, [str(local), uri, "abfss://c@acct.dfs.core.windows.net/x"])
+    assert asked == [[uri, "abfss://c@acct.dfs.core.windows.net/x"]]
+    assert str(caught.value) == (
+        f"{uri}: Spark has no filesystem for scheme s3a "
+        f"(add org.apache.hadoop:hadoop-aws:{hadoop} to --spark-conf spark.jars.packages)"
+    )
+    with pytest.raises(
+        InputError,
+        match=r"^abfss://c@acct\.dfs\.core\.windows\.net/x: Spark has "
+        r"no filesystem for scheme abfss \(add org\.apache\.hadoop:hadoop-azure:",
+    ):
+        read_inputs(spark, ["abfss://c@acct.dfs.core.windows.net/x"])
+    missing = (tmp_path / "gone").as_uri()
+    with pytest.raises(InputError) as gone:
+        read_inputs(spark, [missing])
+    assert str(gone.value) == f"{missing.replace('file:///', 'file:/')}: no such file or folder"

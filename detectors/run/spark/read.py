@@ -314,9 +314,16 @@ def _task_rows(
     files: list[tuple[str, bool]] = [(str(p), listed) for p, listed in _expand(local)]
     fetched = None
     if remote:
+        check_schemes(spark, remote)
         reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
-        fetched = reader.load(remote)
-        found = sorted(r.path for r in fetched.select("path").collect())
+        try:
+            fetched = reader.load(remote)
+            found = sorted(r.path for r in fetched.select("path").collect())
+        except Exception as exc:  # a JVM error: one line naming the URI, or on to Spark's
+            missing = _missing_path(str(exc))
+            if missing is None:
+                raise
+            raise InputError("no such file or folder", file=missing) from None
         if not found:
             raise InputError("no files found", file=", ".join(remote))
         files += [(uri, True) for uri in found]
@@ -346,6 +353,59 @@ def _task_rows(
 
 
 _WHOLE = (None, None, None, None)
+
+# Where a scheme's Hadoop file system comes from, for the hint in the error.
+_CONNECTORS = {
+    "s3a": "org.apache.hadoop:hadoop-aws:{hadoop}",
+    "abfs": "org.apache.hadoop:hadoop-azure:{hadoop}",
+    "abfss": "org.apache.hadoop:hadoop-azure:{hadoop}",
+    "wasb": "org.apache.hadoop:hadoop-azure:{hadoop}",
+    "wasbs": "org.apache.hadoop:hadoop-azure:{hadoop}",
+    "gs": "com.google.cloud.bigdataoss:gcs-connector:hadoop3-<version>",
+}
+
+
+def scheme_of(uri: str) -> str:
+    return uri.partition("://")[0].lower()
+
+
+def check_schemes(spark: SparkSession, uris: Sequence[str]) -> None:
+    """Each URI's scheme has a Hadoop file system in this Spark, or a one-line error
+    naming the first such URI and the package to add. Asks the JVM which class serves the
+    scheme: no connection is made, so a missing connector is told from a missing bucket."""
+    try:
+        jvm: Any = spark.sparkContext._jvm
+        hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+        file_system = jvm.org.apache.hadoop.fs.FileSystem
+        hadoop = jvm.org.apache.hadoop.util.VersionInfo.getVersion()
+    except Exception:  # not a classic session (Spark Connect): Spark's own error then
+        return
+    seen: set[str] = set()
+    for uri in uris:
+        scheme = scheme_of(uri)
+        if scheme in seen:
+            continue
+        seen.add(scheme)
+        try:
+            file_system.getFileSystemClass(scheme, hadoop_conf)
+        except Exception as exc:
+            text = str(exc)
+            if "ClassNotFoundException" not in text and "No FileSystem for scheme" not in text:
+                raise
+            package = _CONNECTORS.get(scheme, "").format(hadoop=hadoop) or "its connector"
+            raise InputError(
+                f"Spark has no filesystem for scheme {scheme} "
+                f"(add {package} to --spark-conf spark.jars.packages)",
+                file=uri,
+            ) from None
+
+
+_NOT_FOUND = re.compile(r"Path does not exist: (\S+?)\.?(?:\s|$)")
+
+
+def _missing_path(text: str) -> str | None:
+    found = _NOT_FOUND.search(text)
+    return found.group(1) if found else None
 
 
 def _concat(frames: list[pl.DataFrame], schema: Mapping[str, pl.DataType]) -> pl.DataFrame:

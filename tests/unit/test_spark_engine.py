@@ -242,3 +242,25 @@ def test_object_store_uris_go_to_spark_untouched(spark, tmp_path, monkeypatch):
     with pytest.raises(InputError) as gone:
         read_inputs(spark, [missing])
     assert str(gone.value) == f"{missing.replace('file:///', 'file:/')}: no such file or folder"
+
+
+def test_spark_stage_progress_reaches_the_progress_object_and_cancels_jobs(spark):
+    """What the console bars show, as Progress reports (the TUI's load line); a
+    cancelled Progress cancels the running job instead of waiting for it."""
+    import time
+
+    from detectors.base.progress import Progress
+    from detectors.run.spark.session import stage_progress
+
+    heard: list[tuple[str, float, str]] = []
+    progress = Progress(lambda stage, fraction, text: heard.append((stage, fraction, text)))
+    tasks = spark.sparkContext.parallelize(range(4), 4)
+    with stage_progress(spark, progress, every=0.05):
+        assert tasks.map(lambda x: time.sleep(0.4) or x).sum() == 6
+    assert heard and all(stage == "spark" for stage, _, _ in heard)
+    assert all(text.startswith("stage ") and text.endswith("/4 tasks") for _, _, text in heard)
+    progress.cancel()
+    began = time.monotonic()
+    with pytest.raises(Exception, match="cancel"), stage_progress(spark, progress, every=0.05):
+        tasks.map(lambda x: time.sleep(30) or x).sum()
+    assert time.monotonic() - began < 20

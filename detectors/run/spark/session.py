@@ -104,9 +104,9 @@ def stage_progress(session: SparkSession, progress: Progress, every: float = 0.5
 
     def poll() -> None:
         while not stop.wait(every):
-            if progress.cancel_event.is_set():
+            if progress.cancel_event.is_set():  # and each job started after it
                 context.cancelAllJobs()
-                return
+                continue
             with contextlib.suppress(Exception):  # a stage may end between the calls
                 _report_stages(tracker, progress)
 

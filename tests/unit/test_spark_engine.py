@@ -105,17 +105,27 @@ def _key(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 @pytest.mark.parametrize(
-    "paths",
-    [[str(p) for p in sample_paths()], [str(sample_zeek_dir())]],
-    ids=["defender", "zeek"],
+    ("paths", "split"),
+    [([str(p) for p in sample_paths()], "1m"), ([str(sample_zeek_dir())], None)],
+    ids=["defender-in-pieces", "zeek"],
 )
-def test_spark_engine_finds_the_candidates_of_the_local_engine(spark, paths):
-    """Same keys, same detectors, scores equal to 1e-9, on the bundled sample."""
+def test_spark_engine_finds_the_candidates_of_the_local_engine(spark, paths, split):
+    """Same keys, same detectors, scores equal to 1e-9, on the bundled sample (the
+    Defender export read in 1 MiB pieces: 4 tasks for its 3.6 MB)."""
     from detectors.run.loop import run
     from detectors.run.spark import SparkStrategy
+    from detectors.run.spark.split import SPLIT_CONF
 
     config = Config(network={"enabled": False})  # placing needs every event: not on Spark yet
-    result = run(SparkStrategy(paths, spark=spark), config)
+    before = spark.conf.get(SPLIT_CONF)
+    spark.conf.set(SPLIT_CONF, split or before)
+    try:
+        strategy = SparkStrategy(paths, spark=spark)
+        result = run(strategy, config)
+    finally:
+        spark.conf.set(SPLIT_CONF, before)
+    assert strategy.source is not None
+    assert strategy.source.tasks == (5 if split else len(strategy.source.files))
     local = run_all(PairContext.of(load_paths(paths, cache=False)), config)
     got, want = _key(result.candidates), _key(local.candidates)
     assert got.height == want.height > 10

@@ -249,6 +249,11 @@ class SparkInput:
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     tasks: int = 0  # read tasks (more than files when large files were cut)
+    cached: DataFrame | None = None  # what Spark holds for ``events`` (the read's rows)
+
+    def release(self) -> None:
+        """Let Spark drop the cached rows."""
+        (self.cached if self.cached is not None else self.events).unpersist()
 
 
 _TASK_SCHEMA = (
@@ -520,9 +525,9 @@ def read_inputs(
     if len(tasks) > len(listed):  # some files were cut: number their rows as one file
         counts = {r[INPUT_ROW] >> FILE_BITS: int(bytes(r[BLOB])) for r in by_kind.get(COUNT, [])}
         counts.update({t.task: 0 for t in tasks if t.piece is None and t.file not in errors})
-        events = _renumbered(events, tasks, counts).persist(StorageLevel.MEMORY_AND_DISK)
-        events.count()  # held before the pieces' rows are let go
-        rows.unpersist()
+        # a broadcast join over the cached rows, each time they are read: a small map-side
+        # step, cheaper than caching a renumbered copy (which cost a pass and the memory)
+        events = _renumbered(events, tasks, counts)
     return SparkInput(
         events=events,
         names=names.unique(maintain_order=True),
@@ -531,6 +536,7 @@ def read_inputs(
         files=used,
         warnings=[*notes, *warnings],
         tasks=len(tasks),
+        cached=rows,
     )
 
 

@@ -274,3 +274,29 @@ def test_spark_stage_progress_reaches_the_progress_object_and_cancels_jobs(spark
     with pytest.raises(Exception, match="cancel"), stage_progress(spark, progress, every=0.05):
         tasks.map(lambda x: time.sleep(30) or x).sum()
     assert time.monotonic() - began < 20
+
+
+def test_an_error_in_a_piece_names_the_line_of_the_whole_file(spark, tmp_path):
+    """A bad row in the third of four pieces: the same one line as the local reader's,
+    line 251 of the file (not of the piece); in a listed folder the file is skipped
+    whole, none of its other pieces' events kept."""
+    from detectors.run.spark.read import read_inputs
+
+    lines = sample_paths()[0].read_text(encoding="utf-8").splitlines(keepends=True)[:301]
+    lines[250] = "not a time" + lines[250][lines[250].index(",") :]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bad = folder / "events.csv"
+    bad.write_text("".join(lines), encoding="utf-8")
+    split = bad.stat().st_size // 4 + 1
+    with pytest.raises(InputError) as caught:
+        read_inputs(spark, [str(bad)], split_bytes=split)
+    with pytest.raises(InputError) as local:
+        load_paths([bad], cache=False)
+    assert str(caught.value) == str(local.value)
+    assert str(local.value).startswith(f"{bad}: line 251, field Timestamp:")
+    (folder / "conn.log").write_bytes((DATA / "conn.log").read_bytes())
+    read = read_inputs(spark, [str(folder)], split_bytes=split)
+    assert read.tasks == 5 and read.files == [str(folder / "conn.log")]
+    assert read.events.count() == load_paths([folder / "conn.log"], cache=False).events.height
+    assert any(w.startswith(f"{bad}: skipped: ") for w in read.warnings)

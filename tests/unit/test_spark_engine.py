@@ -277,7 +277,7 @@ def test_spark_stage_progress_reaches_the_progress_object_and_cancels_jobs(spark
 
 
 def test_an_error_in_a_piece_names_the_line_of_the_whole_file(spark, tmp_path):
-    """A bad row in the third of four pieces: the same one line as the local reader's,
+    """A bad row in the last of four pieces: the same one line as the local reader's,
     line 251 of the file (not of the piece); in a listed folder the file is skipped
     whole, none of its other pieces' events kept."""
     from detectors.run.spark.read import read_inputs

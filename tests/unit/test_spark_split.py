@@ -30,10 +30,10 @@ def test_a_csv_range_never_starts_inside_a_quoted_field(tmp_path):
     # header 0-3 | 1,"x\ny"\n 4-11 (the newline at 8 is inside quotes) | 2,z\n 12-15 | 3,w\n 16-19
     path = tmp_path / "a.csv"
     path.write_bytes(b'a,b\n1,"x\ny"\n2,z\n3,w\n')
-    found, note = pieces(path, MDE_CSV, 8)
+    found, note = pieces(path, MDE_CSV, 8)  # 20 bytes: 3 ranges of 7
     assert note is None
     assert found == [
-        Piece(TEXT, 0, 12),  # the cut near 8 moved past the quoted newline to 12
+        Piece(TEXT, 0, 12),  # the cut near 7 moved past the quoted newline to 12
         Piece(TEXT, 12, 16, b"a,b\n"),
         Piece(TEXT, 16, 20, b"a,b\n"),
     ]
@@ -68,11 +68,12 @@ def test_a_zeek_range_carries_the_header_in_force_where_it_starts(tmp_path):
     path.write_bytes(data)
     a = len(first) + 16  # the second record
     b = len(first) + len(records1) + len(b"#close\t2026\n") + len(second)  # the third record
-    # a cut inside the second header moves to its first record; the first cut at a
+    # 216 bytes in 3 ranges of 72: the cut near 72 (in the first record) moves to a, the
+    # one near 144 (inside the second header) to that header's first record, b
     split = a - 3
+    assert len(data) == 216 and (a, b) == (81, 180)
     found, _ = pieces(path, ZEEK_TSV, split)
-    starts = [p.start for p in found]
-    assert a in starts and b in starts
+    assert [p.start for p in found] == [0, a, b]
     by_start = {p.start: p for p in found}
     assert by_start[a].head == first
     assert by_start[b].head == second  # the later header, without the #close line
@@ -100,8 +101,12 @@ def test_small_gzipped_and_json_lines_files(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_bytes(lines)
     assert pieces(path, MDE_JSONL, 1 << 20) == ([], None)  # small: whole
-    found, _ = pieces(path, MDE_JSONL, 15)  # cut near 15 -> 18; near 30 -> 36, the end
-    assert [(p.start, p.stop, p.head) for p in found] == [(0, 18, b""), (18, 36, b"")]
+    found, _ = pieces(path, MDE_JSONL, 15)  # 3 ranges of 12: cut near 12 -> 18, 24 -> 27
+    assert [(p.start, p.stop, p.head) for p in found] == [
+        (0, 18, b""),
+        (18, 27, b""),
+        (27, 36, b""),
+    ]
     zipped = tmp_path / "a.jsonl.gz"
     zipped.write_bytes(gzip.compress(lines * 10))
     assert pieces(zipped, MDE_JSONL, 15) == ([], None)

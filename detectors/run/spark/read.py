@@ -2,11 +2,12 @@
 
 Each file is read inside an executor by the very loader a local run uses
 (``detectors.load.load_file``: sniffing, timestamp parsing, IP normalising, the
-canonical columns), so the two engines cannot map a format differently. A file is one
-task: plain paths are opened by the executor (local mode, or a file system every node
-mounts); URIs (``s3a://``, ``abfss://``, ``hdfs://``, ``file://``) are fetched through
-Spark's own file systems (``binaryFile``) and handed to the loader as a local copy.
-The price is that one file must fit in one executor's memory, as data lakes cut them.
+canonical columns), so the two engines cannot map a format differently. Plain paths are
+opened by the executor (local mode, or a file system every node mounts), a file larger
+than ``spark.sql.files.maxPartitionBytes`` in pieces read side by side (``split``),
+numbered as one file's rows; URIs (``s3a://``, ``abfss://``, ``hdfs://``, ``file://``)
+are passed to Spark as written, fetched through its own file systems (``binaryFile``)
+and handed to the loader whole, as a local copy.
 
 The side tables (names, HTTP/TLS details, DeviceInfo) are small: they travel back to
 the driver as Arrow IPC bytes in the same pass, with warnings and errors.

@@ -7,10 +7,11 @@ in the same order. Hence:
 * Parquet: whole row groups (from the footer's metadata), grouped until they hold
   ``split_bytes`` of compressed data; a piece is those row groups written as a file.
 * Text (Defender CSV, mapped CSV, JSON Lines, Zeek TSV/JSON, ECS NDJSON): byte ranges
-  about ``split_bytes`` long, each starting at the beginning of a line, with the header
-  the loader needs carried in front: the CSV header row, or the Zeek ``#`` lines in
-  force where the range starts (a log whose ``#fields`` change part way carries the
-  later header to the ranges after the change; ``#close`` lines are not carried).
+  of equal length, at most about ``split_bytes``, each starting at the beginning of a
+  line, with the header the loader needs carried in front: the CSV header row, or the
+  Zeek ``#`` lines in force where the range starts (a log whose ``#fields`` change part
+  way carries the later header to the ranges after the change; ``#close`` lines are not
+  carried).
 * A CSV range may only start where no quoted field is open: a quoted field may hold a
   newline (RFC 4180), so the range is moved on to the first line start with an even
   count of quotes before it. A file whose quotes do not pair up (a stray ``"``) is read
@@ -49,6 +50,7 @@ DEFAULT_SPLIT_BYTES = 128 << 20
 PARQUET, TEXT = "parquet", "text"
 _CSV = (MDE_CSV, CSV_MAPPED)
 _LINES = (*_CSV, MDE_JSONL, ZEEK_TSV, ZEEK_JSON, ECS)
+_COUNT_BYTES = 16 << 20
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -123,10 +125,17 @@ def _next_line(data: mmap.mmap, at: int) -> int:
     return len(data) if newline < 0 else newline + 1
 
 
+def _step(size: int, split_bytes: int) -> int:
+    """Equal ranges of at most about ``split_bytes``: a file of 2.1 splits is 3 thirds,
+    not two whole splits and a sliver."""
+    return -(-size // -(-size // split_bytes))
+
+
 def _line_starts(data: mmap.mmap, split_bytes: int) -> list[int]:
-    """Range starts: one near every ``split_bytes``, each at a line start, ascending."""
+    """Range starts: ranges of equal length (``_step``), each at a line start, ascending."""
     starts = [0]
-    for nominal in range(split_bytes, len(data), split_bytes):
+    step = _step(len(data), split_bytes)
+    for nominal in range(step, len(data), step):
         at = _next_line(data, max(nominal, starts[-1] + 1))
         if at < len(data) and at > starts[-1]:
             starts.append(at)
@@ -151,21 +160,31 @@ def _csv_ranges(data: mmap.mmap, split_bytes: int, path: Path) -> tuple[list[Pie
         return [], f"{path}: read in one task: its header row has an unpaired quote"
     starts = [0]
     quotes, counted = 0, 0  # quotes in data[:counted]
-    for nominal in range(split_bytes, len(data), split_bytes):
+    step = _step(len(data), split_bytes)
+    for nominal in range(step, len(data), step):
         at = _next_line(data, max(nominal, starts[-1] + 1))
         while at < len(data):
-            quotes += data[counted:at].count(b'"')
+            quotes += _quotes(data, counted, at)
             counted = at
             if quotes % 2 == 0:
                 break
             at = _next_line(data, at + 1)  # inside a quoted field: the next line start
         if at < len(data) and at > starts[-1]:
             starts.append(at)
-    quotes += data[counted:].count(b'"')
+    quotes += _quotes(data, counted, len(data))
     if quotes % 2:
         note = f"{path}: read in one task: its quotes do not pair up, so lines cannot be told apart"
         return [], note
     return _ranges(data, starts, lambda _: header), None
+
+
+def _quotes(data: mmap.mmap, start: int, stop: int) -> int:
+    """``"`` characters in ``data[start:stop]``, counted a slice at a time (a slice of an
+    mmap is a copy: 16 MiB at most is held)."""
+    return sum(
+        data[at : min(at + _COUNT_BYTES, stop)].count(b'"')
+        for at in range(start, stop, _COUNT_BYTES)
+    )
 
 
 def _comment_blocks(data: mmap.mmap) -> list[tuple[int, int]]:

@@ -217,8 +217,8 @@ class BeaconTriageApp(CurationApp):
         """Which detectors still run; "ready" only once the last merge is on screen."""
         if self.dataset is None:
             return "loading"
-        if self.saved is not None:
-            return "saved run"  # nothing runs: the candidates are the saved ones
+        if self.saved is not None:  # nothing runs: the candidates are the saved ones
+            return str(self.saved.info.get("status", "saved run"))
         if self._pending:
             total = len(self.outcomes) + len(self._pending)
             running = ", ".join(sorted(self._pending))
@@ -331,11 +331,12 @@ class BeaconTriageApp(CurationApp):
         if self.dataset is None:
             return
         if self.saved is not None:
-            self.add_log("info", "a saved run: candidates as saved, detectors not re-run")
+            default = "a saved run: candidates as saved, detectors not re-run"
+            self.add_log("info", str(self.saved.info.get("note", default)))
             # as a merge's result: the search text and protocol markers are added the same way
             protocols = pair_protocols(self.dataset.events)
             self.set_merged(prepare_view(with_protocol(self.saved.candidates, protocols)))
-            self._set_status("saved run")
+            self._set_status(self._running_status())
             return
         names = self.detector_names()
         if not names:
@@ -484,15 +485,18 @@ def run_app(
     source_format: str | None,
     saved: SavedRun | None = None,
     use_cache: bool = True,
+    loader: Loader | None = None,
 ) -> None:
     """Open the TUI on ``paths`` (the bundled sample data when empty), or on a saved
-    run (``detectors.run.saved``); returns on quit."""
+    run (``detectors.run.saved``); ``loader`` replaces the run loop's own load (a Spark
+    run: ``tui.pipeline.EngineRun``); returns on quit."""
     app = BeaconTriageApp(
         paths,
         config=config,
         allowlist_path=allowlist_path,
         source_format=source_format,
         saved=saved,
+        loader=loader,
     )
     # The loads follow [cache] (or --no-cache); set in the load worker, where the load
     # stage is imported (not before the first paint).

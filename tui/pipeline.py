@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +78,90 @@ def default_loader(paths: Sequence[str], **kwargs: Any) -> PairContext:
     from detectors.pairs.context import PairContext
 
     return PairContext.of(load_paths(paths, **kwargs))
+
+
+StrategyOf = Callable[
+    [Sequence[str], "str | None", Progress], "tuple[Strategy, AbstractContextManager[object]]"
+]
+
+
+class EngineRun:
+    """A run on another engine (Spark) for the TUI, as the load worker's loader.
+
+    The run loop runs the strategy whole (``loop.run``: context, hunts, merge), with the
+    engine's progress on the load line; the app then triages the result as it does a
+    run saved by ``detect --save-run``: ``saved`` is filled with the ranked candidates and
+    a dataset of their own pairs' events (the charts' connection times). The hunt is the
+    engine's; the parameter screen does not re-run it.
+    """
+
+    def __init__(self, config: Config, strategy_of: StrategyOf) -> None:
+        from detectors.run.saved import SavedRun
+
+        self.config = config
+        self.strategy_of = strategy_of
+        note = "a Spark run: candidates as ranked there; new parameters do not re-run it"
+        info: dict[str, object] = {"engine": "spark", "status": "spark run", "note": note}
+        self.saved = SavedRun(pl.DataFrame(), _empty_context(), info)
+
+    def __call__(
+        self,
+        paths: Sequence[str],
+        source_format: str | None = None,
+        progress: Progress | None = None,
+        **_: Any,
+    ) -> PairContext:
+        from detectors.pairs.context import PairContext
+        from detectors.run.loop import run
+        from detectors.run.saved import candidate_events
+
+        progress = progress or Progress()
+        strategy, watching = self.strategy_of(paths, source_format, progress)
+        try:
+            with watching:
+                result = run(strategy, self.config, progress=progress)
+        except InputError:
+            if progress.cancel_event.is_set():  # the engine's jobs were cancelled under it
+                raise Cancelled() from None
+            raise
+        context = result.context
+        assert context is not None
+        self.saved.candidates = result.candidates
+        self.saved.dataset = PairContext(
+            events=candidate_events(context.events, result.candidates),
+            names=context.names,
+            app=context.app,
+            device_info=context.device_info,
+            files=list(context.files),
+            warnings=[*context.warnings, *result.notes()],
+        )
+        return self.saved.dataset
+
+
+def _empty_context() -> PairContext:
+    from detectors.base.schema import empty_events
+    from detectors.pairs.context import PairContext
+
+    return PairContext(events=empty_events())
+
+
+def spark_strategy(master: str | None, conf: Sequence[str], log: str) -> StrategyOf:
+    """The Spark strategy for ``EngineRun``: a session whose JVM writes to ``log`` (not
+    to the terminal the TUI draws on), its stages' progress reported while it runs."""
+
+    def make(
+        paths: Sequence[str], source_format: str | None, progress: Progress
+    ) -> tuple[Strategy, AbstractContextManager[object]]:
+        from detectors.run.spark import SparkStrategy
+        from detectors.run.spark.session import parse_conf, spark_session, stage_progress
+
+        settings = {**parse_conf(conf), "spark.ui.showConsoleProgress": "false"}
+        progress.report("load", 0.0, f"starting Spark ({master or 'local[2]'}; log: {log})")
+        session = spark_session(master, settings, log=log)
+        strategy = SparkStrategy(list(paths), source_format, master, tuple(conf), spark=session)
+        return strategy, stage_progress(session, progress)
+
+    return make
 
 
 def chart_actions(config: Config) -> tuple[str, ...]:

@@ -564,8 +564,10 @@ class SparkStrategy:
 
     def close(self) -> None:
         """Release the events Spark cached (the session stays for the next run)."""
-        frames = [*self._persisted, *([self.source.events] if self.source else [])]
-        for frame in frames:
+        for frame in self._persisted:  # the placed events (and the loaded ones)
             with contextlib.suppress(Exception):  # a lost JVM has nothing left to release
                 frame.unpersist()
         self._persisted.clear()
+        if self.source is not None:
+            with contextlib.suppress(Exception):
+                self.source.release()

@@ -72,11 +72,14 @@ def run(
     """Build the context, run the named hunts (default: all), merge their hits.
 
     ``on_outcome`` hears each hunt as it finishes (the TUI merges as results come).
-    Outcomes are kept in the order the hunts were named.
+    Outcomes are kept in the order the hunts were named. The run places its context
+    once: the events as loaded are let go (``PairContext.release_loaded``), so it
+    cannot be placed again; the TUI, which re-places, builds its own with ``prepare``.
     """
     chosen = list(names) if names else list(all_detectors())
     try:
         context = prepare(strategy, config, progress)
+        context.release_loaded()  # one run, one placement: no copy kept to re-place
         progress.report("detect", 0.0, f"running {', '.join(chosen)}")
         done: dict[str, DetectorOutcome] = {}
         for outcome in strategy.hunts(context, config, chosen, progress):

@@ -1,5 +1,5 @@
-"""What the load and the run hold in memory: no whole-frame copy to drop rows, no
-loaded copy of the events kept by a run that places them once."""
+"""What the load and the run hold in memory: the implausible rows dropped (one copy,
+counted per kind), and no loaded copy of the events kept by a run that places them once."""
 
 from __future__ import annotations
 
@@ -10,32 +10,13 @@ import pytest
 
 from detectors.base import schema as S
 from detectors.base.config import Config
-from detectors.load.common import drop_implausible, filter_rows
+from detectors.load.common import drop_implausible
 from detectors.pairs.context import PairContext
 from detectors.pairs.network import place_context
 from detectors.run.loop import prepare, run_all
 from detectors.run.memory import InMemory
 
 T0 = datetime(2026, 11, 18, tzinfo=timezone.utc)
-
-
-def test_filter_rows_keeps_what_a_frame_filter_keeps_and_empties_the_source():
-    frame = pl.DataFrame(
-        {
-            "name": ["ws-1.contoso.com", None, "a-much-longer-device-name.contoso.com", "x"],
-            "port": [443, None, 70000, 53],
-            "ok": [True, False, None, True],
-        }
-    )
-    keep = pl.Series([True, False, True, False])
-    expected = frame.filter(keep)  # the independent answer: polars' own whole-frame filter
-    kept = filter_rows(frame, keep)
-    assert kept.equals(expected)
-    assert kept.rows() == [
-        ("ws-1.contoso.com", 443, True),
-        ("a-much-longer-device-name.contoso.com", 70000, None),
-    ]
-    assert frame.width == 0  # every source column was released as it was filtered
 
 
 def _events(rows: list[tuple[float, str, str, int]]) -> pl.DataFrame:

@@ -59,6 +59,8 @@ def prepare(strategy: Strategy, config: Config, progress: Progress = NULL_PROGRE
     both start here, so both hunt the same pairs."""
     context = strategy.context(config, progress)
     place_context(context, config.network_settings())
+    if context.reload_loaded is not None:  # new settings read the files again
+        context.release_loaded()
     return context
 
 
@@ -73,8 +75,7 @@ def run(
 
     ``on_outcome`` hears each hunt as it finishes (the TUI merges as results come).
     Outcomes are kept in the order the hunts were named. The run places its context
-    once: the events as loaded are let go (``PairContext.release_loaded``), so it
-    cannot be placed again; the TUI, which re-places, builds its own with ``prepare``.
+    once: the events as loaded are let go (``PairContext.release_loaded``).
     """
     chosen = list(names) if names else list(all_detectors())
     try:

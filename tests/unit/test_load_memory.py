@@ -3,7 +3,9 @@ counted per kind), and no loaded copy of the events kept by a run that places th
 
 from __future__ import annotations
 
+import csv
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -17,6 +19,7 @@ from detectors.run.loop import prepare, run_all
 from detectors.run.memory import InMemory
 
 T0 = datetime(2026, 11, 18, tzinfo=timezone.utc)
+NETWORK = Path(__file__).resolve().parents[2] / "sample_data" / "network"
 
 
 def _events(rows: list[tuple[float, str, str, int]]) -> pl.DataFrame:
@@ -87,9 +90,25 @@ def test_a_released_run_ranks_as_one_that_kept_its_loaded_events():
     assert run_all(kept, Config(), workers=1).candidates.equals(released)
 
 
-def test_prepare_keeps_the_loaded_events_so_new_settings_place_again():
-    context = prepare(InMemory.of(_beacon()), Config())
+def test_a_given_context_keeps_its_loaded_events_so_new_settings_place_again():
+    context = prepare(InMemory.of(_beacon()), Config())  # no files to read again
     assert context.events.height == 70
     place_context(context, Config(network={"internal": ["185.141.27.0/24"]}).network_settings())
     # the destination is now ours: every row is internal, none hunted
     assert context.events.get_column(S.DIRECTION).unique().to_list() == [S.DIR_INTERNAL]
+
+
+def test_files_placed_again_are_read_again_and_placed_as_a_fresh_load():
+    path = NETWORK / "defender_network_events.csv"
+    with path.open(newline="", encoding="utf-8") as handle:
+        records = sum(1 for _ in csv.DictReader(handle))  # every row is a plausible event
+    context = prepare(InMemory([str(path)], use_cache=False), Config())
+    assert context._loaded_events is None  # not kept beside the placed events
+    first = context.events
+    other = Config(network={"internal": ["10.0.0.0/8", "8.8.8.0/24"], "proxies": []})
+    place_context(context, other.network_settings())
+    assert context._loaded_events is not None
+    assert context._loaded_events.height == records  # the file read again, whole
+    fresh = prepare(InMemory([str(path)], use_cache=False), other)
+    assert context.events.equals(fresh.events)
+    assert not context.events.equals(first)  # the new settings did change the placement

@@ -95,6 +95,18 @@ class PairContext(Loaded):
             self._loaded_events = None
             self._loaded_released = True
 
+    def drop_indexes(self) -> None:
+        """Let the sorted connection table and the per-pair indexes go.
+
+        The run calls this once every hunt is done: the merge asks the population and
+        the names, never the pairs, and it is the run's high-water mark, so the
+        indexes (~40 MB per million events) should not sit under it. Asked again,
+        they are built again.
+        """
+        with self._locks["table"], self._locks["pairs"]:
+            self._connections = None
+            self._pair_cache.clear()
+
     @property
     def has_process(self) -> bool:
         """False for Zeek-only data, where candidates are keyed by originating IP."""

@@ -88,6 +88,7 @@ def run(
             on_outcome(outcome)
             progress.report("detect", len(done) / len(chosen), f"{outcome.name} done")
         result = RunResult({name: done[name] for name in chosen}, context=context)
+        context.drop_indexes()  # the merge needs no pair index: not under its peak
         progress.report("merge", 0.0, "merging candidates")
         result.candidates = merge(result.outcomes, context, config)
         progress.report("merge", 1.0, f"{result.candidates.height} candidates")

@@ -6,7 +6,10 @@ Written beside the office sample (``sample_data/network/``), which it leaves alo
   use for all web traffic: Zeek sees conn rows to 10.10.0.5:3128 and http.log
   ``CONNECT host:443`` (HTTPS) or ``GET http://host/...`` (plain HTTP) requests;
   Defender logs rows to the proxy address with the proxied host as ``RemoteUrl``;
-  the other 8 workstations go out directly (NAT);
+  the same sensor sees the proxy's own connection to the server a moment later
+  (conn.log from 10.10.0.5, ssl.log ``server_name`` or http.log ``Host`` naming the
+  host), and the proxy's own update checks (no name); the proxy is not onboarded to
+  Defender; the other 8 workstations go out directly (NAT);
 * a DMZ web server (``dmz-web-01``, 198.51.100.20) on which the Zeek sensor also runs:
   about 2,000 internet scanners touch it, three uptime checkers poll it, and it runs
   chrony and resolves through a public resolver itself;
@@ -50,7 +53,16 @@ LINUX = [(f"srv-app-0{i}.{DOMAIN}", f"10.10.2.{10 + i}") for i in (1, 2, 3)]
 MONITOR_HOST = (f"srv-mon-01.{DOMAIN}", "10.10.2.20")
 NTP_POOL = ["162.159.200.123", "185.125.190.57", "91.189.91.157", "194.58.202.148"]
 PUBLIC_DNS = ["8.8.8.8", "1.1.1.1"]
-FILES = ("defender_network_events.csv", "zeek/conn.log.gz", "zeek/http.log", "ground_truth.csv")
+FILES = (
+    "defender_network_events.csv",
+    "zeek/conn.log.gz",
+    "zeek/http.log",
+    "ground_truth.csv",
+    "zeek/ssl.log",
+)
+# The proxy's own connection to the server starts this long after the client's request
+# (s, spread by uid): within [network] proxy_egress_window_ms, as a proxy on a LAN is.
+EGRESS_DELAY_S = (0.02, 0.9)
 
 # Zeek field lists (a subset of conn and http, as a site may configure them).
 CONN_FIELDS = [
@@ -113,6 +125,18 @@ HTTP_TYPES = [
     "string",
     "count",
 ]
+SSL_FIELDS = [
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "version",
+    "server_name",
+    "established",
+]
+SSL_TYPES = ["time", "string", "addr", "port", "addr", "port", "string", "string", "bool"]
 
 
 @dataclass
@@ -432,9 +456,54 @@ def _named(rows: pl.DataFrame, names: list[str], *exprs: pl.Expr) -> pl.DataFram
     return rows.select([e.alias(n) for e, n in zip(exprs, names, strict=True)])
 
 
+def server_ip(name: str) -> str:
+    """The public address a proxied host name resolves to (fixed per name: a CDN block)."""
+    digest = hashlib.sha1(name.encode()).digest()
+    return f"151.101.{digest[0]}.{digest[1] % 254 + 1}"
+
+
+def proxy_egress(rows: pl.DataFrame) -> pl.DataFrame:
+    """The proxy's own connections, as the sensor sees them: one per proxied request,
+    from the proxy to the host's address, a moment after the client's request (the
+    same program label), plus the proxy's own update checks (no name: never linked)."""
+    via = rows.filter(pl.col("method").is_not_null())
+    names = via.get_column("remote").unique().sort().to_list()
+    low, high = EGRESS_DELAY_S
+    delay = low + (pl.col("uid_n") % 997).cast(pl.Float64) / 997 * (high - low)
+    own = via.with_columns(
+        (pl.col("t") + delay).alias("t"),
+        pl.lit(PROXY_IP).alias("device_ip"),
+        pl.col("remote").alias("egress_name"),
+        pl.col("remote").replace_strict({n: server_ip(n) for n in names}).alias("remote"),
+        pl.col("method").alias("egress_method"),
+        pl.lit(None, pl.String).alias("method"),
+        pl.lit(f"proxy.{DOMAIN}").alias("device"),
+        (pl.col("uid_n") + 50_000_000).alias("uid_n"),
+        (49152 + pl.col("uid_n") % 16000).cast(pl.Int32).alias("eph"),
+    )
+    updates = rows.head(4).with_columns(
+        pl.Series("t", [3.3 * 3600 + 6 * 3600 * i for i in range(4)]),
+        pl.lit(PROXY_IP).alias("device_ip"),
+        pl.lit(f"proxy.{DOMAIN}").alias("device"),
+        pl.lit("apt").alias("process"),
+        pl.lit("91.189.91.83").alias("remote"),
+        pl.lit(80, pl.Int64).alias("port"),
+        pl.lit("tcp").alias("proto"),
+        pl.lit(None, pl.String).alias("method"),
+        pl.lit(None, pl.String).alias("prog"),
+        pl.lit(False).alias("inbound"),
+        pl.lit("SF").alias("state"),
+        (pl.int_range(4) + 90_000_000).cast(pl.Int64).alias("uid_n"),
+    )
+    return pl.concat([own, updates], how="diagonal_relaxed").sort("t", maintain_order=True)
+
+
 def write_zeek(rows: pl.DataFrame, folder: Path) -> dict[str, int]:
-    """conn.log.gz and http.log as a sensor on the LAN and on the DMZ server writes them."""
+    """conn.log.gz, http.log and ssl.log as a sensor on the LAN and on the DMZ server
+    writes them: the proxy's clients, the proxy's own connections, the DMZ's traffic."""
     folder.mkdir(parents=True, exist_ok=True)
+    egress = proxy_egress(rows)
+    rows = pl.concat([rows, egress], how="diagonal_relaxed").sort("t", maintain_order=True)
     proxied = pl.col("method").is_not_null()
     inbound = pl.col("inbound")
     us = (pl.col("t") * 1e6).cast(pl.Int64) + START_S * 1_000_000
@@ -454,6 +523,10 @@ def write_zeek(rows: pl.DataFrame, folder: Path) -> dict[str, int]:
         pl.when(proxied).then(pl.lit(PROXY_PORT)).otherwise(pl.col("port")).cast(pl.String),
         pl.col("proto"),
         pl.when(proxied)
+        .then(pl.lit("http"))
+        .when(pl.col("egress_method") == "CONNECT")
+        .then(pl.lit("ssl"))
+        .when(pl.col("egress_method") == "GET")
         .then(pl.lit("http"))
         .when(pl.col("port") == 53)
         .then(pl.lit("dns"))
@@ -477,9 +550,16 @@ def write_zeek(rows: pl.DataFrame, folder: Path) -> dict[str, int]:
         START_S * 1_000_000_000,
         close_ns,
     )
-    via = rows.filter(proxied)
-    target = pl.format("{}:{}", pl.col("remote"), pl.col("port"))
-    absolute = pl.format("http://{}{}", pl.col("remote"), pl.col("uri"))
+    # requests to the proxy (CONNECT, absolute URI), and the proxy's own plain-HTTP
+    # requests to the servers (relative URI, Host naming the host)
+    via = rows.filter(proxied | (pl.col("egress_method") == "GET")).with_columns(
+        pl.coalesce("method", "egress_method").alias("method"),
+        pl.coalesce("egress_name", "remote").alias("name"),
+        pl.col("egress_method").is_not_null().alias("own"),
+    )
+    target = pl.format("{}:{}", pl.col("name"), pl.col("port"))
+    absolute = pl.format("http://{}{}", pl.col("name"), pl.col("uri"))
+    own = pl.col("own")
     http = _named(
         via,
         HTTP_FIELDS,
@@ -487,12 +567,16 @@ def write_zeek(rows: pl.DataFrame, folder: Path) -> dict[str, int]:
         _uid(),
         pl.col("device_ip"),
         pl.col("eph").cast(pl.String),
-        pl.lit(PROXY_IP),
-        pl.lit(str(PROXY_PORT)),
+        pl.when(own).then(pl.col("remote")).otherwise(pl.lit(PROXY_IP)),
+        pl.when(own).then(pl.col("port")).otherwise(pl.lit(PROXY_PORT)).cast(pl.String),
         pl.lit("1"),
         pl.col("method"),
-        pl.when(pl.col("method") == "CONNECT").then(target).otherwise(pl.col("remote")),
-        pl.when(pl.col("method") == "CONNECT").then(target).otherwise(absolute),
+        pl.when(pl.col("method") == "CONNECT").then(target).otherwise(pl.col("name")),
+        pl.when(pl.col("method") == "CONNECT")
+        .then(target)
+        .when(own)
+        .then(pl.col("uri"))
+        .otherwise(absolute),
         pl.lit("1.1"),
         pl.when(pl.col("process") == "powershell.exe")
         .then(pl.lit("Mozilla/5.0 (Windows NT; Windows NT 10.0; en-US) WindowsPowerShell/5.1"))
@@ -509,7 +593,31 @@ def write_zeek(rows: pl.DataFrame, folder: Path) -> dict[str, int]:
         START_S * 1_000_000_000,
         close_ns,
     )
-    return {"conn": conn.height, "http": http.height}
+    tls = rows.filter(pl.col("egress_method") == "CONNECT")
+    ssl = _named(
+        tls,
+        SSL_FIELDS,
+        epoch_text((pl.col("t") * 1e6).cast(pl.Int64) + START_S * 1_000_000 + 3000),
+        _uid(),
+        pl.col("device_ip"),
+        pl.col("eph").cast(pl.String),
+        pl.col("remote"),
+        pl.col("port").cast(pl.String),
+        pl.lit("TLSv13"),
+        pl.col("egress_name"),
+        pl.lit("T"),
+    )
+    write_log(
+        folder / "ssl.log",
+        "ssl",
+        SSL_FIELDS,
+        SSL_TYPES,
+        ssl,
+        lambda p: p,
+        START_S * 1_000_000_000,
+        close_ns,
+    )
+    return {"conn": conn.height, "http": http.height, "ssl": ssl.height}
 
 
 def write_defender(rows: pl.DataFrame, path: Path) -> pl.DataFrame:

@@ -99,7 +99,7 @@ def remote_cell(row: dict[str, Any]) -> str:
     return remote_text(
         row.get(S.C_REMOTE_IP),
         row.get(S.C_REMOTE_PORT),
-        row.get(C_PROTOCOL),
+        row.get(S.C_ICMP) or row.get(C_PROTOCOL),  # "icmp/8 echo": the type, not a port
         inbound=row.get(S.C_DIRECTION) == S.DIR_INBOUND,
         proxy=row.get(S.C_VIA_PROXY),
     )
@@ -119,7 +119,10 @@ def _remote_width(frame: pl.DataFrame) -> int:
     if port is not None:
         width = width + (port.str.len_chars() + 1).fill_null(0)
     if C_PROTOCOL in frame.columns:
-        proto = pl.col(C_PROTOCOL).cast(pl.String).str.to_lowercase().fill_null("")
+        icmp = pl.col(S.C_ICMP) if S.C_ICMP in frame.columns else pl.lit(None, pl.String)
+        proto = (
+            pl.coalesce(icmp, pl.col(C_PROTOCOL).cast(pl.String)).str.to_lowercase().fill_null("")
+        )
         width = width + pl.when(proto == "udp").then(4).when(proto.str.starts_with("icmp")).then(
             proto.str.len_chars() + 1
         ).otherwise(0)

@@ -126,6 +126,19 @@ class NetworkSettings:
     proxy_min_device_share: float = _n(
         0.5, '"Most devices\' web traffic": share of the devices with named traffic using it.'
     )
+    proxy_port_min_domains: int = _n(
+        3,
+        "An internal address on a conventional proxy port (3128, 8080, 8118) is a proxy when "
+        "the names sent to it span this many registered domains, however few devices use "
+        "it (a web app answers under its own domain). Lower finds quieter proxies; 1 would "
+        "take an internal web server on 8080 for one.",
+    )
+    proxy_egress_window_ms: int = _n(
+        3000,
+        "How long after a client's request to a proxy the proxy's own connection to the "
+        "server may start and still be linked to it (same name: SNI, Host or URL). Wider "
+        "links slow proxies; narrower leaves busy proxies' egress ranked as the proxy's own.",
+    )
 
     def with_internal(self, extra: tuple[str, ...]) -> NetworkSettings:
         """These settings with more internal subnets (``--internal CIDR``), checked."""

@@ -56,6 +56,8 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
 # --- topology columns (added by the pairs stage, not by loaders: ``detectors.pairs.topology``) --
 DIRECTION = "direction"  # outbound | inbound | internal | external-only (null: no remote)
 VIA_PROXY = "via_proxy"  # "10.0.0.5:3128" when the row was re-keyed to its proxied host
+PROXY_SERVER = "proxy_server"  # the server address the proxy's own linked connection reached
+ICMP_TYPE = "icmp_type"  # ICMP rows: the message type (Zeek id.orig_p), never a port
 DIR_OUTBOUND = "outbound"
 DIR_INBOUND = "inbound"
 DIR_INTERNAL = "internal"
@@ -175,6 +177,8 @@ C_INTERVAL = "median_interval_s"
 C_JITTER = "jitter_pct"
 C_DIRECTION = "direction"  # outbound | inbound (``DIRECTION``)
 C_VIA_PROXY = "via_proxy"  # the proxy a proxied destination was reached through
+C_SERVER_IPS = "server_ips"  # addresses the proxy reached for a proxied destination
+C_ICMP = "icmp"  # ICMP pairs: the types seen, as "icmp/8 echo" (null for other protocols)
 C_PERIOD = "period_s"  # the periodicity hunt's estimate of the sleep, when it ran
 C_ASN = "asn"  # the remote's autonomous system number, from a local mmdb (else absent)
 C_ORG = "org"  # the organisation that AS is registered to, from the same mmdb

@@ -340,6 +340,15 @@ def _as_list(frame: pl.DataFrame, column: str, separator: str) -> pl.Expr | None
     return expr.fill_null(pl.lit([], dtype=pl.List(pl.String)))
 
 
+def address_expr(candidates: pl.DataFrame) -> pl.Expr:
+    """The address an IP entry is matched against: the remote address, or for a proxied
+    candidate (its remote end is a host name) the first server the proxy reached."""
+    col = pl.col(S.C_REMOTE_IP).cast(pl.String)
+    if isinstance(candidates.schema.get(S.C_SERVER_IPS), pl.List):
+        col = pl.coalesce(pl.col(S.C_SERVER_IPS).list.first().cast(pl.String), col)
+    return col
+
+
 class _Matcher:
     """A candidates frame with the helper columns the entries need, and a mask per entry."""
 
@@ -381,7 +390,7 @@ class _Matcher:
     def _ip_columns(candidates: pl.DataFrame) -> list[pl.Expr]:
         """128-bit addresses as two u64 columns. Canonical IPv4 (the bulk) is parsed in
         polars; ``ipaddress`` runs once per distinct other address (IPv6, mapped, junk)."""
-        col = pl.col(S.C_REMOTE_IP).cast(pl.String)
+        col = address_expr(candidates)
         stripped = col.str.strip_chars()
         v4 = is_canonical_ipv4(stripped)
         rest = candidates.select(col.filter(~v4).unique().drop_nulls()).to_series().to_list()

@@ -20,6 +20,7 @@ import polars as pl
 
 from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
+from detectors.pairs.egress import EgressCount, link_egress
 from detectors.pairs.proxy import (
     PROXY_SCHEMA,
     X_ENDPOINT,
@@ -48,6 +49,7 @@ class Placed:
     monitored: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=MONITORED_SCHEMA))
     proxies: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PROXY_SCHEMA))
     external_only: int = 0
+    egress: EgressCount = field(default_factory=EgressCount)
 
     def notes(self) -> list[str]:
         """One line per finding the user may want to correct."""
@@ -57,7 +59,7 @@ class Placed:
                 f"{self.external_only:,} connections with neither end in our network set "
                 "aside (declare [network] internal or monitored if some are ours)"
             )
-        return lines
+        return lines + self.egress.notes()
 
 
 def is_placed(events: pl.DataFrame) -> bool:
@@ -78,7 +80,9 @@ def place(events: pl.DataFrame, app: pl.DataFrame, settings: NetworkSettings) ->
     external_only = int(events.select(outside.sum()).item())
     if external_only:
         events = events.filter(~outside)
-    return Placed(events, monitored, proxies, external_only)
+    endpoints = proxies.get_column(X_ENDPOINT).to_list()
+    events, egress = link_egress(events, app, endpoints, settings.proxy_egress_window_ms)
+    return Placed(events, monitored, proxies, external_only, egress)
 
 
 def place_context(context: PairContext, settings: NetworkSettings) -> PairContext:

@@ -18,8 +18,12 @@ the client asked for one), its remote port the target port, its URL the host, an
 target stay the proxy's: its own pair keeps only what cannot be attributed.
 
 Which address:port is a proxy: declared ones (``[network] proxies``), any that
-received a CONNECT, and a private (internal) address:port that carries named web
-traffic under many distinct names from most of the devices that have any.
+received a CONNECT, a private (internal) address:port that carries named web
+traffic under many distinct names from most of the devices that have any, and an
+internal address on a conventional proxy port (``PROXY_PORTS``) whose names span
+several registered domains (``proxy_port_min_domains``), however few devices use it:
+an explicit proxy only a few applications are configured for. An internal web
+server on 8080 answers under its own domain's names and is not taken for one.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import polars as pl
 
 from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
+from detectors.base.domains import registered_domains
 from detectors.pairs.topology import in_networks
 
 # Proxy detection output.
@@ -53,6 +58,9 @@ _URL = r"^(?:([A-Za-z][A-Za-z0-9+.-]*)://)?(\[[^\]]+\]|[^/:?#\s]+)(?::(\d{1,5}))
 # RemoteUrl): name-service ports are never inferred to be proxies (DNS, DNS over TLS,
 # mDNS, LLMNR). Declared proxies are taken as declared.
 NAME_SERVICE_PORTS = (53, 853, 5353, 5355)
+# Ports explicit proxies listen on by convention: Squid's 3128, the generic 8080,
+# Privoxy's 8118 (IANA lists 3128 and 8080 as HTTP proxy/alternate ports).
+PROXY_PORTS = (3128, 8080, 8118)
 
 
 def endpoint_expr(ip: str = S.REMOTE_IP, port: str = S.REMOTE_PORT) -> pl.Expr:
@@ -179,6 +187,9 @@ def detect_proxies(
             _url_hosts(with_url).drop(S.REMOTE_URL),
         ]
     )
+    # registered domains only where the port rule can use them (a resolver's names are many)
+    on_port = named.select(pl.when(pl.col(S.REMOTE_PORT).is_in(PROXY_PORTS)).then("_name"))
+    named = named.with_columns(registered_domains(on_port.to_series()).alias("_domain"))
     # grouped by address and port, formatted per group: the text of an endpoint names
     # one (address, port), as the port has no colon (formatting every row cost more)
     facts = (
@@ -186,6 +197,7 @@ def detect_proxies(
         .agg(
             pl.col(S.DEVICE_ID).n_unique().cast(pl.UInt32).alias(X_DEVICES),
             pl.col("_name").n_unique().cast(pl.UInt32).alias(X_NAMES),
+            pl.col("_domain").drop_nulls().n_unique().cast(pl.UInt32).alias("_domains"),
         )
         .select(
             endpoint_expr().alias(X_ENDPOINT),
@@ -193,6 +205,7 @@ def detect_proxies(
             pl.col(S.REMOTE_PORT).alias("_port"),
             X_DEVICES,
             X_NAMES,
+            "_domains",
         )
     )
     if settings.infer_proxies and facts.height:
@@ -215,9 +228,25 @@ def detect_proxies(
                 ).alias(X_REASON),
             )
         )
+        by_port = facts.filter(
+            internal
+            & pl.col("_port").is_in(PROXY_PORTS)
+            & (pl.col("_domains") >= settings.proxy_port_min_domains)
+        )
+        found.append(
+            by_port.select(
+                X_ENDPOINT,
+                pl.format(
+                    "proxy port: {} names in {} domains from {} devices",
+                    X_NAMES,
+                    "_domains",
+                    X_DEVICES,
+                ).alias(X_REASON),
+            )
+        )
     proxies = pl.concat(found).unique(X_ENDPOINT, keep="first", maintain_order=True)
     return (
-        proxies.join(facts.drop("_ip", "_port"), on=X_ENDPOINT, how="left")
+        proxies.join(facts.drop("_ip", "_port", "_domains"), on=X_ENDPOINT, how="left")
         .with_columns(pl.col(X_DEVICES).fill_null(0), pl.col(X_NAMES).fill_null(0))
         .select(list(PROXY_SCHEMA))
         .sort(X_ENDPOINT)

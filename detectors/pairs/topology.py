@@ -38,6 +38,7 @@ import polars as pl
 
 from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
+from detectors.pairs.icmp import sensor_type
 
 _INBOUND_ACTIONS = (S.ACTION_INBOUND, S.ECS_INBOUND)
 # Addresses that never leave the local segment (multicast, broadcast, "this network",
@@ -149,7 +150,8 @@ def normalize_protocol(events: pl.DataFrame) -> pl.DataFrame:
 
     ICMP has types and codes, not ports (Zeek writes the type as ``id.orig_p`` and the
     code as ``id.resp_p``): an ICMP row's remote port is null, so its pair is
-    (device, remote address) and nothing is ever ranked by an ICMP "port".
+    (device, remote address) and nothing is ever ranked by an ICMP "port"; a sensor
+    row's type is kept in ``icmp_type`` (``detectors.pairs.icmp``), shown, never ranked.
     """
     # canonical value per distinct text (a handful), then looked up per row
     distinct = events.select(pl.col(S.PROTOCOL).unique().drop_nulls())
@@ -163,7 +165,8 @@ def normalize_protocol(events: pl.DataFrame) -> pl.DataFrame:
     if not events.select(icmp.any()).item():  # no ICMP: the ports stay as loaded, shared
         return events
     return events.with_columns(
-        pl.when(icmp).then(None).otherwise(pl.col(S.REMOTE_PORT)).alias(S.REMOTE_PORT)
+        pl.when(icmp).then(None).otherwise(pl.col(S.REMOTE_PORT)).alias(S.REMOTE_PORT),
+        sensor_type(icmp, sensor_rows()),  # the type is kept as what it is (pairs.icmp)
     )
 
 

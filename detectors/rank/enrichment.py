@@ -439,8 +439,14 @@ def with_asn(candidates: pl.DataFrame, geo: GeoLookup | None) -> pl.DataFrame:
     ``asn``/``org`` matches nothing, as the entry form says)."""
     if geo is None or not geo.available or S.C_REMOTE_IP not in candidates.columns:
         return candidates
-    ips = candidates.get_column(S.C_REMOTE_IP).cast(pl.String).drop_nulls().unique().sort()
-    owners = geo.asn_frame(ips.to_list())
+    # a proxied candidate's owner is its first server's (its remote end is a host name)
+    key = pl.col(S.C_REMOTE_IP).cast(pl.String)
+    if isinstance(candidates.schema.get(S.C_SERVER_IPS), pl.List):
+        key = pl.coalesce(pl.col(S.C_SERVER_IPS).list.first().cast(pl.String), key)
     base = candidates.drop([c for c in (S.C_ASN, S.C_ORG) if c in candidates.columns])
-    right = owners.cast({S.C_REMOTE_IP: base.schema[S.C_REMOTE_IP]})
-    return base.join(right, on=S.C_REMOTE_IP, how="left", maintain_order="left")
+    base = base.with_columns(key.alias("_owner_ip"))
+    ips = base.get_column("_owner_ip").drop_nulls().unique().sort()
+    owners = geo.asn_frame(ips.to_list()).rename({S.C_REMOTE_IP: "_owner_ip"})
+    right = owners.cast({"_owner_ip": pl.String})
+    joined = base.join(right, on="_owner_ip", how="left", maintain_order="left")
+    return joined.drop("_owner_ip")

@@ -26,6 +26,7 @@ import polars as pl
 from detectors.base import schema as S
 from detectors.base.domains import host_of, registered_domain, registered_domains
 from detectors.base.netclass import PUBLIC, ip_class_expr
+from detectors.pairs import icmp
 from detectors.pairs.context import PairContext
 from detectors.pairs.population import INPUT_ROW, Population
 from detectors.rank import infrastructure
@@ -64,6 +65,9 @@ F_IP_DEVICES = "ip_devices"
 F_VIA_PROXY = "via_proxy_named"  # a private remote with names of its own (proxy not re-keyed)
 F_PROXY = S.C_VIA_PROXY  # the proxy a re-keyed destination was reached through
 F_DIRECTION = S.C_DIRECTION  # outbound | inbound (placed events)
+F_SERVER_IPS = S.C_SERVER_IPS  # addresses the proxy's linked connections reached
+F_ICMP = S.C_ICMP  # "icmp/8 echo": ICMP types of the candidate's rows (never a port)
+_PLACED_EXTRA = (S.PROXY_SERVER, S.ICMP_TYPE)
 F_SERVED_SOURCES = "served_sources"  # inbound: external sources our port answered
 F_NAMES = "names"
 F_DOMAIN = "domain"
@@ -129,7 +133,11 @@ def _outbound(population: Population) -> pl.Expr:
 
 
 def _placed_columns(population: Population) -> list[str]:
-    return [S.DIRECTION, S.VIA_PROXY] if population.placed else []
+    if not population.placed:
+        return []
+    # added by placement when there is something to say (egress linked, ICMP rows)
+    have = population.events.collect_schema().names()
+    return [S.DIRECTION, S.VIA_PROXY, *(c for c in _PLACED_EXTRA if c in have)]
 
 
 def outbound_events(population: Population) -> pl.LazyFrame:
@@ -529,14 +537,21 @@ def _served_query(ev: pl.LazyFrame, placed: bool) -> pl.LazyFrame:
 
 def _placed_facts(population: Population) -> list[pl.Expr]:
     """A candidate's direction and proxy, from its own events (null when never placed)."""
+    none = [
+        pl.lit(None, pl.String).alias(F_PROXY),
+        pl.lit(None, pl.String).alias(F_DIRECTION),
+        pl.lit(None, pl.List(pl.String)).alias(F_SERVER_IPS),
+        pl.lit(None, pl.String).alias(F_ICMP),
+    ]
     if not population.placed:
-        return [
-            pl.lit(None, pl.String).alias(F_PROXY),
-            pl.lit(None, pl.String).alias(F_DIRECTION),
-        ]
+        return none
+    have = population.events.collect_schema().names()
+    servers = pl.col(S.PROXY_SERVER).drop_nulls().unique().sort()
     return [
         pl.col(S.VIA_PROXY).drop_nulls().first().alias(F_PROXY),
         pl.col(S.DIRECTION).drop_nulls().first().alias(F_DIRECTION),
+        servers.alias(F_SERVER_IPS) if S.PROXY_SERVER in have else none[2],
+        icmp.labels().alias(F_ICMP) if S.ICMP_TYPE in have else none[3],
     ]
 
 

@@ -73,6 +73,8 @@ MERGED_SCHEMA: dict[str, pl.DataType] = {
     C_DEVICE_ID: pl.String(),
     S.C_DIRECTION: pl.String(),
     S.C_VIA_PROXY: pl.String(),
+    S.C_SERVER_IPS: pl.List(pl.String()),
+    S.C_ICMP: pl.String(),
 }
 
 
@@ -825,9 +827,15 @@ def explain(candidate: dict[str, Any]) -> str:
     """The evidence of one candidate row as plain text: what added what to its score."""
     port = candidate.get(S.C_REMOTE_PORT)
     remote = f"{_text(candidate.get(S.C_REMOTE_IP))}:{_text(port)}"
+    kinds = candidate.get(S.C_ICMP)
+    if kinds:  # ICMP: types, not a port
+        remote = f"{_text(candidate.get(S.C_REMOTE_IP))} {kinds}"
     domain = candidate.get(S.C_DOMAIN)
     arrow = "<-" if candidate.get(S.C_DIRECTION) == S.DIR_INBOUND else "->"
     proxy = candidate.get(S.C_VIA_PROXY)
+    servers = candidate.get(S.C_SERVER_IPS) or []
+    if proxy and servers:  # the addresses the proxy reached for this host
+        proxy = f"{proxy} → {', '.join(servers)}"
     head = (
         f"{_text(candidate.get(S.C_DEVICE))}  {_text(candidate.get(S.C_PROCESS))}  {arrow}  "
         f"{remote}"

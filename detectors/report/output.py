@@ -123,6 +123,10 @@ def to_table(candidates: pl.DataFrame, limit: int | None = None) -> str:
         frame = frame.head(limit)
     port = pl.col(S.C_REMOTE_PORT).cast(pl.String).fill_null("-")
     remote = pl.concat_str([pl.col(S.C_REMOTE_IP).fill_null("-"), port], separator=":")
+    if S.C_ICMP in frame.columns:  # ICMP: "ip icmp/8 echo", types rather than a port
+        ip = pl.col(S.C_REMOTE_IP).fill_null("-")
+        kinds = pl.concat_str([ip, pl.col(S.C_ICMP)], separator=" ")
+        remote = pl.coalesce(kinds, remote)
     if S.C_DIRECTION in frame.columns:  # inbound: the remote end connects to our port
         inbound = (pl.col(S.C_DIRECTION) == S.DIR_INBOUND).fill_null(False)
         remote = pl.when(inbound).then(pl.concat_str([pl.lit("<- "), remote])).otherwise(remote)

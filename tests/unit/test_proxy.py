@@ -104,12 +104,15 @@ def test_defender_proxy_inferred_from_many_names_on_most_devices():
             X_NAMES: 10,
         }
     ]
-    assert (
-        detect_proxies(
-            events(rows), proxy_targets(app([])), NetworkSettings(proxy_min_names=11)
-        ).height
-        == 0
+    # 10 names short of 11; the 8080 names span 10 registered domains, short of 11 too
+    fewer = NetworkSettings(proxy_min_names=11, proxy_port_min_domains=11)
+    assert detect_proxies(events(rows), proxy_targets(app([])), fewer).height == 0
+    by_port = detect_proxies(
+        events(rows), proxy_targets(app([])), NetworkSettings(proxy_min_names=11)
     )
+    assert by_port.get_column(X_REASON).to_list() == [
+        "proxy port: 10 names in 10 domains from 3 devices"
+    ]
     declared = NetworkSettings(proxies=("10.0.9.9:443",), infer_proxies=False)
     assert detect_proxies(events(rows), proxy_targets(app([])), declared).select(
         X_ENDPOINT, X_REASON
@@ -143,3 +146,38 @@ def test_place_gives_proxied_rows_outbound_direction():
     assert placed.notes() == [
         "proxy 10.0.0.5:3128 (CONNECT seen): connections through it are keyed by the proxied host"
     ]
+
+
+def test_proxy_port_with_names_of_three_domains_is_a_proxy_however_few_use_it():
+    """One device of twelve with named traffic: the share rule cannot find it."""
+    rows = [defender("93.184.216.34", remote_url=f"site{i}.example") for i in range(11)]
+    rows = [{**r, S.DEVICE_ID: f"d{i}"} for i, r in enumerate(rows)]
+    few = {S.DEVICE_ID: "msbuild-host"}
+    rows += [
+        {**defender("10.0.0.8", remote_port=3128, remote_url=u), **few}
+        for u in ("graph-sync.example", "pypi.org", "files.pythonhosted.org")
+    ]
+    # an internal web app on 8080 under three names of its own domain: not a proxy
+    rows += [
+        {**defender("10.0.0.20", remote_port=8080, remote_url=u), **few}
+        for u in ("ci.corp.example.com", "build.corp.example.com", "jenkins.corp.example.com")
+    ]
+    # three domains on a port proxies do not use by convention, or on a public address
+    rows += [
+        {**defender(ip, remote_port=port, remote_url=u), **few}
+        for ip, port in (("10.0.0.30", 9000), ("198.51.100.3", 3128))
+        for u in ("a.example", "b.example.org", "c.example.net")
+    ]
+    got = detect_proxies(events(rows), proxy_targets(app([])), NetworkSettings())
+    assert got.to_dicts() == [
+        {
+            X_ENDPOINT: "10.0.0.8:3128",
+            X_REASON: "proxy port: 3 names in 3 domains from 1 devices",
+            X_DEVICES: 1,
+            X_NAMES: 3,
+        }
+    ]
+    fewer = detect_proxies(
+        events(rows), proxy_targets(app([])), NetworkSettings(proxy_port_min_domains=4)
+    )
+    assert fewer.height == 0

@@ -83,6 +83,8 @@ def facts_text(detail: CandidateDetail, styles: FactStyles) -> Text:
     )
     if row.get(S.C_ACCOUNT):
         _line(text, styles, [("account", visible(row.get(S.C_ACCOUNT)))])
+    if row.get(S.C_SERVER_IPS):  # the servers the proxy reached for this host
+        _line(text, styles, [("proxy reached", ", ".join(map(visible, row[S.C_SERVER_IPS])))])
     if detail.campaign_devices >= 2:
         key = keymap.label_of("campaign")
         said = f"{detail.campaign_devices} devices beacon to this destination"

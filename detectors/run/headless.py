@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors.base import domains, memory
+from detectors.base import domains
 from detectors.base.config import Config
 from detectors.base.errors import InputError, UsageError
 from detectors.base.progress import NULL_PROGRESS, Progress
@@ -86,7 +86,6 @@ def detect(
     ``engine="spark"`` runs on Apache Spark (``detectors.run.spark``) at ``spark_master``
     with ``spark_conf`` (``k=v``); ``save_run`` writes the run for ``open`` to triage.
     """
-    memory.return_freed_memory()  # before any thread starts: one heap per worker
     # Work the files do not need, done while they load.
     domains.prepare_in_background()
     registry.import_in_background()
@@ -158,7 +157,6 @@ def evaluate_paths(
     internal: Sequence[str] = (),
 ) -> str:
     """``beacon-triage eval``: defaults to a bundled sample (``scenario``) and its truth."""
-    memory.return_freed_memory()
     config = with_internal(load_config(config_path), internal)
     chosen = list(paths) or list(map(str, scenario_paths(scenario)))
     truth_file = Path(truth_path) if truth_path else scenario_dir(scenario) / SAMPLE_GROUND_TRUTH

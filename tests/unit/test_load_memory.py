@@ -4,8 +4,6 @@ counted per kind), and no loaded copy of the events kept by a run that places th
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -114,35 +112,3 @@ def test_files_placed_again_are_read_again_and_placed_as_a_fresh_load():
     fresh = prepare(InMemory([str(path)], use_cache=False), other)
     assert context.events.equals(fresh.events)
     assert not context.events.equals(first)  # the new settings did change the placement
-
-
-_HELD_AFTER_FREE = """
-import sys
-import numpy as np
-from detectors.base.memory import return_freed_memory
-def rss_mb():
-    with open("/proc/self/status") as status:
-        fields = dict(line.split(":", 1) for line in status)
-    return int(fields["VmRSS"].split()[0]) // 1024
-if sys.argv[1] == "on":
-    assert return_freed_memory()
-first = np.ones(1 << 20)  # 8 MB, freed: glibc by itself raises its threshold past it
-del first
-base = rss_mb()
-arrays = [np.ones(1 << 20) for _ in range(50)]  # 400 MB
-last = arrays[-1]  # the newest stays: a heap could not shrink from its top
-del arrays
-print(rss_mb() - base)
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
-def test_freed_arrays_go_back_to_the_system():
-    def held(mode: str) -> int:
-        out = subprocess.run(
-            [sys.executable, "-c", _HELD_AFTER_FREE, mode], capture_output=True, check=True
-        )
-        return int(out.stdout)
-
-    assert held("off") >= 300  # glibc's own choice keeps 49 freed 8 MB arrays
-    assert held("on") <= 40  # only the array still alive (8 MB) and noise

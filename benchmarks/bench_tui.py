@@ -2,7 +2,7 @@
 the work behind drawing one candidate's charts, and opening input bigger than memory.
 
 Not a test: it prints a table. Run ``python benchmarks/bench_tui.py [--candidates N]``.
-Targets (issue "Performance at real sizes"): first paint < 1 s whatever the input size;
+Targets (issue "Performance at real sizes"): first paint < 0.5 s whatever the input size;
 sorting and filtering 100k candidates < 200 ms; a selected candidate's chart data
 < 100 ms.
 
@@ -11,9 +11,12 @@ issue's size: hours, and tens of GB of disk) generates a Defender export of abou
 (``sample_data/generate.py``, Parquet or ``--partitioned-format csv``, kept in
 ``--data``) and opens it in the TUI, in a fresh headless process, with a config whose
 ``[engine] max_events_in_memory`` is a third of N: the run loop's partitioned strategy
-hunts device partition by device partition. It prints first paint, time to the first
-candidate on screen, time to *ready* (every detector merged) and the child's peak
-resident memory (``ru_maxrss`` from ``wait4``). ``--skip-latency`` runs only that.
+hunts device partition by device partition (every detector in one pass). It prints
+first paint (wall, and the CPU time spent until then: on a busy machine the wall time
+mostly measures waiting for a core), time to the first candidate on screen, time to
+*ready* (every detector merged) and the child's peak resident memory (``ru_maxrss`` from
+``wait4``). ``--skip-latency`` runs only that; ``--partitioned 30K`` checks the path in
+seconds.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ asyncio.run(main())
 OPEN_PARTITIONED = """
 import asyncio, json, sys, time
 start = time.perf_counter()
+cpu = time.process_time()
 from pathlib import Path
 from detectors.base.config import read_config
 from tui.app import BeaconTriageApp
@@ -72,6 +76,7 @@ async def main():
     out = {}
     async with app.run_test(size=(120, 40)) as pilot:
         out["first_paint_s"] = time.perf_counter() - start
+        out["first_paint_cpu_s"] = time.process_time() - cpu  # a busy machine inflates wall
         while True:
             screen = app.main_screen
             if "first_candidate_s" not in out and screen.view.height > 0:
@@ -140,6 +145,7 @@ def open_partitioned(events: int, fmt: str, data: Path) -> list[tuple[str, float
     first = found.get("first_candidate_s")
     return [
         (f"first paint ({what})", found["first_paint_s"] * 1000, "< 500 ms"),
+        (f"first paint, CPU time ({what})", found["first_paint_cpu_s"] * 1000, ""),
         (
             f"first candidate ({what})",
             first * 1000 if first is not None else float("nan"),
@@ -253,7 +259,7 @@ def main() -> None:
         [sys.executable, "-c", FIRST_PAINT, *target], capture_output=True, text=True, check=True
     )
     label = "first paint (" + (Path(args.big_file).name if args.big_file else "sample") + ")"
-    rows.append((label, float(done.stdout.strip().splitlines()[-1]) * 1000, "< 1000 ms"))
+    rows.append((label, float(done.stdout.strip().splitlines()[-1]) * 1000, "< 500 ms"))
 
     _print(rows)
 

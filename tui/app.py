@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import polars as pl
 from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -28,11 +27,11 @@ import themes
 from detectors.base.config import Config
 from detectors.base.errors import InputError
 from detectors.base.sanitize import visible
-from detectors.load.sample import sample_paths
 from tui import keymap
 from tui import stages as ST
 from tui.app_curation import CurationApp
 from tui.commands import TriageCommands
+from tui.lazy import NO_ROWS
 from tui.messages import (
     CandidatesMerged,
     DatasetLoaded,
@@ -47,16 +46,19 @@ from tui.pipeline import LOAD, Loader, Pipeline, default_loader, detector_key
 from tui.screens.help import HelpScreen
 from tui.screens.log import LogEntry, LogScreen
 from tui.screens.main import DetailContext, MainScreen
-from tui.screens.params import NETWORK, Overrides, ParamsScreen
-from tui.settings import save_theme
 from tui.view import C_ALLOWED, pair_protocols, with_protocol
 from tui.view import prepare as prepare_view
 from tui.widgets.status_header import HeaderInfo
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from detectors.pairs.context import PairContext
     from detectors.run.outcome import DetectorOutcome
     from detectors.run.saved import SavedRun
+    from tui.screens.params import Overrides
+else:
+    from tui.lazy import polars as pl
 
 _EXIT_GRACE_S = 0.5
 
@@ -99,7 +101,9 @@ class BeaconTriageApp(CurationApp):
             loader = loader or (lambda *args, **kwargs: saved.dataset)
         self.config = config or Config()
         self.sample = not paths
-        self.paths = [str(p) for p in paths] or [str(p) for p in sample_paths()]
+        # The bundled sample's files are found by a worker (``_find_sample``): naming
+        # them imports the load stage, which must not delay the first paint.
+        self.paths = [str(p) for p in paths]
         self.allowlist_path = allowlist_path
         self.source_format = source_format
         self.chosen_detectors = list(detector_names) if detector_names else None
@@ -108,7 +112,7 @@ class BeaconTriageApp(CurationApp):
         self.pipeline = Pipeline(self, clock)
         self.dataset: PairContext | None = None
         self.outcomes: dict[str, DetectorOutcome] = {}
-        self.candidates = pl.DataFrame()
+        self.candidates: pl.DataFrame = NO_ROWS  # no polars before the first paint
         self.stages: dict[str, ST.Stage] = {}
         self.log_entries: list[LogEntry] = []
         self._pending: set[str] = set()
@@ -145,6 +149,21 @@ class BeaconTriageApp(CurationApp):
 
     def _start_loading(self) -> None:
         self.open_curation()
+        if self.sample and not self.paths:
+            self.run_worker(self._find_sample, group="sample", thread=True, exit_on_error=False)
+            return
+        self._load_paths()
+
+    def _find_sample(self) -> None:
+        paths = _sample_paths()
+        self.call_from_thread(self._sample_found, paths)
+
+    def _sample_found(self, paths: list[str]) -> None:
+        self.paths = paths
+        self.refresh_header()
+        self._load_paths()
+
+    def _load_paths(self) -> None:
         if not self.paths:
             self.add_log("error", "no files given and no bundled sample data found")
             self._set_status("no data")
@@ -198,8 +217,8 @@ class BeaconTriageApp(CurationApp):
         """Which detectors still run; "ready" only once the last merge is on screen."""
         if self.dataset is None:
             return "loading"
-        if self.saved is not None:
-            return "saved run"  # nothing runs: the candidates are the saved ones
+        if self.saved is not None:  # nothing runs: the candidates are the saved ones
+            return str(self.saved.info.get("status", "saved run"))
         if self._pending:
             total = len(self.outcomes) + len(self._pending)
             running = ", ".join(sorted(self._pending))
@@ -243,7 +262,7 @@ class BeaconTriageApp(CurationApp):
         self._set_status("load failed (l: log, r: retry)")
 
     def on_index_ready(self, message: IndexReady) -> None:
-        self.main_screen.context = DetailContext(message.pairs, message.index)
+        self.main_screen.context = DetailContext(message.pairs, message.index, message.fetch)
 
     def on_detector_finished(self, message: DetectorFinished) -> None:
         if message.run_id != self._run_id or self.dataset is None:
@@ -312,11 +331,12 @@ class BeaconTriageApp(CurationApp):
         if self.dataset is None:
             return
         if self.saved is not None:
-            self.add_log("info", "a saved run: candidates as saved, detectors not re-run")
+            default = "a saved run: candidates as saved, detectors not re-run"
+            self.add_log("info", str(self.saved.info.get("note", default)))
             # as a merge's result: the search text and protocol markers are added the same way
             protocols = pair_protocols(self.dataset.events)
             self.set_merged(prepare_view(with_protocol(self.saved.candidates, protocols)))
-            self._set_status("saved run")
+            self._set_status(self._running_status())
             return
         names = self.detector_names()
         if not names:
@@ -330,6 +350,8 @@ class BeaconTriageApp(CurationApp):
     def action_rerun(self) -> None:
         self.adopt_outside_changes()
         if self.dataset is None:
+            if not self.paths:
+                return  # the bundled sample is still being found, or there is none
             if not any(s.active for k, s in self.stages.items() if k == LOAD):
                 self.pipeline.load(self.paths, self.source_format, self.config, self.loader)
                 self._set_status("loading")
@@ -346,6 +368,7 @@ class BeaconTriageApp(CurationApp):
 
     def action_parameters(self) -> None:
         from detectors.hunts.registry import all_detectors
+        from tui.screens.params import ParamsScreen
 
         if isinstance(self.screen, ParamsScreen):
             return
@@ -354,6 +377,8 @@ class BeaconTriageApp(CurationApp):
         self.push_screen(ParamsScreen(self.config, chosen), self._apply_parameters)
 
     def _apply_parameters(self, overrides: Overrides | None) -> None:
+        from tui.screens.params import NETWORK
+
         if overrides is None:
             return
         self.config.network = dict(overrides.pop(NETWORK, {}))  # re-placed by the run
@@ -388,6 +413,8 @@ class BeaconTriageApp(CurationApp):
     def watch_theme(self, name: str) -> None:
         if not self._theme_ready or name == self.config.theme or name not in themes.THEME_NAMES:
             return
+        from tui.settings import save_theme  # tomlkit: not before the first paint
+
         try:
             save_theme(self.config, name)
         except InputError as exc:
@@ -423,6 +450,13 @@ class BeaconTriageApp(CurationApp):
         self.pipeline.close()
 
 
+def _sample_paths() -> list[str]:
+    """The bundled sample's files (importing the load stage: only when none are named)."""
+    from detectors.load.sample import sample_paths
+
+    return [str(p) for p in sample_paths()]
+
+
 def _exit_if_workers_linger(grace: float = _EXIT_GRACE_S) -> None:
     """Leave now if a worker thread is stuck in a long native call after being cancelled.
 
@@ -450,16 +484,23 @@ def run_app(
     allowlist_path: Path | None,
     source_format: str | None,
     saved: SavedRun | None = None,
+    use_cache: bool = True,
+    loader: Loader | None = None,
 ) -> None:
     """Open the TUI on ``paths`` (the bundled sample data when empty), or on a saved
-    run (``detectors.run.saved``); returns on quit."""
+    run (``detectors.run.saved``); ``loader`` replaces the run loop's own load (a Spark
+    run: ``tui.pipeline.EngineRun``); returns on quit."""
     app = BeaconTriageApp(
         paths,
         config=config,
         allowlist_path=allowlist_path,
         source_format=source_format,
         saved=saved,
+        loader=loader,
     )
+    # The loads follow [cache] (or --no-cache); set in the load worker, where the load
+    # stage is imported (not before the first paint).
+    app.pipeline.cache_settings = (config.cache_settings() if use_cache else None,)
     loop = asyncio.new_event_loop()
     try:
         # Our own loop: asyncio.run() would block on exit until every worker thread ends.

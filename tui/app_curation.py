@@ -15,10 +15,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from textual import on
 from textual.app import App
 from textual.notifications import SeverityLevel
@@ -28,17 +28,9 @@ from detectors.base import schema as S
 from detectors.base.config import Config
 from detectors.base.errors import InputError
 from detectors.base.sanitize import visible
-from detectors.curate.decorate import ALLOWLIST, KINDS, TRIAGE, Parts
-from detectors.curate.session import (
-    CONFLICT,
-    FAILED,
-    SAVED,
-    Curation,
-    SaveOutcome,
-    triage_path_for,
-)
 from tui.format import inert_lines
-from tui.messages import CandidatesDecorated, Exported
+from tui.lazy import NO_ROWS
+from tui.messages import CandidatesDecorated, CurationOpened, Exported
 from tui.screens.allow_entry import AllowEntryScreen
 from tui.screens.allowlist import AllowListScreen, AllowListState
 from tui.screens.confirm import ConfirmScreen
@@ -49,8 +41,16 @@ from tui.view import C_MARK, HAYSTACK
 from tui.widgets.allow_entry_form import KEYS as FORM_KEYS
 
 if TYPE_CHECKING:
+    import polars as pl
+
+    from detectors.curate import decorate as D
+    from detectors.curate import session
     from detectors.curate.allowlist import AllowEntry
     from tui.pipeline import Pipeline
+else:
+    from tui.lazy import curate_decorate as D
+    from tui.lazy import curate_session as session
+    from tui.lazy import polars as pl
 
 HEADER_MARKS = ("suspicious", "escalate", "benign")
 EXPORT_DROPS = (HAYSTACK, S.C_ALLOWED_BY)  # search helper; an entry number that edits shift
@@ -105,23 +105,55 @@ class CurationApp(App[None]):
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def _init_curation(self) -> None:
-        self.curation: Curation | None = None
-        self.merged = pl.DataFrame()  # the merged candidates before flags and marks
+        self.curation: session.Curation | None = None
+        self.merged: pl.DataFrame = NO_ROWS  # the merged candidates before flags and marks
         self.mark_counts: dict[str, int] = {}
         self.allow_hits: dict[AllowEntry, int] = {}
         self._decorate_seq = 0
         self._merged_final = True  # the merge on screen is the run's last
-        self._parts = Parts()  # what the last decoration computed, reused per edit
+        self._parts_kept: D.Parts | None = None  # see _parts
         self._asking: set[str] = set()  # stores with a conflict question on screen
         self._quit_asked = False
 
     # --- opening ----------------------------------------------------------------------
 
+    @property
+    def _parts(self) -> D.Parts:
+        """What the last decoration computed, reused per edit (made on first use: the
+        curation modules are imported after the first paint)."""
+        if self._parts_kept is None:
+            self._parts_kept = D.Parts()
+        return self._parts_kept
+
+    @_parts.setter
+    def _parts(self, parts: D.Parts) -> None:
+        self._parts_kept = parts
+
     def open_curation(self) -> None:
-        """Read the allow-list and the triage marks; a broken file is reported, not used."""
+        """Read the allow-list and the triage marks in a worker (their modules import
+        polars: not on the event loop right after the first paint); see
+        ``on_curation_opened``."""
         allowlist = self.allowlist_path or self.config.allowlist_path()
-        triage = triage_path_for(allowlist, self.config.triage)
-        self.curation = Curation.open(allowlist, triage)
+        self.run_worker(
+            partial(self._read_curation, allowlist),
+            name="curation",
+            group="curation",
+            thread=True,
+            exit_on_error=False,
+        )
+
+    def _read_curation(self, allowlist: Path) -> None:
+        triage = session.triage_path_for(allowlist, self.config.triage)
+        self.post_message(CurationOpened(session.Curation.open(allowlist, triage)))
+
+    def on_curation_opened(self, message: CurationOpened) -> None:
+        """The allow-list and marks are read: apply them (a broken file is reported, not
+        used), and re-flag candidates a fast merge already showed without them."""
+        self.curation = message.curation
+        if self.merged.height:
+            self._parts = D.Parts()
+            self.redecorate()
+        self.refresh_header()
         for kind, error in self.curation.errors.items():
             self.add_log("error", f"{kind} not applied: {error}")
             self.notify(
@@ -137,7 +169,7 @@ class CurationApp(App[None]):
         """Pick up edits made to the files by hand or by a colleague (before a run)."""
         if self.curation is None:
             return
-        changed = [k for k in KINDS if self.curation.adopt_outside_changes(k)]
+        changed = [k for k in D.KINDS if self.curation.adopt_outside_changes(k)]
         for kind in changed:
             self.add_log("info", f"{kind}: re-read, it was changed on disk")
             self._parts = self._parts.without(kind)
@@ -150,7 +182,7 @@ class CurationApp(App[None]):
         """A merge's candidates; ``final`` when no detector of the run is left."""
         self.merged = merged
         self._merged_final = final
-        self._parts = Parts()
+        self._parts = D.Parts()
         self.redecorate()
 
     def merged_shown(self, final: bool) -> None:
@@ -200,9 +232,9 @@ class CurationApp(App[None]):
         self.refresh_header()
         self.redecorate()
 
-    def _report(self, outcome: SaveOutcome) -> None:
+    def _report(self, outcome: session.SaveOutcome) -> None:
         kind = outcome.kind
-        if outcome.status == CONFLICT:
+        if outcome.status == session.CONFLICT:
             self.add_log("warning", f"{kind}: {outcome.message}")
             if outcome.broken:
                 self.notify(
@@ -214,7 +246,7 @@ class CurationApp(App[None]):
                 )
             else:
                 self._ask_about_conflict(outcome)
-        elif outcome.status == FAILED:
+        elif outcome.status == session.FAILED:
             self.add_log("error", f"{kind} not saved: {outcome.message}")
             self.notify(
                 f"{outcome.message}\nThe edit is kept and marked UNSAVED; the next save "
@@ -224,7 +256,7 @@ class CurationApp(App[None]):
                 markup=False,
                 timeout=12,
             )
-        elif outcome.status == SAVED and outcome.skipped:
+        elif outcome.status == session.SAVED and outcome.skipped:
             dropped = "\n".join(f"- {text}" for text in outcome.skipped)
             self.add_log("warning", f"{kind}: kept the other version for:\n{dropped}")
             self.notify(
@@ -234,7 +266,7 @@ class CurationApp(App[None]):
                 markup=False,
             )
 
-    def _ask_about_conflict(self, outcome: SaveOutcome) -> None:
+    def _ask_about_conflict(self, outcome: session.SaveOutcome) -> None:
         kind = outcome.kind
         if kind in self._asking:
             return
@@ -320,7 +352,7 @@ class CurationApp(App[None]):
     def _triage_or_say_why(self) -> Any:
         triage = self.curation.triage if self.curation else None
         if triage is None:
-            error = self.curation.errors.get(TRIAGE, "not opened yet") if self.curation else ""
+            error = self.curation.errors.get(D.TRIAGE, "not opened yet") if self.curation else ""
             self.notify(
                 f"Triage marks are off: {error}\nFix the file by hand, then press r.",
                 title="Cannot mark",
@@ -338,7 +370,7 @@ class CurationApp(App[None]):
         except InputError as exc:
             self.notify(str(exc), title="Cannot mark", severity="error", markup=False)
             return
-        self.save_store(TRIAGE)
+        self.save_store(D.TRIAGE)
 
     @on(MainScreen.MarkRequested)
     def _mark_requested(self, message: MainScreen.MarkRequested) -> None:
@@ -362,7 +394,7 @@ class CurationApp(App[None]):
     def _allowlist_or_say_why(self) -> Any:
         allowlist = self.curation.allowlist if self.curation else None
         if allowlist is None:
-            error = self.curation.errors.get(ALLOWLIST, "not opened yet") if self.curation else ""
+            error = self.curation.errors.get(D.ALLOWLIST, "not opened yet") if self.curation else ""
             self.notify(
                 f"The allow-list is not applied: {error}\nFix the file by hand, then read "
                 "it again (r, or Ctrl+R on the allow-list screen).",
@@ -403,16 +435,16 @@ class CurationApp(App[None]):
             self.notify(str(exc), title="Entry not added", severity="error", markup=False)
             return
         self.add_log("info", f"allow-list: added {entry.describe()}")
-        self.save_store(ALLOWLIST)
+        self.save_store(D.ALLOWLIST)
         if not allowlist.dirty:
             self.notify(entry.describe(), title="Allow-listed", markup=False)
 
     def action_show_allowlist(self) -> None:
         if isinstance(self.screen, (AllowListScreen, ModalScreen)) or self.curation is None:
             return  # already there, or a question or editor is open
-        if self.curation.adopt_outside_changes(ALLOWLIST):
+        if self.curation.adopt_outside_changes(D.ALLOWLIST):
             self.add_log("info", "allow-list: re-read, it was changed on disk")
-            self._parts = self._parts.without(ALLOWLIST)
+            self._parts = self._parts.without(D.ALLOWLIST)
         self.push_screen(AllowListScreen())
         self.redecorate()  # counts the hits per entry, now that they are shown
 
@@ -430,8 +462,8 @@ class CurationApp(App[None]):
         screen.entries = allowlist.entries if allowlist else ()
         screen.hits = self.allow_hits
         screen.state = AllowListState(
-            path=str(self.curation.paths[ALLOWLIST]),
-            error=self.curation.errors.get(ALLOWLIST) if allowlist is None else None,
+            path=str(self.curation.paths[D.ALLOWLIST]),
+            error=self.curation.errors.get(D.ALLOWLIST) if allowlist is None else None,
             unsaved=bool(allowlist and allowlist.dirty),
         )
 
@@ -461,7 +493,7 @@ class CurationApp(App[None]):
             self.notify(str(exc), title=f"Not {what}", severity="error", markup=False)
             return
         self.add_log("info", f"allow-list: {what} {done.describe()}")
-        self.save_store(ALLOWLIST)
+        self.save_store(D.ALLOWLIST)
 
     @on(AllowListScreen.ToggleRequested)
     def _toggle_requested(self, message: AllowListScreen.ToggleRequested) -> None:
@@ -518,8 +550,8 @@ class CurationApp(App[None]):
                 markup=False,
             )
             return
-        error = self.curation.reload(ALLOWLIST)
-        self._parts = self._parts.without(ALLOWLIST)
+        error = self.curation.reload(D.ALLOWLIST)
+        self._parts = self._parts.without(D.ALLOWLIST)
         if error:
             self.add_log("error", f"allow-list not applied: {error}")
             self.notify(error, title="Allow-list still broken", severity="error", markup=False)

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import numpy as np
 from rich.color import ColorType
 from rich.style import Style
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from tui.lazy import numpy as np
 
 PlotColour = int | tuple[int, int, int] | str
 _TAILS_FROM = 100  # intervals needed before the 1% tails are cut from the histogram

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -22,6 +22,11 @@ from detectors.base.errors import InputError, UsageError
 from detectors.base.progress import Progress
 from detectors.base.sanitize import visible
 from tui.cli_allowlist import allowlist
+
+if TYPE_CHECKING:
+    from detectors.base.config import Config
+    from detectors.run.saved import SavedRun
+    from tui.pipeline import Loader
 
 SUBCOMMANDS = {"detect", "detectors", "eval", "allowlist", "open"}
 
@@ -104,6 +109,25 @@ no_cache_option = click.option(
     is_flag=True,
     help="Parse CSV/JSON inputs afresh: neither read nor write the parsed-copy cache.",
 )
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="local: this machine (in memory, or partitioned on disk when big); "
+    "spark: Apache Spark (pip install 'beacon-triage[spark]', Java 17+).",
+)
+spark_master_option = click.option(
+    "--spark-master",
+    default=None,
+    help="Spark master URL (local[N], spark://host:7077, yarn, k8s://...); default local[2].",
+)
+spark_conf_option = click.option(
+    "--spark-conf",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A Spark setting, e.g. spark.executor.memory=4g (repeatable).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,6 +146,9 @@ def cli() -> None:
 @allowlist_create_option
 @source_format_option
 @no_cache_option
+@engine_option
+@spark_master_option
+@spark_conf_option
 def open_command(
     paths: tuple[str, ...],
     config_path: str | None,
@@ -129,34 +156,69 @@ def open_command(
     allowlist_create: bool,
     source_format: str | None,
     no_cache: bool,
+    engine: str,
+    spark_master: str | None,
+    spark_conf: tuple[str, ...],
 ) -> None:
     """Open the triage TUI on PATHS (default: the bundled sample data), or on one folder
-    written by `detect --save-run` (offline: its candidates, charts from its events)."""
-    from detectors.load import cache
-    from detectors.run.headless import open_allowlist_file
-    from detectors.run.saved import is_saved_run, load_run
+    written by `detect --save-run` (offline: its candidates, charts from its events).
+
+    With --engine spark the hunt runs on Spark (PATHS may be URIs Spark reads), its
+    progress on the status line; the candidates are then triaged as a saved run's.
+    """
+    # Only what this open needs is imported here: the rest of the engine (polars, the
+    # hunts) is imported by the TUI's load worker, after the first screen is drawn.
     from detectors.run.setup import load_config
 
     saved = None
+    loader = None
     try:
         config = load_config(config_path)
         if allowlist_path:
+            from detectors.run.headless import open_allowlist_file
+
             open_allowlist_file(allowlist_path, create=allowlist_create)
-        if len(paths) == 1 and is_saved_run(paths[0]):
-            saved = load_run(paths[0])
-            saved.info["folder"] = paths[0]
+        if len(paths) == 1 and Path(paths[0]).is_dir():
+            from detectors.run.saved import is_saved_run, load_run
+
+            if is_saved_run(paths[0]):
+                if engine == "spark":
+                    raise UsageError("--engine spark: a saved run opens without an engine")
+                saved = load_run(paths[0])
+                saved.info["folder"] = paths[0]
+        if saved is None and engine == "spark":
+            saved, loader, paths = _spark_run(config, paths, spark_master, spark_conf)
     except InputError as exc:
         _fail(exc)
-    cache.configure(None if no_cache else config.cache_settings())  # the TUI's loads use it
     from tui.app import run_app  # Textual is imported only when a screen is wanted
 
     run_app(
-        [] if saved is not None else list(paths),
+        [] if saved is not None and loader is None else list(paths),
         config=config,
         allowlist_path=Path(allowlist_path) if allowlist_path else None,
         source_format=source_format,
         saved=saved,
+        use_cache=not no_cache,
+        loader=loader,
     )
+
+
+def _spark_run(
+    config: Config, paths: tuple[str, ...], master: str | None, conf: tuple[str, ...]
+) -> tuple[SavedRun, Loader, tuple[str, ...]]:
+    """The TUI's loader for a Spark run (``tui.pipeline.EngineRun``), what it fills, and
+    the paths (the bundled sample when none). The JVM's output goes to a log file."""
+    import tempfile
+
+    from detectors.load.sample import sample_paths
+    from detectors.run.spark.session import parse_conf
+    from tui.pipeline import EngineRun, spark_strategy
+
+    parse_conf(conf)  # a malformed setting is a usage error before the screen opens
+    handle, log = tempfile.mkstemp(prefix="beacon-triage-spark-", suffix=".log")
+    os.close(handle)
+    engine_run = EngineRun(config, spark_strategy(master, conf, log))
+    return engine_run.saved, engine_run, paths or tuple(str(p) for p in sample_paths())
 
 
 def _known_detectors(
@@ -208,25 +270,9 @@ def _known_detectors(
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 @source_format_option
 @no_cache_option
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "spark"]),
-    default="local",
-    show_default=True,
-    help="local: this machine (in memory, or partitioned on disk when big); "
-    "spark: Apache Spark (pip install 'beacon-triage[spark]', Java 17+).",
-)
-@click.option(
-    "--spark-master",
-    default=None,
-    help="Spark master URL (local[N], spark://host:7077, yarn, k8s://...); default local[2].",
-)
-@click.option(
-    "--spark-conf",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A Spark setting, e.g. spark.executor.memory=4g (repeatable).",
-)
+@engine_option
+@spark_master_option
+@spark_conf_option
 @click.option(
     "--save-run",
     type=click.Path(file_okay=False),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
@@ -10,6 +11,7 @@ if TYPE_CHECKING:  # the engine's modules load after the first paint
     import polars as pl
 
     from detectors.curate.decorate import Decorated
+    from detectors.curate.session import Curation
     from detectors.pairs.context import PairContext
     from detectors.rank.enrichment import DestinationIndex
     from detectors.run.outcome import DetectorOutcome
@@ -41,12 +43,22 @@ class LoadFailed(Message):
 
 
 class IndexReady(Message):
-    """The chart pair index and the destination index are built for the dataset."""
+    """The chart pair index and the destination index are built for the dataset.
 
-    def __init__(self, pairs: pl.DataFrame, index: DestinationIndex) -> None:
+    ``fetch``, when set, reads one candidate's pair index from disk on demand (input
+    opened as partitions: ``pairs`` is then empty, the events are not in memory).
+    """
+
+    def __init__(
+        self,
+        pairs: pl.DataFrame,
+        index: DestinationIndex,
+        fetch: Callable[[Mapping[str, Any]], pl.DataFrame] | None = None,
+    ) -> None:
         super().__init__()
         self.pairs = pairs
         self.index = index
+        self.fetch = fetch
 
 
 class DetectorFinished(Message):
@@ -103,3 +115,11 @@ class Exported(Message):
         self.fmt = fmt
         self.rows = rows
         self.error = error
+
+
+class CurationOpened(Message):
+    """The allow-list and triage marks were read (in a worker, after the first paint)."""
+
+    def __init__(self, curation: Curation) -> None:
+        super().__init__()
+        self.curation = curation

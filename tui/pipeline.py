@@ -15,12 +15,12 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from textual.app import App
 from textual.worker import get_current_worker
 
@@ -28,8 +28,6 @@ from detectors.base import schema as S
 from detectors.base.config import Config
 from detectors.base.errors import Cancelled, InputError
 from detectors.base.progress import Progress
-from detectors.curate.decorate import Decorated, Parts, decorate
-from detectors.hunts.registry import params_for
 from tui import stages as ST
 from tui.messages import (
     CandidatesDecorated,
@@ -46,12 +44,18 @@ from tui.messages import (
 from tui.view import pair_protocols, prepare, with_protocol
 
 if TYPE_CHECKING:
+    import polars as pl
+
+    from detectors.base.config import CacheSettings
     from detectors.curate.allowlist import AllowList
+    from detectors.curate.decorate import Parts
     from detectors.curate.triage import TriageStore
     from detectors.pairs.context import PairContext
     from detectors.rank.enrichment import GeoLookup
     from detectors.run.loop import Strategy
     from detectors.run.outcome import DetectorOutcome
+else:
+    from tui.lazy import polars as pl
 
 Loader = Callable[..., "PairContext"]
 LOAD = "load"
@@ -76,8 +80,94 @@ def default_loader(paths: Sequence[str], **kwargs: Any) -> PairContext:
     return PairContext.of(load_paths(paths, **kwargs))
 
 
+StrategyOf = Callable[
+    [Sequence[str], "str | None", Progress], "tuple[Strategy, AbstractContextManager[object]]"
+]
+
+
+class EngineRun:
+    """A run on another engine (Spark) for the TUI, as the load worker's loader.
+
+    The run loop runs the strategy whole (``loop.run``: context, hunts, merge), with the
+    engine's progress on the load line; the app then triages the result as it does a
+    run saved by ``detect --save-run``: ``saved`` is filled with the ranked candidates and
+    a dataset of their own pairs' events (the charts' connection times). The hunt is the
+    engine's; the parameter screen does not re-run it.
+    """
+
+    def __init__(self, config: Config, strategy_of: StrategyOf) -> None:
+        from detectors.run.saved import SavedRun
+
+        self.config = config
+        self.strategy_of = strategy_of
+        note = "a Spark run: candidates as ranked there; new parameters do not re-run it"
+        info: dict[str, object] = {"engine": "spark", "status": "spark run", "note": note}
+        self.saved = SavedRun(pl.DataFrame(), _empty_context(), info)
+
+    def __call__(
+        self,
+        paths: Sequence[str],
+        source_format: str | None = None,
+        progress: Progress | None = None,
+        **_: Any,
+    ) -> PairContext:
+        from detectors.pairs.context import PairContext
+        from detectors.run.loop import run
+        from detectors.run.saved import candidate_events
+
+        progress = progress or Progress()
+        strategy, watching = self.strategy_of(paths, source_format, progress)
+        try:
+            with watching:
+                result = run(strategy, self.config, progress=progress)
+        except InputError:
+            if progress.cancel_event.is_set():  # the engine's jobs were cancelled under it
+                raise Cancelled() from None
+            raise
+        context = result.context
+        assert context is not None
+        self.saved.candidates = result.candidates
+        self.saved.dataset = PairContext(
+            events=candidate_events(context.events, result.candidates),
+            names=context.names,
+            app=context.app,
+            device_info=context.device_info,
+            files=list(context.files),
+            warnings=[*context.warnings, *result.notes()],
+        )
+        return self.saved.dataset
+
+
+def _empty_context() -> PairContext:
+    from detectors.base.schema import empty_events
+    from detectors.pairs.context import PairContext
+
+    return PairContext(events=empty_events())
+
+
+def spark_strategy(master: str | None, conf: Sequence[str], log: str) -> StrategyOf:
+    """The Spark strategy for ``EngineRun``: a session whose JVM writes to ``log`` (not
+    to the terminal the TUI draws on), its stages' progress reported while it runs."""
+
+    def make(
+        paths: Sequence[str], source_format: str | None, progress: Progress
+    ) -> tuple[Strategy, AbstractContextManager[object]]:
+        from detectors.run.spark import SparkStrategy
+        from detectors.run.spark.session import parse_conf, spark_session, stage_progress
+
+        settings = {**parse_conf(conf), "spark.ui.showConsoleProgress": "false"}
+        progress.report("load", 0.0, f"starting Spark ({master or 'local[2]'}; log: {log})")
+        session = spark_session(master, settings, log=log)
+        strategy = SparkStrategy(list(paths), source_format, master, tuple(conf), spark=session)
+        return strategy, stage_progress(session, progress)
+
+    return make
+
+
 def chart_actions(config: Config) -> tuple[str, ...]:
     """Action types the charts use: the intervals detector's, so the numbers agree."""
+    from detectors.hunts.registry import params_for
+
     try:
         actions = getattr(params_for(config, "intervals"), "actions", None)
     except InputError:
@@ -98,6 +188,9 @@ class Pipeline:
         self._place_lock = threading.Lock()
         self._protocol_cache: tuple[PairContext, pl.DataFrame] | None = None
         self._geo_cache: tuple[Path | None, GeoLookup | None] | None = None
+        # ``(settings,)``: the load cache every load uses (``cache.configure``), set by
+        # ``run_app`` from [cache] and --no-cache; None leaves it as configured.
+        self.cache_settings: tuple[CacheSettings | None] | None = None
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -167,11 +260,14 @@ class Pipeline:
         from detectors.base import domains
 
         domains.prepare_in_background()  # parsed while the files load
+        from detectors.load import cache
         from detectors.load.cache import WRITE_IN_BACKGROUND
         from detectors.run.loop import choose_strategy
         from detectors.run.loop import prepare as placed_context
         from detectors.run.memory import InMemory
 
+        if self.cache_settings is not None:
+            cache.configure(self.cache_settings[0])
         started = self.clock()
         try:
             if loader is default_loader:  # the run loop's choice: in memory or partitions
@@ -230,7 +326,32 @@ class Pipeline:
             self._stage(INDEX, 0.0, str(exc), ST.FAILED)
             return
         self._stage(INDEX, 1.0, "ready", ST.DONE)
-        self._post(IndexReady(pairs, index))
+        self._post(IndexReady(pairs, index, self._pair_fetcher(config)))
+
+    def _pair_fetcher(self, config: Config) -> Callable[[Mapping[str, Any]], pl.DataFrame] | None:
+        """For input opened as partitions (no events in memory): a function reading one
+        candidate's rows from its device's partition and indexing just that pair, so a
+        chart costs one pair's rows, never the input's."""
+        from detectors.pairs.context import PairContext
+        from detectors.run.partitioned import Partitioned
+
+        strategy = self.strategy
+        if not isinstance(strategy, Partitioned) or strategy.parts is None:
+            return None
+        parts, actions = strategy.parts, chart_actions(config)
+
+        def fetch(row: Mapping[str, Any]) -> pl.DataFrame:
+            device = row.get(S.C_DEVICE)
+            keys = {S.PROCESS: S.C_PROCESS, S.REMOTE_IP: S.C_REMOTE_IP}
+            keys[S.REMOTE_PORT] = S.C_REMOTE_PORT
+            named = pl.lit(device, pl.String)
+            where = pl.col(S.DEVICE_NAME).eq_missing(named) | pl.col(S.DEVICE_ID).eq(named)
+            for column, key in keys.items():
+                dtype = S.EVENT_SCHEMA[column]
+                where = where & pl.col(column).eq_missing(pl.lit(row.get(key), dtype))
+            return PairContext(events=parts.device_rows(device, where)).pairs(actions)
+
+        return fetch
 
     # --- detectors -------------------------------------------------------------------------
 
@@ -239,12 +360,73 @@ class Pipeline:
         self.run_id += 1
         run_id = self.run_id
         self.cancel("detector:")
+        if self._hunts_together():
+            self._start_together(run_id, dataset, config, names)
+            return run_id
         for name in names:
             key = detector_key(name)
             progress = self._new_progress(key)
             self._stage(key, 0.0, "starting")
             self._start(key, partial(self._detector_job, run_id, name, dataset, config, progress))
         return run_id
+
+    def _hunts_together(self) -> bool:
+        """Input opened as partitions is hunted in one pass for every detector: a
+        worker per detector would each read every partition, and hold one at once (the
+        open's peak memory grew with the number of detectors)."""
+        from detectors.run.partitioned import Partitioned
+
+        if not isinstance(self.strategy, Partitioned):
+            return False
+        self.strategy.threads = 2  # the detectors share each partition, two at a time
+        return True
+
+    def _start_together(
+        self, run_id: int, dataset: PairContext, config: Config, names: Sequence[str]
+    ) -> None:
+        key = detector_key("")  # cancelled with the others by cancel("detector:")
+        progress = self._new_progress(key)
+        for name in names:
+            self._stage(detector_key(name), 0.0, "starting")
+        job = partial(self._together_job, run_id, list(names), dataset, config, progress)
+        self._start(key, job)
+
+    def _together_job(
+        self,
+        run_id: int,
+        names: list[str],
+        dataset: PairContext,
+        config: Config,
+        progress: Progress,
+    ) -> None:
+        """Every detector over the partitions, one partition in memory at a time; each
+        outcome is reported as its detector's, in the order the strategy yields them."""
+        left = list(names)
+        last = [0.0]
+
+        def report(stage: str, fraction: float, message: str) -> None:
+            now = self.clock()
+            if now - last[0] < _REPORT_EVERY and fraction < 1.0:
+                return
+            last[0] = now
+            for name in list(left):
+                self._stage(
+                    detector_key(name), fraction, f"{stage}: {message}" if message else stage
+                )
+
+        fan_out = Progress(report, progress.cancel_event)
+        assert self.strategy is not None
+        try:
+            for outcome in self.strategy.hunts(dataset, config, names, fan_out):
+                left.remove(outcome.name)
+                self._finished(run_id, outcome, detector_key(outcome.name), progress)
+        except Cancelled:
+            for name in left:
+                self._stage(detector_key(name), 0.0, "cancelled", ST.CANCELLED)
+        except InputError as exc:
+            for name in left:
+                self._stage(detector_key(name), 0.0, str(exc), ST.FAILED)
+                self._post(DetectorFailed(run_id, name, str(exc)))
 
     def _detector_job(
         self, run_id: int, name: str, dataset: PairContext, config: Config, progress: Progress
@@ -266,6 +448,11 @@ class Pipeline:
             self._stage(key, 0.0, str(exc), ST.FAILED)
             self._post(DetectorFailed(run_id, name, str(exc)))
             return
+        self._finished(run_id, outcome, key, progress)
+
+    def _finished(
+        self, run_id: int, outcome: DetectorOutcome, key: str, progress: Progress
+    ) -> None:
         if outcome.skipped:
             status, text = ST.SKIPPED, f"skipped: {outcome.skipped}"
         elif outcome.error:
@@ -274,7 +461,7 @@ class Pipeline:
             hits = outcome.hits.height if outcome.hits is not None else 0
             status, text = ST.DONE, f"{hits:,} hits in {outcome.seconds:.1f}s"
         if self._is_current(key, progress):
-            self._stage(key, 1.0, text, status)
+            self._stage(detector_key(outcome.name), 1.0, text, status)
         self._post(DetectorFinished(run_id, outcome))
 
     # --- merge ---------------------------------------------------------------------------
@@ -364,6 +551,8 @@ class Pipeline:
         parts: Parts,
         want_hits: bool,
     ) -> None:
+        from detectors.curate.decorate import Decorated, decorate
+
         worker = get_current_worker()
         try:
             result = decorate(merged, allowlist, triage, parts, want_hits=want_hits)

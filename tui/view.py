@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import schema as S
 from detectors.base.sanitize import visible
 from tui import format as F
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from tui.lazy import polars as pl
 
 C_MARK = S.C_MARK  # unreviewed, suspicious, benign, escalate
 C_PROTOCOL = S.PROTOCOL  # added by tui.pipeline: the pair's transport (tcp, udp, icmp)
@@ -108,9 +111,12 @@ def remote_cell(row: dict[str, Any]) -> str:
 REMOTE_MAX = 60  # "← [IPv6]:port/udp" fits; only a proxy name beyond it is cut
 
 
-def _remote_width(frame: pl.DataFrame) -> int:
+def _remote_width(frame: pl.DataFrame, with_proxy: bool = False) -> int:
     """The widest ``remote`` cell of the frame, so an address is never cut (polars: an
-    upper bound from the longest IP, the longest port and the protocol marker)."""
+    upper bound from the longest IP, the longest port and the protocol marker). The
+    `` via proxy P`` that follows a proxied address counts only ``with_proxy``: the
+    column's minimum is the address; spare cells then go to the proxy names, which
+    alone may end in ``…`` (one proxied pair does not squeeze out other columns)."""
     if frame.height == 0 or S.C_REMOTE_IP not in frame.columns:
         return 0
     ip = pl.col(S.C_REMOTE_IP).cast(pl.String).fill_null("")
@@ -130,7 +136,10 @@ def _remote_width(frame: pl.DataFrame) -> int:
         width = width + (pl.col(S.C_DIRECTION) == S.DIR_INBOUND).fill_null(False).cast(pl.Int64) * 2
     if S.C_VIA_PROXY in frame.columns:
         proxy = pl.col(S.C_VIA_PROXY).cast(pl.String)
-        width = width + (proxy.str.len_chars() + len(" via proxy ")).fill_null(0)
+        if with_proxy:
+            width = width + (proxy.str.len_chars() + len(" via proxy ")).fill_null(0)
+        else:  # "address …": the cut proxy name's ellipsis never lands on the address
+            width = width + proxy.is_not_null().cast(pl.Int64) * 2
     # A long proxy name is cut at the end (ellipsis); the address before it never is.
     return min(REMOTE_MAX, int(frame.select(width.max()).item() or 0))
 
@@ -387,22 +396,54 @@ def _is_empty(frame: pl.DataFrame, column: Column) -> bool:
     return bool(frame.select(values.null_count() == pl.len()).item())
 
 
-def layout(frame: pl.DataFrame, available: int) -> list[tuple[Column, int]]:
-    """Which columns fit ``available`` cells and how wide each is.
+Measured = tuple[tuple[Column, int, int], ...]
+"""The columns a frame can show: each with its width (never less: nothing is cut below
+it) and, for the name columns, the width of its longest value (``measure_columns``)."""
 
-    Empty columns are hidden; each column is at least as wide as its widest value (an
-    IP:port, a count) and its title with the sort arrow; while the minimum widths do not
-    fit, the column with the highest ``keep`` gives way; spare cells go to the names
-    (which alone are cut, with an ellipsis).
+WANT_MAX = 60  # a name column never asks for more spare cells than this
+
+
+def _wants(frame: pl.DataFrame, column: Column, width: int) -> int:
+    """The width a name column's longest value needs (spare cells go there first)."""
+    if column.key == "remote" and frame.height:
+        return max(width, _remote_width(frame, with_proxy=True))
+    if not column.flex or frame.height == 0:
+        return width
+    if column.key == "detectors":
+        return max(width, _detectors_width(frame))
+    return max(width, _longest(column.needs[0], WANT_MAX)(frame))
+
+
+def measure_columns(frame: pl.DataFrame) -> Measured:
+    """The columns with a value in ``frame``, each as wide as its widest value (an
+    IP:port, a count) and its title with the sort arrow.
+
+    The polars half of the layout: it scans every row, so the view worker runs it
+    beside the filter and sort and hands it over with the rows (``ViewReady``); the
+    event loop only fits the result to the width (``fit_columns``).
     """
-    shown: list[tuple[Column, int]] = []
+    measured: list[tuple[Column, int, int]] = []
     for column in COLUMNS:
         if _is_empty(frame, column):
             continue
         width = max(column.width, len(column.title) + _SORT_ARROW)
         if column.measure is not None:
             width = max(width, column.measure(frame))
-        shown.append((column, width))
+        measured.append((column, width, _wants(frame, column, width)))
+    return tuple(measured)
+
+
+def fit_columns(measured: Measured, available: int) -> list[tuple[Column, int]]:
+    """Which measured columns fit ``available`` cells and how wide each is.
+
+    While the minimum widths do not fit, the column with the highest ``keep`` gives
+    way; spare cells go to the names (which alone are cut, with an ellipsis): first to
+    those whose longest value does not fit yet (a domain is not cut while the device
+    column has room to spare), then to all of them. Plain Python over a dozen columns:
+    cheap enough for every resize.
+    """
+    wants = {column.key: want for column, _, want in measured}
+    shown = [(column, width) for column, width, _ in measured]
 
     def total(cols: list[tuple[Column, int]]) -> int:
         return sum(w for _, w in cols) + GAP * (len(cols) - 1)
@@ -413,10 +454,42 @@ def layout(frame: pl.DataFrame, available: int) -> list[tuple[Column, int]]:
             break  # score and remote stay; the table scrolls sideways instead
         shown.remove(drop)
     spare = available - total(shown)
-    flex = sum(c.flex for c, _ in shown)
-    if spare > 0 and flex:
-        shown = [(c, w + spare * c.flex // flex) for c, w in shown]
+    wanting = _share(shown, spare, lambda c, w: wants[c.key] - w, lambda c: c.flex or 1)
+    shown, spare = wanting
+    shown, _ = _share(shown, spare, lambda c, w: spare, lambda c: c.flex)  # every cell used
     return shown
+
+
+def _share(
+    shown: list[tuple[Column, int]],
+    spare: int,
+    room: Callable[[Column, int], int],
+    weight: Callable[[Column], int],
+) -> tuple[list[tuple[Column, int]], int]:
+    """Spare cells shared by ``weight`` among the columns with ``room`` left (each
+    taking at most that much); the widths and what is still spare."""
+    shown = list(shown)
+    while spare > 0:
+        hungry = [i for i, (c, w) in enumerate(shown) if weight(c) and room(c, w) > 0]
+        if not hungry:
+            break
+        total = sum(weight(shown[i][0]) for i in hungry)
+        given = 0
+        for i in hungry:
+            column, width = shown[i]
+            share = max(1, spare * weight(column) // total)
+            add = min(room(column, width), share, spare - given)
+            shown[i] = (column, width + add)
+            given += add
+        spare -= given
+    return shown, spare
+
+
+def layout(frame: pl.DataFrame, available: int) -> list[tuple[Column, int]]:
+    """Which columns fit ``available`` cells and how wide each is: empty columns
+    hidden, none narrower than its widest value (``measure_columns`` then
+    ``fit_columns``)."""
+    return fit_columns(measure_columns(frame), available)
 
 
 SCORE_HIGH = 0.7

@@ -2,13 +2,27 @@
 
 Every loader maps its format onto these columns, so detectors never see a source
 format. A field a source does not carry is null, never guessed.
+
+The column names are plain strings, importable without polars: the TUI paints its
+first screen from them before polars is loaded (a quarter of a second). The ``*_SCHEMA``
+dtype tables are built on first use (``__getattr__`` below).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
+
+    EVENT_SCHEMA: dict[str, pl.DataType]
+    NAMES_SCHEMA: dict[str, pl.DataType]
+    APP_SCHEMA: dict[str, pl.DataType]
+    DNS_SCHEMA: dict[str, pl.DataType]
+    DEVICE_INFO_SCHEMA: dict[str, pl.DataType]
+    CANDIDATE_BASE_SCHEMA: dict[str, pl.DataType]
 
 # --- event columns -------------------------------------------------------------------
 TIMESTAMP = "timestamp"  # UTC, microsecond precision
@@ -31,27 +45,32 @@ COMPANY = "company"  # InitiatingProcessVersionInfoCompanyName
 UID = "uid"  # Zeek connection uid (joins http/ssl logs)
 SOURCE_FILE = "source_file"
 
-EVENT_SCHEMA: dict[str, pl.DataType] = {
-    TIMESTAMP: pl.Datetime("us", "UTC"),
-    DEVICE_ID: pl.String(),
-    DEVICE_NAME: pl.String(),
-    ACCOUNT: pl.String(),
-    PROCESS: pl.String(),
-    ACTION: pl.String(),
-    LOCAL_IP: pl.String(),
-    LOCAL_PORT: pl.Int32(),
-    REMOTE_IP: pl.String(),
-    REMOTE_PORT: pl.Int32(),
-    REMOTE_IP_TYPE: pl.String(),
-    PROTOCOL: pl.String(),
-    REMOTE_URL: pl.String(),
-    BYTES_OUT: pl.Int64(),
-    BYTES_IN: pl.Int64(),
-    CONNECTIONS: pl.Int64(),
-    COMPANY: pl.String(),
-    UID: pl.String(),
-    SOURCE_FILE: pl.String(),
-}
+
+def _event_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        TIMESTAMP: pl.Datetime("us", "UTC"),
+        DEVICE_ID: pl.String(),
+        DEVICE_NAME: pl.String(),
+        ACCOUNT: pl.String(),
+        PROCESS: pl.String(),
+        ACTION: pl.String(),
+        LOCAL_IP: pl.String(),
+        LOCAL_PORT: pl.Int32(),
+        REMOTE_IP: pl.String(),
+        REMOTE_PORT: pl.Int32(),
+        REMOTE_IP_TYPE: pl.String(),
+        PROTOCOL: pl.String(),
+        REMOTE_URL: pl.String(),
+        BYTES_OUT: pl.Int64(),
+        BYTES_IN: pl.Int64(),
+        CONNECTIONS: pl.Int64(),
+        COMPANY: pl.String(),
+        UID: pl.String(),
+        SOURCE_FILE: pl.String(),
+    }
+
 
 # --- topology columns (added by the pairs stage, not by loaders: ``detectors.pairs.topology``) --
 DIRECTION = "direction"  # outbound | inbound | internal | external-only (null: no remote)
@@ -104,11 +123,16 @@ NAME_IP = "ip"
 NAME = "name"
 NAME_SOURCE = "name_source"  # remote_url | dns | http_host | ssl_sni | connect
 
-NAMES_SCHEMA: dict[str, pl.DataType] = {
-    NAME_IP: pl.String(),
-    NAME: pl.String(),
-    NAME_SOURCE: pl.String(),
-}
+
+def _names_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        NAME_IP: pl.String(),
+        NAME: pl.String(),
+        NAME_SOURCE: pl.String(),
+    }
+
 
 # --- per-connection application details (Zeek http.log / ssl.log joined on uid) --------
 APP_UID = "uid"
@@ -119,15 +143,20 @@ APP_SNI = "ssl_server_name"
 APP_KIND = "app_kind"  # http | ssl
 APP_URI = "http_uri"  # the request target as written: CONNECT host:port, or an absolute URI
 
-APP_SCHEMA: dict[str, pl.DataType] = {
-    APP_UID: pl.String(),
-    APP_KIND: pl.String(),
-    APP_USER_AGENT: pl.String(),
-    APP_HOST: pl.String(),
-    APP_METHOD: pl.String(),
-    APP_SNI: pl.String(),
-    APP_URI: pl.String(),
-}
+
+def _app_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        APP_UID: pl.String(),
+        APP_KIND: pl.String(),
+        APP_USER_AGENT: pl.String(),
+        APP_HOST: pl.String(),
+        APP_METHOD: pl.String(),
+        APP_SNI: pl.String(),
+        APP_URI: pl.String(),
+    }
+
 
 # --- DNS queries (Zeek dns.log): one row per query, for the dns_beacons hunt ----------
 DNS_TIME = "timestamp"
@@ -136,13 +165,18 @@ DNS_QUERY = "query"
 DNS_QTYPE = "qtype_name"  # A, AAAA, TXT, NULL, CNAME, ...
 DNS_RESOLVER = "resolver"  # the server asked (Zeek's id.resp_h)
 
-DNS_SCHEMA: dict[str, pl.DataType] = {
-    DNS_TIME: pl.Datetime("us", "UTC"),
-    DNS_DEVICE: pl.String(),
-    DNS_QUERY: pl.String(),
-    DNS_QTYPE: pl.String(),
-    DNS_RESOLVER: pl.String(),
-}
+
+def _dns_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        DNS_TIME: pl.Datetime("us", "UTC"),
+        DNS_DEVICE: pl.String(),
+        DNS_QUERY: pl.String(),
+        DNS_QTYPE: pl.String(),
+        DNS_RESOLVER: pl.String(),
+    }
+
 
 # --- Defender DeviceInfo (seed 004) ----------------------------------------------------
 DI_DEVICE_NAME = "device_name"
@@ -151,13 +185,18 @@ DI_DEVICE_TYPE = "device_type"
 DI_OS_PLATFORM = "os_platform"
 DI_TIMESTAMP = "timestamp"
 
-DEVICE_INFO_SCHEMA: dict[str, pl.DataType] = {
-    DI_TIMESTAMP: pl.Datetime("us", "UTC"),
-    DI_DEVICE_ID: pl.String(),
-    DI_DEVICE_NAME: pl.String(),
-    DI_DEVICE_TYPE: pl.String(),
-    DI_OS_PLATFORM: pl.String(),
-}
+
+def _device_info_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        DI_TIMESTAMP: pl.Datetime("us", "UTC"),
+        DI_DEVICE_ID: pl.String(),
+        DI_DEVICE_NAME: pl.String(),
+        DI_DEVICE_TYPE: pl.String(),
+        DI_OS_PLATFORM: pl.String(),
+    }
+
 
 # --- candidate columns (every detector's output and the merged list) -------------------
 C_DETECTOR = "detector"
@@ -191,22 +230,47 @@ C_NOTE = "note"
 
 # A detector's output always has these, in this order; extra evidence columns follow.
 CANDIDATE_KEY = [C_DEVICE, C_PROCESS, C_REMOTE_IP, C_REMOTE_PORT]
-CANDIDATE_BASE_SCHEMA: dict[str, pl.DataType] = {
-    C_DETECTOR: pl.String(),
-    C_DEVICE: pl.String(),
-    C_PROCESS: pl.String(),
-    C_REMOTE_IP: pl.String(),
-    C_REMOTE_PORT: pl.Int32(),
-    C_SCORE: pl.Float64(),
-    C_CONNECTIONS: pl.Int64(),
-    C_FIRST_SEEN: pl.Datetime("us", "UTC"),
-    C_LAST_SEEN: pl.Datetime("us", "UTC"),
+
+
+def _candidate_base_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        C_DETECTOR: pl.String(),
+        C_DEVICE: pl.String(),
+        C_PROCESS: pl.String(),
+        C_REMOTE_IP: pl.String(),
+        C_REMOTE_PORT: pl.Int32(),
+        C_SCORE: pl.Float64(),
+        C_CONNECTIONS: pl.Int64(),
+        C_FIRST_SEEN: pl.Datetime("us", "UTC"),
+        C_LAST_SEEN: pl.Datetime("us", "UTC"),
+    }
+
+
+_SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "EVENT_SCHEMA": _event_schema,
+    "NAMES_SCHEMA": _names_schema,
+    "APP_SCHEMA": _app_schema,
+    "DNS_SCHEMA": _dns_schema,
+    "DEVICE_INFO_SCHEMA": _device_info_schema,
+    "CANDIDATE_BASE_SCHEMA": _candidate_base_schema,
 }
+
+
+def __getattr__(name: str) -> Any:
+    """A ``*_SCHEMA`` table, built (importing polars) on first use and then kept."""
+    build = _SCHEMAS.get(name)
+    if build is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return globals().setdefault(name, build())
 
 
 def empty_events() -> pl.DataFrame:
     """A zero-row frame of the canonical schema (a header-only file loads to this)."""
-    return pl.DataFrame(schema=EVENT_SCHEMA)
+    import polars as pl
+
+    return pl.DataFrame(schema=__getattr__("EVENT_SCHEMA"))
 
 
 def conform(frame: pl.DataFrame | pl.LazyFrame, source_file: str) -> pl.LazyFrame:
@@ -214,10 +278,12 @@ def conform(frame: pl.DataFrame | pl.LazyFrame, source_file: str) -> pl.LazyFram
 
     Columns the loader did not produce become null; extra columns are dropped.
     """
+    import polars as pl
+
     lf = frame.lazy()
     have = set(lf.collect_schema().names())
     exprs = []
-    for name, dtype in EVENT_SCHEMA.items():
+    for name, dtype in __getattr__("EVENT_SCHEMA").items():
         if name == SOURCE_FILE:
             # a name that is not UTF-8 (bad\\xff.csv) is kept with \\xNN for its bytes
             shown = os.fsencode(source_file).decode("utf-8", "backslashreplace")

@@ -25,6 +25,8 @@ timeline into active stretches: they count neither as jitter nor as loss, and th
 
 from __future__ import annotations
 
+import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +48,7 @@ from detectors.stats.periodogram import (
     estimate_periods,
 )
 from detectors.stats.renewal import RenewalSettings
-from detectors.stats.segments import segment_ids, segment_median
+from detectors.stats.segments import segment_ids, segment_median, sorted_deltas
 from detectors.stats.timing import TimingSettings, timing_estimates
 
 NAME = "periodicity"
@@ -226,10 +228,31 @@ def _epoch_us(pairs: pl.DataFrame) -> np.ndarray:
     return exploded.to_series().to_numpy().astype(np.int64)
 
 
-def _median_delta_s(epoch_us: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Each pair's median time between connections, in seconds (NaN for one time)."""
+# Times from each pair's first under this many seconds (about two years) carry a
+# rounding error under 0.03 us in their deltas: see ``_median_delta_s``.
+_EXACT_US_SPAN_S = float(2**26)
+
+
+def _median_delta_s(
+    epoch_us: np.ndarray,
+    counts: np.ndarray,
+    sorted_s: np.ndarray | None = None,
+    span_s: float = math.inf,
+) -> np.ndarray:
+    """Each pair's median time between connections, in seconds (NaN for one time).
+
+    The median of the exact microsecond deltas. ``sorted_s`` are the same deltas in
+    seconds, sorted within each pair (``segments.sorted_deltas`` of the times from
+    each pair's first, which reach ``span_s``). Under ``_EXACT_US_SPAN_S`` each is
+    within 0.03 us of its microsecond delta, so rounding it gives that delta back and
+    deltas a microsecond apart keep their order: the microsecond deltas come sorted,
+    with no sort of their own. Longer spans sort the microsecond deltas.
+    """
     ids = segment_ids(counts)
     same = ids[1:] == ids[:-1]
+    if sorted_s is not None and span_s < _EXACT_US_SPAN_S:
+        sorted_us = np.rint(sorted_s * _US_PER_S)
+        return segment_median(sorted_us, ids[1:][same], counts.size, presorted=True) / _US_PER_S
     deltas_us = np.diff(epoch_us)[same].astype(np.float64)
     return segment_median(deltas_us, ids[1:][same], counts.size) / _US_PER_S
 
@@ -359,18 +382,24 @@ def tested_pairs(dataset: PairContext, params: PeriodicityParams, progress: Prog
         min_span_periods=params.min_span_periods,
         fft_max_jitter_pct=params.max_jitter_pct,
     )
-    est = estimate_periods(
-        (epoch_us - firsts) / _US_PER_S,
-        counts,
-        settings,
-        min_events=params.min_events,
-        workers=DEFAULT_WORKERS,  # the pairs are split between threads
-    )
-    timing = timing_estimates(
-        (epoch_us - firsts) / _US_PER_S,
-        counts,
-        TimingSettings(renewal=RenewalSettings(pause_factor=params.pause_factor)),
-    )
+    times_s = (epoch_us - firsts) / _US_PER_S
+    timing_settings = TimingSettings(renewal=RenewalSettings(pause_factor=params.pause_factor))
+    # The renewal test needs nothing from the periodogram: it runs in its own thread
+    # beside it (numpy and polars release the GIL), so a second core is busy while the
+    # periodogram's threads wait on each other. Same inputs, same numbers.
+    # Both read the pairs' sorted deltas: sorted once here, not once in each.
+    deltas = sorted_deltas(times_s, counts)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="timing") as pool:
+        timing_job = pool.submit(timing_estimates, times_s, counts, timing_settings, deltas)
+        est = estimate_periods(
+            times_s,
+            counts,
+            settings,
+            min_events=params.min_events,
+            workers=DEFAULT_WORKERS,  # the pairs are split between threads
+            sorted_deltas=deltas,
+        )
+        timing = timing_job.result()
     est = _with_renewal(est, timing, params)
     progress.report(NAME, 0.8, "scoring")
     # The family is every pair that could be tested (enough events and span).
@@ -378,7 +407,8 @@ def tested_pairs(dataset: PairContext, params: PeriodicityParams, progress: Prog
     family = np.full(counts.size, -1, dtype=np.int64)
     family[eligible] = np.arange(int(eligible.sum()))
     schedule = _schedule(epoch_us, counts, est["active_fraction"], est["span_s"], params)
-    deltas_median = pl.Series(_median_delta_s(epoch_us, counts), nan_to_null=True)
+    span_s = float(times_s.max()) if times_s.size else 0.0
+    deltas_median = pl.Series(_median_delta_s(epoch_us, counts, deltas, span_s), nan_to_null=True)
 
     found = pairs.select(
         pl.lit(NAME).alias(S.C_DETECTOR),

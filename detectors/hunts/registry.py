@@ -31,7 +31,9 @@ def all_detectors() -> dict[str, DetectorSpec]:
         rare_destinations,
     )
 
-    return dict(_REGISTRY)
+    # By name, not by registration: a module imported early (a test, a plugin) must not
+    # change the run order or the generated parameter reference.
+    return {name: _REGISTRY[name] for name in sorted(_REGISTRY)}
 
 
 def import_in_background() -> None:

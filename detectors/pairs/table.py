@@ -202,22 +202,32 @@ class ConnectionTable:
         millions of pairs seen a few times.
         """
         sel = np.flatnonzero(self.row_mask(actions, public_only))
-        if min_count > 1 and sel.size:
-            sel = self._rows_of_busy_pairs(sel, min_count)
         if sel.size == 0:
             return empty_index()
         pair = self.pair[sel]
         ts = self.ts[sel]
-        n = sel.size
-        pair_start = np.ones(n, dtype=bool)
+        pair_start = np.ones(sel.size, dtype=bool)
         pair_start[1:] = pair[1:] != pair[:-1]
         distinct = pair_start.copy()
         distinct[1:] |= ts[1:] != ts[:-1]
         starts = np.flatnonzero(pair_start)
+        counts = np.add.reduceat(distinct.astype(np.int64), starts)
+        if min_count > 1:
+            # Whole pairs go, so the kept rows' flags are those computed above: cut them
+            # rather than walk the kept rows again.
+            busy = counts >= min_count
+            if not busy.any():
+                return empty_index()
+            if not busy.all():
+                keep = np.repeat(busy, np.diff(np.append(starts, sel.size)))
+                sel, pair, ts = sel[keep], pair[keep], ts[keep]
+                pair_start, distinct = pair_start[keep], distinct[keep]
+                starts = np.flatnonzero(pair_start)
+                counts = counts[busy]
+        n = sel.size
         ends = np.append(starts[1:], n)
         present = pair[starts]
         distinct_ts = ts[distinct]
-        counts = np.add.reduceat(distinct.astype(np.int64), starts)
         columns: dict[str, pl.Series] = {
             P_TS: _lists(P_TS, distinct_ts, counts, UTC_US),
             P_EVENTS: pl.Series(P_EVENTS, ends - starts, dtype=pl.UInt32),
@@ -235,19 +245,6 @@ class ConnectionTable:
         frame = self.keys_of(present).with_columns(list(columns.values()))
         # A stable order (by first sighting, then key) keeps every run's output identical.
         return frame[self._stable_order(ts[starts], present)]
-
-    def _rows_of_busy_pairs(self, sel: np.ndarray, min_count: int) -> np.ndarray:
-        """The selected rows of pairs with at least ``min_count`` distinct times."""
-        pair = self.pair[sel]
-        ts = self.ts[sel]
-        new_pair = np.ones(sel.size, dtype=bool)
-        new_pair[1:] = pair[1:] != pair[:-1]
-        distinct = new_pair.copy()
-        distinct[1:] |= ts[1:] != ts[:-1]
-        starts = np.flatnonzero(new_pair)
-        counts = np.add.reduceat(distinct.astype(np.int64), starts)
-        sizes = np.diff(np.append(starts, sel.size))
-        return sel[np.repeat(counts >= min_count, sizes)]
 
     def _stable_order(self, first: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Positions sorted by first sighting, ties broken by the key (nulls last).

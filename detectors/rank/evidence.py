@@ -158,8 +158,11 @@ def outbound_events(population: Population) -> pl.LazyFrame:
 def candidate_events_query(population: Population, pairs: pl.DataFrame) -> pl.LazyFrame:
     """The outbound events of the given (device, address) pairs (``candidate_events``)."""
     device = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV)
+    # The candidates' addresses first (a set test on one column): the device name is
+    # then made, and the two-column join done, for their rows only, not every event's.
+    addresses = pairs.get_column(S.REMOTE_IP).unique().implode()
     return (
-        population.events.filter(_outbound(population))
+        population.events.filter(_outbound(population) & pl.col(S.REMOTE_IP).is_in(addresses))
         .with_columns(device)
         .join(pairs.unique().lazy(), on=[_DEV, S.REMOTE_IP], how="semi", nulls_equal=True)
     )
@@ -418,13 +421,13 @@ def context_facts(
     # The domain: the commonest name on the candidate's own connections, else the
     # first (sorted) name of the address with a registered domain.
     own_first = facts.get_column("_own").list.first()
-    any_domain = (
-        facts.get_column(F_NAMES)
-        .list.eval(
-            pl.element().map_elements(registered_domain, return_dtype=pl.String()).drop_nulls()
-        )
-        .list.first()
-    )
+    names = facts.get_column(F_NAMES)
+    # The public-suffix lookup once per distinct name, not once per list element.
+    distinct = names.explode().drop_nulls().unique().to_list()
+    domain_of = {name: registered_domain(name) for name in distinct}
+    any_domain = names.list.eval(
+        pl.element().replace_strict(domain_of, default=None, return_dtype=pl.String()).drop_nulls()
+    ).list.first()
     facts = facts.with_columns(
         pl.coalesce(registered_domains(own_first), any_domain).alias(F_DOMAIN)
     )

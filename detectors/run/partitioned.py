@@ -34,6 +34,7 @@ import math
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -224,6 +225,21 @@ class Partitions:
             return S.empty_events().lazy().with_columns(pl.lit(0, pl.UInt64).alias(INPUT_ROW))
         return pl.scan_parquet(files)
 
+    def device_rows(self, device: str | None, where: pl.Expr) -> pl.DataFrame:
+        """The events matching ``where`` among those of ``device`` (a device name, or an
+        id or originating IP a candidate is keyed by), read from disk on demand: one
+        pair's rows for a chart, without holding the input. Its name's partition is read
+        first; the other partitions only when the device is known by another key."""
+        named = pl.DataFrame({S.DEVICE_NAME: [device]}, schema={S.DEVICE_NAME: pl.String})
+        home = int(named.select(_partition_key(self.count)).item())
+        for files in (self.part_files(home), self.all_files()):
+            if not files:
+                continue
+            rows = pl.scan_parquet(files).filter(where).drop(INPUT_ROW).collect()
+            if rows.height:
+                return rows
+        return S.empty_events()
+
 
 def write_partitions(
     paths: Sequence[str | Path],
@@ -356,6 +372,10 @@ class Partitioned:
     count: int | None = None
     parts: Partitions | None = None
     reuse: bool = True  # keep the partitions for the next run on the same files
+    # Hunts run at once on each partition (threads). 1 for detect: its peak memory is
+    # one partition and one hunt; the TUI uses 2, trading some memory for time to the
+    # first candidate on two cores (the partition is still read once).
+    threads: int = 1
     _scratch: Path | None = None
 
     def context(self, config: Config, progress: Progress) -> PairContext:
@@ -392,8 +412,13 @@ class Partitioned:
             progress.report("detect", partition / parts.count, f"partition {partition + 1}")
             piece, dropped = load_partition(parts, partition, context.population)
             duplicates += dropped
-            for name in names:
-                _run_partial(state[name], piece, config, progress)
+            if self.threads > 1 and len(names) > 1:
+                with ThreadPoolExecutor(min(self.threads, len(names))) as pool:
+                    run = partial(_run_partial, piece=piece, config=config, progress=progress)
+                    list(pool.map(run, [state[name] for name in names]))
+            else:
+                for name in names:
+                    _run_partial(state[name], piece, config, progress)
             del piece
             _return_freed_memory()
         if duplicates:

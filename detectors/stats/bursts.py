@@ -37,7 +37,10 @@ class BurstSettings:
 
 
 def burst_clusters(
-    times: np.ndarray, counts: np.ndarray, settings: BurstSettings | None = None
+    times: np.ndarray,
+    counts: np.ndarray,
+    settings: BurstSettings | None = None,
+    sorted_deltas: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Bursts of many pairs: ``times`` sorted within each pair, laid end to end.
 
@@ -45,7 +48,8 @@ def burst_clusters(
     end to end), ``sizes`` (connections in it); per pair: ``bursts`` (how many, the
     ``counts`` of ``starts``), ``burst_size`` (median size), ``burst_share`` (share of
     the pair's connections in bursts of two or more) and ``max_gap_s`` (the gap
-    threshold used, NaN for a pair with one time).
+    threshold used, NaN for a pair with one time). ``sorted_deltas``: the pairs'
+    deltas already sorted (``segments.sorted_deltas``), when the caller has them.
     """
     s = settings or BurstSettings()
     times = np.asarray(times, dtype=np.float64)
@@ -55,7 +59,10 @@ def burst_clusters(
     same = ids_t[1:] == ids_t[:-1]
     d = np.diff(times)[same]
     d_ids = ids_t[1:][same]
-    q90 = segment_quantiles(d, d_ids, n, (0.9,))[0]
+    if sorted_deltas is None:
+        q90 = segment_quantiles(d, d_ids, n, (0.9,))[0]
+    else:  # the caller's sort of these same deltas
+        q90 = segment_quantiles(sorted_deltas, d_ids, n, (0.9,), presorted=True)[0]
     threshold = np.minimum(s.max_gap_s, s.relative_gap * q90)
     joins = np.zeros(times.size, dtype=bool)  # True: this time joins the previous burst
     end_index = np.arange(1, times.size)[same]

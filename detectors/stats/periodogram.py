@@ -307,13 +307,21 @@ def _fit_multiples(
     return period, fit
 
 
-def _delta_stage(times: np.ndarray, counts: np.ndarray, s: PeriodSettings) -> dict[str, np.ndarray]:
+def _delta_stage(
+    times: np.ndarray,
+    counts: np.ndarray,
+    s: PeriodSettings,
+    sorted_deltas: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Sleep, jitter and loss from the deltas read as multiples of a period."""
     n = counts.size
     ids_t = segment_ids(counts)
     dl = _deltas(times, ids_t)
     d, ids = dl.d, dl.ids
-    m0 = segment_median(d, ids, n)
+    if sorted_deltas is None:
+        m0 = segment_median(d, ids, n)
+    else:  # the caller's sort of these same deltas
+        m0 = segment_median(sorted_deltas, ids, n, presorted=True)
     in_first_run = d <= s.gap_factor * m0[ids]
     # The median delta may itself be 2 or 3 sleeps when most connections went
     # unlogged: try it and its halves and thirds, keep the largest that fits as well.
@@ -488,6 +496,12 @@ def _compressed_times(
     return relative - np.where(same_pair, cut_so_far[np.maximum(last, 0)], 0.0)
 
 
+# Series cells per batch of FFTs: ~2 MB per real temporary (a few complex ones of
+# twice that live at once). Bigger batches were no faster and held ~250 MB more at
+# 2M events, beside the renewal test's thread; each row's numbers do not depend on it.
+_FFT_CELLS = 1 << 18
+
+
 def _spectral_stage(
     times: np.ndarray,
     counts: np.ndarray,
@@ -525,7 +539,7 @@ def _spectral_stage(
 
     for size in np.unique(n_bins[ok]):
         rows_all = np.flatnonzero(ok & (n_bins == size))
-        chunk = max(1, (1 << 21) // int(size))
+        chunk = max(1, _FFT_CELLS // int(size))
         for first in range(0, rows_all.size, chunk):
             rows = rows_all[first : first + chunk]
             c = counts[rows]
@@ -571,6 +585,7 @@ def estimate_periods(
     settings: PeriodSettings | None = None,
     min_events: int = 3,
     workers: int = 1,
+    sorted_deltas: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Period estimates for many pairs: ``times_s`` sorted within each pair, laid end to end.
 
@@ -581,22 +596,31 @@ def estimate_periods(
     With ``workers`` > 1 the pairs are split into that many runs of about equal size,
     estimated in threads (numpy and the FFTs release the GIL): no number depends on the
     other pairs of a batch, so the result is the same.
+
+    ``sorted_deltas`` (``segments.sorted_deltas`` of the same times), when the caller
+    has them, spare the median delta its sort: same numbers.
     """
     s = settings or PeriodSettings()
     times = np.asarray(times_s, dtype=np.float64)
     counts = np.asarray(counts, dtype=np.int64)
     if workers > 1 and times.size >= _PARALLEL_MIN_TIMES:
-        return _estimate_in_threads(times, counts, s, min_events, workers)
-    return _estimate(times, counts, s, min_events)
+        return _estimate_in_threads(times, counts, s, min_events, workers, sorted_deltas)
+    return _estimate(times, counts, s, min_events, sorted_deltas)
 
 
 _PARALLEL_MIN_TIMES = 200_000  # below this a thread costs more than it saves
 
 
 def _estimate_in_threads(
-    times: np.ndarray, counts: np.ndarray, s: PeriodSettings, min_events: int, workers: int
+    times: np.ndarray,
+    counts: np.ndarray,
+    s: PeriodSettings,
+    min_events: int,
+    workers: int,
+    sorted_deltas: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
     ends = np.cumsum(counts)
+    delta_ends = np.cumsum(np.maximum(counts - 1, 0))
     targets = ends[-1] * np.arange(1, workers) / workers
     cuts = [0, *np.searchsorted(ends, targets, side="right").tolist(), counts.size]
     runs = [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
@@ -604,7 +628,11 @@ def _estimate_in_threads(
     def run(bounds: tuple[int, int]) -> dict[str, np.ndarray]:
         a, b = bounds
         first = int(ends[a] - counts[a])
-        return _estimate(times[first : int(ends[b - 1])], counts[a:b], s, min_events)
+        part = None
+        if sorted_deltas is not None:
+            first_delta = int(delta_ends[a] - max(counts[a] - 1, 0))
+            part = sorted_deltas[first_delta : int(delta_ends[b - 1])]
+        return _estimate(times[first : int(ends[b - 1])], counts[a:b], s, min_events, part)
 
     with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="periods") as pool:
         parts = list(pool.map(run, runs))
@@ -612,9 +640,13 @@ def _estimate_in_threads(
 
 
 def _estimate(
-    times: np.ndarray, counts: np.ndarray, s: PeriodSettings, min_events: int
+    times: np.ndarray,
+    counts: np.ndarray,
+    s: PeriodSettings,
+    min_events: int,
+    sorted_deltas: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    stage = _delta_stage(times, counts, s)
+    stage = _delta_stage(times, counts, s, sorted_deltas)
     active_span = stage["active"]
     eligible = (counts >= max(3, min_events)) & (
         active_span >= s.min_span_periods * np.nan_to_num(stage["period"], nan=np.inf)

@@ -37,14 +37,27 @@ def segment_max(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _sorted_within_groups(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Values ordered by (group, value); polars sorts groups in parallel, ~4x lexsort."""
+def sorted_within_groups(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Values ordered by (group, value); polars sorts groups in parallel, ~4x lexsort.
+
+    Callers that take several statistics of the same values sort once here and pass
+    the result on as ``presorted``."""
     frame = pl.DataFrame({"g": ids, "v": values})
     if ids.size > 1 and bool(np.all(ids[1:] >= ids[:-1])):
         ordered = frame.select(pl.col("v").sort().over("g"))
     else:
         ordered = frame.sort(["g", "v"]).select("v")
     return ordered.to_series().to_numpy()
+
+
+def sorted_deltas(times: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each group's differences between consecutive ``times`` (sorted within each group,
+    groups end to end), sorted within the group: ``np.diff`` inside the groups, the same
+    numbers every per-pair analysis of the deltas computes, sorted once for all of them.
+    """
+    ids = segment_ids(counts)
+    same = ids[1:] == ids[:-1]
+    return sorted_within_groups(np.diff(times)[same], ids[1:][same])
 
 
 def segment_sorted(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -79,7 +92,7 @@ def segment_quantiles(
     out = np.full((len(qs), n), np.nan)
     if values.size == 0:
         return out
-    sorted_values = values if presorted else _sorted_within_groups(values, ids)
+    sorted_values = values if presorted else sorted_within_groups(values, ids)
     counts = np.bincount(ids, minlength=n)[:n]
     starts = np.cumsum(counts) - counts
     has = counts > 0

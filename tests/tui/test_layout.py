@@ -8,7 +8,15 @@ import polars as pl
 from tui_fixtures import make_app, settle
 
 from detectors.base import schema as S
-from tui.view import C_PROTOCOL, GAP, layout, pair_protocols, remote_text, with_protocol
+from tui.view import (
+    C_PROTOCOL,
+    GAP,
+    layout,
+    measure_columns,
+    pair_protocols,
+    remote_text,
+    with_protocol,
+)
 from tui.widgets.candidate_table import CandidateTable
 
 UTC = timezone.utc
@@ -118,3 +126,84 @@ def test_inbound_and_proxied_remote_cells_keep_the_address_whole():
     )
     shown = dict((c.key, w) for c, w in layout(frame, 200))
     assert len("[2001:db8::1]:65535") + 2 <= shown["remote"] <= 60
+
+
+async def test_filter_and_sort_measure_columns_in_the_view_worker(tmp_path, monkeypatch):
+    """After a filter or a sort, the table takes the worker's measured columns and the
+    followed candidate's row: nothing scans the rows on the event loop (issue 18)."""
+    import threading
+
+    from tui_fixtures import register_fake
+
+    import tui.screens.main as main_module
+    import tui.widgets.candidate_table as table_module
+
+    register_fake(monkeypatch)
+    loop_thread = threading.get_ident()
+    on_loop: list[str] = []
+
+    def watched(name, real):
+        def call(*args, **kwargs):
+            if threading.get_ident() == loop_thread:
+                on_loop.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    for module in (main_module, table_module):
+        monkeypatch.setattr(module, "measure_columns", watched("measure", module.measure_columns))
+        monkeypatch.setattr(module, "find_row", watched("find_row", module.find_row))
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        table = app.main_screen.query_one(CandidateTable)
+        await pilot.press("j")  # the cursor now follows its candidate through views
+        followed = table.current_row
+        on_loop.clear()
+        await pilot.press("S")  # reverse the sort
+        await settle(app, pilot)
+        assert table.current_row == followed
+        await pilot.press("slash", *"beacon", "enter")
+        await settle(app, pilot)
+        assert table.row_count == 1
+        assert [c.key for c in table._columns][:3] == ["mark", "score", "device"]
+        assert on_loop == []
+
+
+def test_spare_cells_go_first_to_the_name_that_is_cut():
+    """A long domain is shown whole while the short device column has room to spare;
+    only then do the names share what is left."""
+    frame = _frame(domain=["a-rather-long-registered-domain.example", None, "b.example"])
+    shown = dict((c.key, w) for c, w in layout(frame, 190))  # shared by flex: 24 cells
+    assert shown["domain"] >= len("a-rather-long-registered-domain.example")
+    assert sum(shown.values()) + GAP * (len(shown) - 1) == 190  # the rest is still shared
+
+
+async def test_no_candidate_shows_no_empty_charts(tmp_path, monkeypatch):
+    from textual.containers import Vertical
+    from tui_fixtures import register_fake
+
+    register_fake(monkeypatch)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        charts = app.main_screen.query_one("#charts", Vertical)
+        assert charts.display and len(charts.children) == 2
+        await pilot.press("slash", *"no-such-thing", "enter")
+        await settle(app, pilot)
+        assert app.main_screen.view.height == 0
+        assert not charts.display
+
+
+def test_a_proxy_name_takes_only_spare_cells():
+    """One proxied pair's `` via proxy P`` does not widen the remote column past its
+    addresses while other columns need the room; given room, it shows whole."""
+    frame = _frame().with_columns(pl.Series(S.C_VIA_PROXY, ["proxy.corp.example:3128", None, None]))
+    whole = len("104.234.118.7:4444 via proxy proxy.corp.example:3128")
+    narrow = dict((c.key, w) for c, w in layout(frame, 100))
+    assert len("[2001:db8::1]:65535") <= narrow["remote"] < whole
+    minimum = {c.key: w for c, w, _ in measure_columns(frame)}["remote"]
+    assert minimum == len("104.234.118.7:4444 …")  # the ellipsis lands after the port
+    assert {"score", "device", "remote", "interval", "jitter"} <= set(narrow)
+    wide = dict((c.key, w) for c, w in layout(frame, 220))
+    assert wide["remote"] == whole

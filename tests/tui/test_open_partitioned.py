@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import tui_fixtures as syn
 
 from detectors.base import schema as S
@@ -33,6 +34,26 @@ async def test_tui_hunts_partitions_when_the_input_exceeds_memory_setting(tmp_pa
         assert app.pipeline.strategy.parts is not None
         assert app.pipeline.strategy.parts.count == 3  # ceil(14,340 events / 5,000)
         assert app.main_screen.view.height > 0  # candidates, hunted partition by partition
+        # One worker hunts every detector over the partitions (one partition held at once).
+        assert not [
+            w for w in app.workers if w.group.startswith("detector:") and w.name != "detector:"
+        ]
+        # The chart reads the highlighted pair's rows from its partition on demand: the
+        # same distinct times as the events read whole.
+        detail = app.main_screen.detail
+        assert detail is not None
+        row = detail.row
+        events = pl.read_csv(SAMPLE_EVENTS, infer_schema_length=0)
+        mine = events.filter(
+            (pl.col("DeviceName") == row[S.C_DEVICE])
+            & (pl.col("InitiatingProcessFileName") == row[S.C_PROCESS])
+            & (pl.col("RemoteIP") == row[S.C_REMOTE_IP])
+            & (pl.col("RemotePort") == str(row[S.C_REMOTE_PORT]))
+            & pl.col("ActionType").is_in(
+                ["ConnectionSuccess", "ConnectionRequest", "ConnectionFailed"]
+            )
+        )
+        assert len(detail.times) == mine.get_column("Timestamp").n_unique() > 10
     kept = tmp_path / "xdg" / "beacon-triage" / "partitions"
     sets = [p.name for p in kept.iterdir()]
     assert len(sets) == 1 and sets[0].startswith("set-")  # kept whole for the next open

@@ -114,6 +114,19 @@ def test_index_from_the_table_equals_a_plain_group_by(actions, public_only):
     )
 
 
+@pytest.mark.parametrize("min_count", [2, 4, 10_000])
+@pytest.mark.parametrize("actions", ACTION_SETS)
+def test_index_of_busy_pairs_equals_the_plain_group_by_filtered(actions, min_count):
+    # Pairs with fewer distinct times go before any list is built; the rest must be
+    # the reference's rows, in its order (10,000: no pair is that busy).
+    events = random_events(n=1500, seed=8)
+    table = ConnectionTable.from_events(events)
+    want = reference_index(events, actions, True).filter(pl.col(P_COUNT) >= min_count)
+    got = table.index(actions, min_count=min_count)
+    assert 0 < want.height < reference_index(events, actions, True).height or min_count > 1000
+    assert_frame_equal(got, want)
+
+
 def test_pairs_of_several_action_sets_share_one_table():
     data = PairContext(events=random_events())
     success = data.pairs((S.ACTION_SUCCESS,))

@@ -160,6 +160,27 @@ def test_median_delta_is_taken_per_pair_in_whole_microseconds():
     assert np.isnan(medians[2])
 
 
+def test_median_delta_from_the_shared_sorted_seconds_equals_the_microsecond_sort():
+    # Times in whole microseconds, up to two years from each pair's first, with ties
+    # and deltas a microsecond apart: the shortcut must give the sort's medians exactly.
+    from detectors.hunts.periodicity import _EXACT_US_SPAN_S, _median_delta_s
+    from detectors.stats.segments import segment_ids, sorted_deltas
+
+    rng = np.random.default_rng(4)
+    counts = rng.integers(1, 40, 500)
+    span_us = int(_EXACT_US_SPAN_S * 1e6) - 1
+    steps = rng.choice([1, 2, 1_000_000, 3_000_001, 60_000_000, span_us // 45], counts.sum())
+    ids = segment_ids(counts)
+    firsts = np.cumsum(counts) - counts
+    epoch_us = 1_700_000_000_000_000 + np.cumsum(steps)
+    epoch_us = epoch_us - np.repeat(epoch_us[firsts] - 1_700_000_000_000_000, counts)
+    epoch_us = epoch_us.astype(np.int64)
+    times_s = (epoch_us - epoch_us[firsts][ids]) / 1e6
+    shared = _median_delta_s(epoch_us, counts, sorted_deltas(times_s, counts), times_s.max())
+    assert _EXACT_US_SPAN_S / 4 < times_s.max() < _EXACT_US_SPAN_S  # the shortcut runs
+    np.testing.assert_array_equal(shared, _median_delta_s(epoch_us, counts))
+
+
 def test_burst_beacon_reports_its_check_in_period_and_burst_size():
     # 3-6 connections within 10 s, every 600 s (+-5 %), for 12 hours: raw deltas are
     # mostly seconds, so the period comes from the bursts' starts.

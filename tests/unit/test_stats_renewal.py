@@ -234,3 +234,40 @@ def test_workhours_beacon_keeps_its_period_inside_the_active_windows():
     assert r["missed_share"][0] == 0.0
     assert r["upper_s"][0] == pytest.approx(900.0, rel=0.05)
     assert r["p_value"][0] < 1e-10
+
+
+# --- the shortcut for pairs whose p-value is 1 ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "h", "c"), [(10, 8, 1.2), (30, 27, 1.9), (6, 4, 1.1), (5, 3, 3.0), (70, 35, 1.4)]
+)
+def test_near_peak_terms_are_part_of_the_bound_written_out(n, h, c):
+    from detectors.stats.renewal import _near_peak_terms
+
+    near = _near_peak_terms(np.array([n]), np.array([h]), np.array([c]), 0.5, 200)[0]
+    assert 0.0 < near <= _scan_by_hand(n, h, c) * (1 + 1e-12) or _scan_by_hand(n, h, c) == 1.0
+
+
+def test_renewal_p_values_equal_the_full_scan_of_every_pair(monkeypatch):
+    # Poisson pairs (mostly p = 1, settled by the shortcut), jittered beacons (small p)
+    # and pairs in between: the shortcut must give exactly the full scan's p-values.
+    import detectors.stats.renewal as renewal
+
+    rng = np.random.default_rng(11)
+    sizes = rng.integers(4, 60, 400)
+    parts = []
+    for i, size in enumerate(sizes):
+        if i % 3 == 0:
+            parts.append(rng.exponential(600.0, size))
+        elif i % 3 == 1:
+            parts.append(300.0 * (1 - 0.5 * rng.random(size)))
+        else:
+            parts.append(np.where(rng.random(size) < 0.5, 60.0, rng.exponential(600.0, size)))
+    deltas, counts = np.concatenate(parts), sizes.astype(np.int64)
+    fast = renewal_test(deltas, counts)["p_value"]
+    monkeypatch.setattr(renewal, "_near_peak_terms", lambda n, *rest: np.zeros(np.size(n)))
+    full = renewal_test(deltas, counts)["p_value"]
+    assert (fast == 1.0).sum() > 50  # the shortcut had pairs to settle
+    assert (fast < 1e-6).sum() > 50
+    np.testing.assert_array_equal(fast, full)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import polars as pl
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -27,13 +26,16 @@ from textual.worker import get_current_worker
 from detectors.base import schema as S
 from detectors.base.errors import InputError
 from detectors.base.sanitize import visible
-from detectors.curate.session import check_entry
 from tui import keymap
 from tui.view import C_ALLOWED
 from tui.widgets.allow_entry_form import KEYS, AllowEntryForm
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from detectors.curate.allowlist import AllowList
+else:
+    from tui.lazy import polars as pl
 
 Suggestion = tuple[str, dict[str, Any]]  # (printable label, raw fields)
 DOMAIN_WARNING = (
@@ -251,6 +253,8 @@ class AllowEntryScreen(ModalScreen[dict[str, Any] | None]):
     def action_save(self) -> None:
         form = self.query_one(AllowEntryForm)
         fields = form.values()
+        from detectors.curate.session import check_entry
+
         problem = check_entry(fields)
         if problem is not None:
             form.invalid = problem.field

@@ -8,11 +8,10 @@ detail of the highlighted candidate (computed in a worker, then handed to the pa
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from textual import on, work
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
@@ -25,16 +24,20 @@ from textual.worker import get_current_worker
 
 from detectors.base import schema as S
 from tui import keymap
+from tui.lazy import NO_ROWS, no_rows
 from tui.stages import Stage
 from tui.view import (
     MARK_FILTERS,
     SCORE_STEP,
+    Measured,
     ViewSpec,
     apply_view,
     choose_sort,
     cycle,
     detectors_in,
+    find_row,
     key_of,
+    measure_columns,
     sort_by,
 )
 from tui.widgets.candidate_facts import CandidateFacts
@@ -45,7 +48,11 @@ from tui.widgets.run_progress import RunProgress
 from tui.widgets.status_header import HeaderInfo, StatusHeader
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from detectors.rank.enrichment import CandidateDetail, DestinationIndex
+else:
+    from tui.lazy import polars as pl
 
 
 def _unless_closing(method: Callable[..., None]) -> Callable[..., None]:
@@ -69,14 +76,28 @@ class DetailContext:
 
     pairs: pl.DataFrame
     index: DestinationIndex
+    # Input opened as partitions: one candidate's pair index, read on demand.
+    fetch: Callable[[Mapping[str, Any]], pl.DataFrame] | None = None
+
+    def pairs_for(self, row: Mapping[str, Any]) -> pl.DataFrame:
+        return self.fetch(row) if self.fetch is not None else self.pairs
 
 
 class ViewReady(Message):
-    """The filtered, sorted candidates (from the view worker)."""
+    """The filtered, sorted candidates (from the view worker), with their columns
+    measured and the row of the candidate the cursor follows (``found``: its key and
+    row, None when it left the view), so showing them runs no polars."""
 
-    def __init__(self, view: pl.DataFrame) -> None:
+    def __init__(
+        self,
+        view: pl.DataFrame,
+        measured: Measured,
+        found: tuple[tuple[Any, ...], int | None] | None,
+    ) -> None:
         super().__init__()
         self.view = view
+        self.measured = measured
+        self.found = found
 
 
 class DetailReady(Message):
@@ -135,7 +156,7 @@ class MainScreen(Screen[None]):
     }
     """
 
-    candidates: reactive[pl.DataFrame] = reactive(pl.DataFrame, always_update=True, init=False)
+    candidates: reactive[pl.DataFrame] = reactive(no_rows, always_update=True, init=False)
     context: reactive[DetailContext | None] = reactive(None, always_update=True, init=False)
     stages: reactive[tuple[Stage, ...]] = reactive((), always_update=True, init=False)
     header: reactive[HeaderInfo] = reactive(HeaderInfo, always_update=True, init=False)
@@ -144,7 +165,7 @@ class MainScreen(Screen[None]):
     def __init__(self, clock: Any = None) -> None:
         super().__init__()
         self._clock = clock
-        self.view: pl.DataFrame = pl.DataFrame()
+        self.view: pl.DataFrame = NO_ROWS
         self.detail: CandidateDetail | None = None
         self._row: dict[str, Any] | None = None
         self._ready = False  # the app may hand data over before the widgets exist
@@ -208,25 +229,32 @@ class MainScreen(Screen[None]):
     # --- the view: filter + sort off the UI thread --------------------------------------
 
     def _refresh_view(self) -> None:
-        self._compute_view(self.candidates, self.spec)
+        followed = self.query_one(CandidateTable).followed_key
+        self._compute_view(self.candidates, self.spec, followed)
 
     @work(thread=True, exclusive=True, group="view", exit_on_error=False)
-    def _compute_view(self, candidates: pl.DataFrame, spec: ViewSpec) -> None:
+    def _compute_view(
+        self, candidates: pl.DataFrame, spec: ViewSpec, followed: tuple[Any, ...] | None
+    ) -> None:
         view = apply_view(candidates, spec)
+        measured = measure_columns(view)
+        found = (followed, find_row(view, followed)) if followed is not None else None
         if not get_current_worker().is_cancelled:
-            self.post_message(ViewReady(view))
+            self.post_message(ViewReady(view, measured, found))
 
     @_unless_closing
     @on(ViewReady)
     def _show_view(self, event: ViewReady) -> None:
         self.view = event.view
-        self.query_one(CandidateTable).frame = event.view
+        self.query_one(CandidateTable).show(event.view, event.measured, event.found)
         self._show_header()
 
     def _empty_text(self) -> str:
         """What an empty table says: never "no candidates" while detectors still run."""
         if self.candidates.height:
             return "No candidate matches the filters (x clears them)."
+        if self.header.status == "loading":
+            return "Loading the input: candidates appear as each detector finishes."
         if self.header.status != "ready":
             return "Detectors running: candidates appear as each one finishes."
         return "No candidates: nothing looked like a beacon (p: parameters, r: run again)."
@@ -253,7 +281,7 @@ class MainScreen(Screen[None]):
     ) -> None:
         from detectors.rank.enrichment import describe_candidate
 
-        detail = describe_candidate(row, context.pairs, context.index, candidates)
+        detail = describe_candidate(row, context.pairs_for(row), context.index, candidates)
         if not get_current_worker().is_cancelled:
             self.post_message(DetailReady(detail))
 

@@ -9,9 +9,8 @@ markup parser or the terminal raw.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import polars as pl
 from rich.console import Console
 from rich.style import Style
 from rich.text import Text
@@ -24,13 +23,25 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from detectors.base import schema as S
-from tui.view import C_MARK, GAP, Column, find_row, key_of, layout, score_band
+from tui.lazy import no_rows
+from tui.view import (
+    C_MARK,
+    GAP,
+    Column,
+    Measured,
+    find_row,
+    fit_columns,
+    key_of,
+    measure_columns,
+    score_band,
+)
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from tui.lazy import polars as pl
 
 MARKED = ("suspicious", "escalate", "benign")
-
-
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame()
 
 
 class CandidateTable(ScrollView, can_focus=True):
@@ -122,7 +133,7 @@ class CandidateTable(ScrollView, can_focus=True):
     }
     """
 
-    frame: reactive[pl.DataFrame] = reactive(_empty, always_update=True, init=False)
+    frame: reactive[pl.DataFrame] = reactive(no_rows, always_update=True, init=False)
     """The rows to show, in order (set by the parent)."""
     sort: reactive[tuple[str, bool]] = reactive(("score", True), init=False)
     """(column key, descending): drawn as an arrow in the header."""
@@ -161,8 +172,35 @@ class CandidateTable(ScrollView, can_focus=True):
         self._row_cache: dict[int, dict[str, Any]] = {}
         self._announced: tuple[Any, ...] | bool | None = False
         self._user_moved = False  # the cursor follows its candidate once the user moved it
+        # What the view worker measured and found for a frame (``show``), by identity:
+        # a frame set directly is measured here instead.
+        self._measured: tuple[pl.DataFrame, Measured] | None = None
+        self._found: tuple[pl.DataFrame, tuple[Any, ...], int | None] | None = None
 
     # --- data in -------------------------------------------------------------------
+
+    @property
+    def followed_key(self) -> tuple[Any, ...] | None:
+        """The candidate the cursor follows through a new view (None: the top row)."""
+        return self._cursor_key if self._user_moved else None
+
+    def show(
+        self,
+        frame: pl.DataFrame,
+        measured: Measured,
+        found: tuple[tuple[Any, ...], int | None] | None = None,
+    ) -> None:
+        """Show a view the worker prepared: its columns measured and the followed
+        candidate's row found there, so no polars work runs on the event loop."""
+        self._measured = (frame, measured)
+        self._found = (frame, *found) if found is not None else None
+        self.frame = frame
+
+    def _row_of(self, frame: pl.DataFrame, key: tuple[Any, ...]) -> int | None:
+        found = self._found
+        if found is not None and found[0] is frame and found[1] == key:
+            return found[2]
+        return find_row(frame, key)
 
     def watch_frame(self, frame: pl.DataFrame) -> None:
         """Keep the cursor on its candidate; if that one left (allow-listed, filtered
@@ -172,7 +210,7 @@ class CandidateTable(ScrollView, can_focus=True):
         # Until the user moves, the cursor stays on the top row: while results stream
         # in, the best candidate so far is what they look at, not whichever came first.
         if self._cursor_key is not None and self._user_moved:
-            row = find_row(frame, self._cursor_key)
+            row = self._row_of(frame, self._cursor_key)
         target = row if row is not None else self.cursor_row
         self._layout_columns()
         self.set_reactive(CandidateTable.cursor_row, self._clamp(target))
@@ -234,7 +272,10 @@ class CandidateTable(ScrollView, can_focus=True):
         # The vertical scrollbar's cells are kept free whether or not it shows yet: it
         # appears once the rows arrive, and a layout made before would overflow by them.
         available = self.size.width - self.styles.scrollbar_size_vertical
-        shown = layout(self.frame, available)
+        frame = self.frame
+        if self._measured is None or self._measured[0] is not frame:
+            self._measured = (frame, measure_columns(frame))
+        shown = fit_columns(self._measured[1], available)
         self._columns = [c for c, _ in shown]
         self._widths = [w for _, w in shown]
         self.virtual_size = Size(self._total_width, self.frame.height + 1)

@@ -8,15 +8,19 @@ follows theme switches and stays palette-based in the 16-colour theme.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
 from textual import events
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 from tui import format as F
 from tui.chart_data import interval_bins, plot_colour, step_outline, ticks
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from tui.lazy import numpy as np
 
 
 @dataclass(frozen=True)

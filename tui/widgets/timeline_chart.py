@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
 from textual import events
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 from tui import format as F
 from tui.chart_data import plot_colour, step_outline, ticks, timeline_bins
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from tui.lazy import numpy as np
 
 
 @dataclass(frozen=True)

@@ -496,4 +496,4 @@ class SparkStrategy:
         """Release the events Spark cached (the session stays for the next run)."""
         if self.source is not None:
             with contextlib.suppress(Exception):  # a lost JVM has nothing left to release
-                self.source.events.unpersist()
+                self.source.release()

@@ -9,7 +9,7 @@ action set, and the population facts.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +36,13 @@ class PairContext(Loaded):
     )
     population: Population | None = field(default=None, repr=False)
     _connections: ConnectionTable | None = field(default=None, repr=False)
-    # Placement in the network (``detectors.pairs.network``): the events as loaded, the
-    # settings they were placed with and the notes it added, so new settings re-place.
-    loaded_events: pl.DataFrame | None = field(default=None, repr=False)
+    # Placement in the network (``detectors.pairs.network``): the events as loaded
+    # (``loaded_events``), the settings they were placed with and the notes it added, so
+    # new settings re-place. Once placed, the loaded copy is let go (``release_loaded``)
+    # and, where ``reload_loaded`` says how, read again only if the settings change.
+    _loaded_events: pl.DataFrame | None = field(default=None, repr=False)
+    _loaded_released: bool = field(default=False, repr=False)
+    reload_loaded: Callable[[], pl.DataFrame] | None = field(default=None, repr=False)
     placed_with: Any = field(default=None, repr=False)
     placement_notes: list[str] = field(default_factory=list, repr=False)
     # Detectors run in parallel threads (TUI workers, the engine): each shared index is
@@ -54,6 +58,54 @@ class PairContext(Loaded):
     def of(cls, loaded: Loaded) -> PairContext:
         """The context of a whole loaded input."""
         return cls(**{f.name: getattr(loaded, f.name) for f in fields(Loaded)})
+
+    @property
+    def loaded_events(self) -> pl.DataFrame | None:
+        """The events as loaded, before placement (None until the first placement).
+
+        After ``release_loaded`` they are read again through ``reload_loaded`` (and kept
+        from then on); without it this raises: placing the placed events again would
+        turn inbound rows round twice, so it must fail loudly, never run.
+        """
+        if self._loaded_released:
+            if self.reload_loaded is None:
+                raise RuntimeError(
+                    "the events as loaded were released after placement: this context "
+                    "cannot be placed again with other [network] settings"
+                )
+            self.loaded_events = self.reload_loaded()
+        return self._loaded_events
+
+    @loaded_events.setter
+    def loaded_events(self, events: pl.DataFrame | None) -> None:
+        self._loaded_events = events
+        self._loaded_released = False
+
+    def release_loaded(self) -> None:
+        """Let the events as loaded go once they are placed.
+
+        Placement rewrites some columns (ports of inbound rows, proxied rows' keys) and
+        drops rows, so the loaded copy kept beside the placed one held 40 MB per million
+        events through every hunt and the merge. ``detect`` and ``eval`` place once; the
+        TUI re-places only when its [network] settings change, and then reads the files
+        again (``reload_loaded``: through the load cache). Before any placement there is
+        nothing to release: the events are the loaded ones.
+        """
+        if self._loaded_events is not None:
+            self._loaded_events = None
+            self._loaded_released = True
+
+    def drop_indexes(self) -> None:
+        """Let the sorted connection table and the per-pair indexes go.
+
+        The run calls this once every hunt is done: the merge asks the population and
+        the names, never the pairs, and it is the run's high-water mark, so the
+        indexes (~40 MB per million events) should not sit under it. Asked again,
+        they are built again.
+        """
+        with self._locks["table"], self._locks["pairs"]:
+            self._connections = None
+            self._pair_cache.clear()
 
     @property
     def has_process(self) -> bool:

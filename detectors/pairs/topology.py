@@ -33,6 +33,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 from detectors.base import schema as S
@@ -111,6 +112,10 @@ def in_networks(ips: pl.Series, networks: Sequence[str]) -> pl.Series:
     if v6:
         others = distinct.filter(number.is_null() & pl.col("ip").str.contains(":"))
         hits += [ip for ip in others.get_column("ip").to_list() if _in_v6(ip, v6)]
+    if not hits:  # no address inside (the internet side): no second pass over the rows
+        return pl.Series("inside", np.zeros(ips.len(), dtype=bool))
+    if len(hits) == distinct.height:  # every address inside (the devices' own side)
+        return ips.is_not_null().alias("inside")
     hit = pl.Series(hits, dtype=ips.dtype).implode()
     return ips.is_in(hit).fill_null(False).alias("inside")
 
@@ -152,9 +157,10 @@ def normalize_protocol(events: pl.DataFrame) -> pl.DataFrame:
     distinct = events.select(pl.col(S.PROTOCOL).unique().drop_nulls())
     canonical = distinct.with_columns(protocol_expr().alias("_c"))
     mapping = dict(zip(*canonical.get_columns(), strict=True))
-    events = events.with_columns(
-        pl.col(S.PROTOCOL).replace_strict(mapping, default=None, return_dtype=pl.String())
-    )
+    if any(text != value for text, value in mapping.items()):  # else the column stays shared
+        events = events.with_columns(
+            pl.col(S.PROTOCOL).replace_strict(mapping, default=None, return_dtype=pl.String())
+        )
     icmp = (pl.col(S.PROTOCOL) == S.PROTO_ICMP).fill_null(False)
     if not events.select(icmp.any()).item():  # no ICMP: the ports stay as loaded, shared
         return events

@@ -59,6 +59,8 @@ def prepare(strategy: Strategy, config: Config, progress: Progress = NULL_PROGRE
     both start here, so both hunt the same pairs."""
     context = strategy.context(config, progress)
     place_context(context, config.network_settings())
+    if context.reload_loaded is not None:  # new settings read the files again
+        context.release_loaded()
     return context
 
 
@@ -72,11 +74,13 @@ def run(
     """Build the context, run the named hunts (default: all), merge their hits.
 
     ``on_outcome`` hears each hunt as it finishes (the TUI merges as results come).
-    Outcomes are kept in the order the hunts were named.
+    Outcomes are kept in the order the hunts were named. The run places its context
+    once: the events as loaded are let go (``PairContext.release_loaded``).
     """
     chosen = list(names) if names else list(all_detectors())
     try:
         context = prepare(strategy, config, progress)
+        context.release_loaded()  # one run, one placement: no copy kept to re-place
         progress.report("detect", 0.0, f"running {', '.join(chosen)}")
         done: dict[str, DetectorOutcome] = {}
         for outcome in strategy.hunts(context, config, chosen, progress):
@@ -84,6 +88,7 @@ def run(
             on_outcome(outcome)
             progress.report("detect", len(done) / len(chosen), f"{outcome.name} done")
         result = RunResult({name: done[name] for name in chosen}, context=context)
+        context.drop_indexes()  # the merge needs no pair index: not under its peak
         progress.report("merge", 0.0, "merging candidates")
         result.candidates = merge(result.outcomes, context, config)
         progress.report("merge", 1.0, f"{result.candidates.height} candidates")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 
 from detectors.base.config import DEFAULT_WORKERS, Config
 from detectors.base.progress import Progress
@@ -54,15 +55,19 @@ class InMemory:
         settings = config.cache_settings()
         use_cache = self.use_cache and settings.enabled
         cache = LoadCache(settings, write=self.cache_write) if use_cache else None
-        loaded = load_paths(
+        read = partial(
+            load_paths,
             self.paths,
             source_format=self.source_format,
             mapping=config.mapping,
-            progress=progress,
             cache=cache,
             recursive=self.recursive,
         )
-        return PairContext.of(loaded)
+        context = PairContext.of(read(progress=progress))
+        # new [network] settings place the files' events again: read them again then
+        # (the load cache makes that cheap) rather than keep a copy all along
+        context.reload_loaded = lambda: read().events
+        return context
 
     def hunts(
         self, context: PairContext, config: Config, names: Sequence[str], progress: Progress

@@ -142,6 +142,26 @@ def test_annotate_orients_inbound_rows_to_our_host():
     ]
 
 
+def test_in_networks_when_every_or_no_address_is_inside():
+    internal = NetworkSettings().internal
+    ours = pl.Series(["10.0.0.5", None, "192.168.1.9", "10.0.0.5", "fd12::1"])
+    assert in_networks(ours, internal).to_list() == [True, False, True, True, True]
+    theirs = pl.Series(["8.8.8.8", None, "2001:db8::1", "evil.example"])
+    assert in_networks(theirs, internal).to_list() == [False, False, False, False]
+    assert in_networks(pl.Series([None, None], dtype=pl.String), internal).to_list() == [
+        False,
+        False,
+    ]
+
+
+def test_canonical_protocols_keep_the_loaded_column():
+    frame = events([zeek("10.0.0.5", "8.8.8.8", 53, "udp"), defender("8.8.8.8", protocol="tcp")])
+    placed = normalize_protocol(frame)
+    assert placed.get_column(S.PROTOCOL).to_list() == ["udp", "tcp"]
+    # nothing to change: the loaded frame itself, no rewritten copy of the column
+    assert placed is frame
+
+
 def test_protocol_values_and_icmp_has_no_port():
     frame = events(
         [

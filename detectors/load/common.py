@@ -14,14 +14,13 @@ import csv
 import io
 import os
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -356,12 +355,51 @@ PLAUSIBLE_UNTIL = datetime(2100, 1, 1, tzinfo=timezone.utc)
 _IPV4 = r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$"
 
 
-def _not_an_ip(column: pl.Series) -> pl.Series:
-    """True where the text is neither IPv4 nor IPv6; Python only sees non-IPv4 distinct text."""
-    distinct = column.drop_nulls().unique()
-    odd = distinct.filter(~distinct.str.contains(_IPV4)).to_list()
-    bad = [value for value in odd if classify_ip(value) == INVALID]
-    return column.is_in(pl.Series(bad, dtype=pl.String).implode()).fill_null(False)
+def non_ipv4(value: pl.Expr) -> pl.Expr:
+    """The distinct texts of an address column that are not dotted IPv4 (few, usually)."""
+    return value.filter(~value.str.contains(_IPV4)).unique()
+
+
+def not_addresses(distinct: Iterable[str | None]) -> list[str]:
+    """Which of ``distinct`` (texts already known not to be IPv4) are no IP address."""
+    return [value for value in distinct if value is not None and classify_ip(value) == INVALID]
+
+
+def implausible_kinds(
+    bad_addresses: Mapping[str, Sequence[str]], col: Callable[[str], pl.Expr] = pl.col
+) -> list[tuple[str, pl.Expr]]:
+    """(what, row mask) per kind of impossible value, over canonical columns.
+
+    ``bad_addresses``: per address column, its texts that are no IP (``not_addresses``),
+    found per distinct value so Python never sees a row. ``col`` gives each canonical
+    column (a raw file's expression for it, before the frame is built). One definition
+    for a load in memory (``drop_implausible``) and a load streamed to partitions.
+    """
+    kinds: list[tuple[str, pl.Expr]] = []
+    for column in (S.LOCAL_PORT, S.REMOTE_PORT):
+        port = col(column)
+        kinds.append((f"{column} outside 0-65535", ((port < 0) | (port > 65535)).fill_null(False)))
+    for column in (S.REMOTE_IP, S.LOCAL_IP):
+        bad = pl.Series(list(bad_addresses.get(column, ())), dtype=pl.String)
+        is_bad = col(column).is_in(bad.implode()).fill_null(False)
+        kinds.append((f"{column} that is not an IP address", is_bad))
+    stamp = col(S.TIMESTAMP)
+    kinds.append(("timestamp before 1970", (stamp < PLAUSIBLE_FROM).fill_null(False)))
+    kinds.append(("timestamp in 2100 or later", (stamp >= PLAUSIBLE_UNTIL).fill_null(False)))
+    return kinds
+
+
+def implausible_warnings(
+    kinds: Sequence[tuple[str, pl.Expr]], counts: Sequence[int], first_file: str | Sequence[str]
+) -> tuple[list[str], pl.Expr | None]:
+    """One warning per kind found, and the mask of every row to drop (None: none)."""
+    warnings, masks = [], []
+    for index, ((what, mask), count) in enumerate(zip(kinds, counts, strict=True)):
+        if count:
+            first = first_file if isinstance(first_file, str) else first_file[index]
+            warnings.append(f"{count} rows with a {what} dropped (first in {first})")
+            masks.append(mask)
+    return warnings, (pl.any_horizontal(masks) if masks else None)
 
 
 def drop_implausible(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
@@ -373,26 +411,17 @@ def drop_implausible(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     """
     if events.is_empty():
         return events, []
-    stamp = events.get_column(S.TIMESTAMP)
-    kinds: list[tuple[str, pl.Series]] = []
-    for column in (S.LOCAL_PORT, S.REMOTE_PORT):
-        port = events.get_column(column)
-        kinds.append((f"{column} outside 0-65535", ((port < 0) | (port > 65535)).fill_null(False)))
-    for column in (S.REMOTE_IP, S.LOCAL_IP):
-        kinds.append((f"{column} that is not an IP address", _not_an_ip(events.get_column(column))))
-    too_early = (stamp < PLAUSIBLE_FROM).fill_null(False)
-    too_late = (stamp >= PLAUSIBLE_UNTIL).fill_null(False)
-    kinds.append(("timestamp before 1970", too_early))
-    kinds.append(("timestamp in 2100 or later", too_late))
-    warnings = []
-    drop = pl.Series(np.zeros(events.height, dtype=bool))
-    for what, mask in kinds:
-        count = int(mask.sum())
-        if count:
-            first = events.get_column(S.SOURCE_FILE).filter(mask)[0]
-            warnings.append(f"{count} rows with a {what} dropped (first in {first})")
-            drop = drop | mask
-    if not warnings:
+    odd = events.select(non_ipv4(pl.col(c)).implode() for c in (S.REMOTE_IP, S.LOCAL_IP))
+    bad = {column: not_addresses(odd.item(0, column)) for column in odd.columns}
+    kinds = implausible_kinds(bad)
+    first = pl.col(S.SOURCE_FILE)
+    summary = events.select(
+        *[mask.sum().alias(f"n{i}") for i, (_, mask) in enumerate(kinds)],
+        *[first.filter(mask).first().alias(f"f{i}") for i, (_, mask) in enumerate(kinds)],
+    ).row(0)
+    counts, firsts = summary[: len(kinds)], summary[len(kinds) :]
+    warnings, drop = implausible_warnings(kinds, counts, [str(f) for f in firsts])
+    if drop is None:
         return events, []
     return events.filter(~drop), warnings
 

@@ -60,6 +60,10 @@ from detectors.load import mde as MDE
 from detectors.load.common import (
     EARLIEST,
     LATEST,
+    implausible_kinds,
+    implausible_warnings,
+    non_ipv4,
+    not_addresses,
     reading,
     require,
     timestamp_spec,
@@ -197,15 +201,25 @@ def _stream_defender(
     fast = spec.fast
     addresses = {S.REMOTE_IP: MDE.REMOTE_IP, S.LOCAL_IP: MDE.LOCAL_IP}
     addresses = {k: v for k, v in addresses.items() if v in table.schema}
+    columns = MDE.canonical_columns(table.schema)
+    canonical_of = {**columns, S.TIMESTAMP: fast}  # each canonical column, from the raw file
     check = table.frame.select(  # one pass: what the eager loader would check and fix
         (fast.is_null() & has_ts).sum().alias("retry"),
         ((fast < EARLIEST) | (fast > LATEST)).fill_null(False).sum().alias("outside"),
         (~has_ts & ~blank).sum().alias("missing"),
         *[_odd_addresses(raw) for raw in addresses.values()],
+        *[
+            non_ipv4(columns[name].filter(has_ts)).implode().alias(f"not-v4 {name}")
+            for name in addresses
+        ],
+        # any other impossible value: only then are the rows counted per kind (a scan)
+        pl.any_horizontal(mask for _, mask in implausible_kinds({}, canonical_of.__getitem__))
+        .filter(has_ts)
+        .sum()
+        .alias("implausible"),
     ).collect(engine="streaming")
     if check.item(0, "retry") or check.item(0, "outside"):
         return None
-    columns = MDE.canonical_columns(table.schema)
     canonical = table.frame.filter(has_ts).select(
         fast.alias(S.TIMESTAMP), *[expr.alias(name) for name, expr in columns.items()]
     )
@@ -214,12 +228,29 @@ def _stream_defender(
         canonical = canonical.with_columns(
             pl.col(column).replace(mapping) for column, mapping in fixes.items()
         )
-    _sink(S.conform(canonical, str(path)), directory, file_number, count, compression)
+    events = S.conform(canonical, str(path))
+    bad = {name: not_addresses(check.item(0, f"not-v4 {name}")) for name in addresses}
+    dropped: list[str] = []
+    if check.item(0, "implausible") or any(bad.values()):
+        events, dropped = _without_implausible(events, bad, str(path))
+    _sink(events, directory, file_number, count, compression)
     warnings = list(table.warnings)
     missing = check.item(0, "missing")
     if missing:
         warnings.append(f"{missing} rows without a {spec.source} skipped")
-    return warnings
+    return warnings + dropped
+
+
+def _without_implausible(
+    events: pl.LazyFrame, bad_addresses: Mapping[str, list[str]], file: str
+) -> tuple[pl.LazyFrame, list[str]]:
+    """The streamed events less the rows a load in memory drops as impossible
+    (``load.common.drop_implausible``: same kinds, counts and words)."""
+    kinds = implausible_kinds(bad_addresses)
+    sums = [mask.sum().alias(f"n{i}") for i, (_, mask) in enumerate(kinds)]
+    counts = events.select(sums).collect(engine="streaming").row(0)
+    warnings, drop = implausible_warnings(kinds, counts, file)
+    return (events if drop is None else events.filter(~drop)), warnings
 
 
 @dataclass

@@ -163,3 +163,26 @@ def test_engine_settings_reject_unknown_keys_and_non_counts(tmp_path):
     with pytest.raises(InputError, match="partition_events"):
         engine_settings_from_table({"partition_events": 0})
     assert engine_settings_from_table({}).partition_events == DEFAULT_PARTITION_EVENTS
+
+
+def test_streamed_events_drop_impossible_values_like_the_loader(tmp_path, monkeypatch):
+    # 40 rows; row 5 has no address for LocalIP, row 7 port 70000, row 9 a time in 1969
+    source = beacon_csv(tmp_path / "events.csv", [kusto(START, 60 * i) for i in range(40)])
+    lines = source.read_text(encoding="utf-8").splitlines()
+    lines[5] = lines[5].replace(",10.0.0.1,", ",not-an-ip,")
+    lines[7] = lines[7].replace(",443,", ",70000,")
+    lines[9] = "1969-12-31T23:00:00.0000000Z" + lines[9][len(kusto(START, 0)) :]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(P, "load_file", None)  # streamed: the loader is never called
+    parts = P.write_partitions([source], tmp_path / "parts", 2)
+    events = pl.read_parquet(parts.all_files()).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
+    loaded = load_paths([source], cache=None)
+    assert events.height == 37
+    assert_frame_equal(events, loaded.events)
+    expected = [
+        f"{source}: 1 rows with a remote_port outside 0-65535 dropped (first in {source})",
+        f"{source}: 1 rows with a local_ip that is not an IP address dropped (first in {source})",
+        f"{source}: 1 rows with a timestamp before 1970 dropped (first in {source})",
+    ]
+    assert [w for w in parts.warnings if "dropped (first in" in w] == expected
+    assert [w for w in loaded.warnings if "dropped (first in" in w] == expected

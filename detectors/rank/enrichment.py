@@ -193,7 +193,7 @@ class Destination:
     geo: dict[str, str] = field(default_factory=dict)
 
 
-def _talking_events(events: pl.DataFrame) -> pl.DataFrame:
+def _talking_events(events: pl.LazyFrame) -> pl.LazyFrame:
     """Every event with a remote address (a listening socket has none worth counting)."""
     return events.filter(
         pl.col(S.REMOTE_IP).is_not_null() & pl.col(S.ACTION).ne_missing(pl.lit(S.ACTION_LISTENING))
@@ -214,8 +214,11 @@ class DestinationIndex:
     """
 
     def __init__(self, dataset: PairContext, mmdb_path: Path | None = None) -> None:
-        talking = _talking_events(dataset.events)
-        self.by_ip = (
+        # Asked of everyone: a dataset opened as partitions holds no events in memory,
+        # and its figures are those of every partition (streamed), as the scoring's.
+        population = dataset.everyone()
+        talking = _talking_events(population.events)
+        self.by_ip = population.collect(
             talking.group_by(S.REMOTE_IP)
             .agg(
                 pl.col(_DEVICE).drop_nulls().n_unique().alias(D_DEVICES),
@@ -234,8 +237,8 @@ class DestinationIndex:
         )
         ip_domains = exploded.select(pl.col(S.NAME_IP).alias(S.REMOTE_IP), D_DOMAIN).drop_nulls()
         triples = talking.select(S.REMOTE_IP, _DEVICE, S.PROCESS).unique()
-        self.by_domain = (
-            triples.join(ip_domains.unique(), on=S.REMOTE_IP, how="inner")
+        self.by_domain = population.collect(
+            triples.join(ip_domains.unique().lazy(), on=S.REMOTE_IP, how="inner")
             .group_by(D_DOMAIN)
             .agg(
                 pl.col(_DEVICE).drop_nulls().n_unique().alias(D_DEVICES),
@@ -244,8 +247,7 @@ class DestinationIndex:
             )
             .sort(D_DOMAIN)
         )
-        stamps = dataset.events.get_column(S.TIMESTAMP)
-        self.window: tuple[datetime | None, datetime | None] = (stamps.min(), stamps.max())  # type: ignore[assignment]
+        self.window: tuple[datetime | None, datetime | None] = population.time_bounds()
         self._geo = GeoLookup(mmdb_path) if mmdb_path else None
 
     def describe(self, ip: str | None, domain: str | None = None) -> Destination:

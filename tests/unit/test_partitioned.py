@@ -186,3 +186,21 @@ def test_streamed_events_drop_impossible_values_like_the_loader(tmp_path, monkey
     ]
     assert [w for w in parts.warnings if "dropped (first in" in w] == expected
     assert [w for w in loaded.warnings if "dropped (first in" in w] == expected
+
+
+def test_detail_prevalence_of_partitions_is_that_of_the_whole_input(sample_reference, tmp_path):
+    # The TUI's detail pane on partitions (no events in memory) counts every partition.
+    from detectors.rank.enrichment import DestinationIndex
+    from detectors.run.loop import prepare
+
+    strategy = P.Partitioned(parts=P.write_partitions(SAMPLE_PATHS, tmp_path / "parts", 3))
+    try:  # as the TUI holds it: open, its partitions on disk
+        context = prepare(strategy, placed())
+        assert context.events.is_empty()
+        whole, parts = DestinationIndex(sample_reference.context), DestinationIndex(context)
+    finally:
+        strategy.close()
+    assert whole.by_ip.height > 100
+    assert_frame_equal(parts.by_ip, whole.by_ip)
+    assert_frame_equal(parts.by_domain, whole.by_domain)
+    assert parts.window == whole.window

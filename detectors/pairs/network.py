@@ -25,10 +25,13 @@ from detectors.pairs.egress import EgressCount, link_egress
 from detectors.pairs.proxy import (
     PROXY_SCHEMA,
     X_ENDPOINT,
+    connect_endpoints,
     describe_proxies,
     detect_proxies,
+    may_be_proxy,
     proxy_targets,
     rekey,
+    to_endpoints,
 )
 from detectors.pairs.topology import (
     M_IP,
@@ -134,18 +137,49 @@ class Decisions:
         return Placed(pl.DataFrame(), self.monitored, self.proxies, external_only, egress).notes()
 
 
-def proxy_evidence(events: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
+def proxy_evidence(
+    events: pl.DataFrame, targets: pl.DataFrame, settings: NetworkSettings
+) -> pl.DataFrame:
     """The distinct rows of ``events`` that proxy detection looks at (``PROXY_COLUMNS``):
-    named rows (a URL and an endpoint) and rows whose uid asked a proxy for a target.
+    rows whose uid asked a proxy for a target, named rows (a URL and an endpoint) to an
+    endpoint that may be a proxy (declared, internal) and, of the other named rows, one
+    per device.
 
-    ``detect_proxies`` over the union of every piece's evidence answers as over all events:
-    it counts distinct devices and names and reads nothing else of these rows.
+    ``detect_proxies`` counts distinct devices and names per endpoint that may be a
+    proxy, and every device with named traffic: over the union of every piece's
+    evidence it answers as over all events (a CONNECT seen to a public address needs
+    that address's named rows too: ``decide`` gathers them, ``named_rows_to``). One row
+    per device for the rest keeps the evidence small: at 100M events the named rows to
+    public servers were gigabytes.
     """
     url = pl.col(S.REMOTE_URL)
     keyed = pl.col(S.REMOTE_IP).is_not_null() & pl.col(S.REMOTE_PORT).is_not_null()
     named = (url.is_not_null() & (url != "") & keyed).fill_null(False)
     asked = pl.col(S.UID).is_in(targets.get_column(S.APP_UID).implode()).fill_null(False)
-    return events.filter(named | asked).select(PROXY_COLUMNS).unique()
+    rows = events.filter(named | asked).select(*PROXY_COLUMNS, asked.alias("_asked"))
+    whole = rows.get_column("_asked") | may_be_proxy(rows, settings.proxies, settings)
+    others = rows.filter(~whole).unique(S.DEVICE_ID, keep="first", maintain_order=True)
+    return pl.concat([rows.filter(whole), others]).select(PROXY_COLUMNS).unique()
+
+
+def named_rows_to(events: pl.DataFrame, endpoints: Sequence[str]) -> pl.DataFrame:
+    """The distinct ``PROXY_COLUMNS`` rows to ``endpoints`` (see ``proxy_evidence``)."""
+    return events.filter(to_endpoints(endpoints)).select(PROXY_COLUMNS).unique()
+
+
+def missing_evidence(
+    evidence: pl.DataFrame, targets: pl.DataFrame, settings: NetworkSettings
+) -> list[str]:
+    """CONNECT-seen endpoints whose named rows ``proxy_evidence`` did not keep whole."""
+    seen = connect_endpoints(evidence, targets)
+    if not seen:
+        return []
+    ends = pl.DataFrame({"_e": seen}).with_columns(
+        pl.col("_e").str.replace(r":\d+$", "").alias(S.REMOTE_IP),
+        pl.col("_e").str.extract(r":(\d+)$").cast(pl.Int32).alias(S.REMOTE_PORT),
+    )
+    kept = may_be_proxy(ends, settings.proxies, settings)
+    return ends.filter(~kept).get_column("_e").to_list()
 
 
 def decide_proxies(
@@ -187,8 +221,12 @@ def decide(
     ``icmp``).
     """
     targets = proxy_targets(app)
-    found = [proxy_evidence(piece, targets) for piece in pieces(PROXY_COLUMNS)]
+    found = [proxy_evidence(piece, targets, settings) for piece in pieces(PROXY_COLUMNS)]
     evidence = pl.concat(found) if found else pl.DataFrame(schema=_schema(PROXY_COLUMNS))
+    extra = missing_evidence(evidence, targets, settings)
+    if extra:  # a CONNECT to a public address: its named rows from every piece
+        found = [named_rows_to(piece, extra) for piece in pieces(PROXY_COLUMNS)]
+        evidence = pl.concat([evidence, *found])
     proxies = decide_proxies(evidence, targets, settings)
     decisions = Decisions(settings, targets, proxies, pl.DataFrame(), False, False)
     seen = []

@@ -132,6 +132,21 @@ def _zeek_named(events: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def connect_endpoints(events: pl.DataFrame, targets: pl.DataFrame) -> list[str]:
+    """The endpoints a CONNECT request was sent to (each a proxy, whatever its address)."""
+    zeek = _zeek_named(events, targets).filter(pl.col("_connect"))
+    return zeek.select(endpoint_expr().unique(maintain_order=True)).to_series().to_list()
+
+
+def may_be_proxy(rows: pl.DataFrame, known: Sequence[str], settings: NetworkSettings) -> pl.Series:
+    """Rows to an endpoint that can be a proxy: ``known`` (declared, CONNECT seen) or,
+    when proxies are inferred, any internal address."""
+    maybe = rows.select(to_endpoints(known).alias("_k")).to_series()
+    if settings.infer_proxies:
+        maybe = maybe | in_networks(rows.get_column(S.REMOTE_IP), settings.internal)
+    return maybe
+
+
 def _url_hosts(rows: pl.DataFrame) -> pl.DataFrame:
     """``rows`` with ``_name``: the host of each row's URL, parsed once per distinct URL
     (a site's URLs repeat: the regex per row was most of the proxy search's time)."""
@@ -167,15 +182,8 @@ def detect_proxies(
     found = [declared, connect]
     # Counting names and devices per endpoint hashes each named row: only the rows to an
     # endpoint that can be a proxy are counted (declared, CONNECT seen, or internal).
-    known = to_endpoints([*settings.proxies, *connect.get_column(X_ENDPOINT).to_list()])
-
-    def may_be_proxy(rows: pl.DataFrame) -> pl.Series:
-        maybe = rows.select(known.alias("_k")).to_series()
-        if settings.infer_proxies:
-            maybe = maybe | in_networks(rows.get_column(S.REMOTE_IP), settings.internal)
-        return maybe
-
-    with_url = events.filter(usable & may_be_proxy(events)).select(
+    known = [*settings.proxies, *connect.get_column(X_ENDPOINT).to_list()]
+    with_url = events.filter(usable & may_be_proxy(events, known, settings)).select(
         S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, S.REMOTE_URL
     )
     zeek_named = zeek.select(
@@ -183,7 +191,7 @@ def detect_proxies(
     ).filter(keyed)
     named = pl.concat(
         [
-            zeek_named.filter(may_be_proxy(zeek_named)),
+            zeek_named.filter(may_be_proxy(zeek_named, known, settings)),
             _url_hosts(with_url).drop(S.REMOTE_URL),
         ]
     )

@@ -241,3 +241,67 @@ def test_repeated_connections_are_dropped_as_loaded_on_partitions(tmp_path):
     line = f"{repeated} duplicate event rows dropped (identical in every field)"
     assert line in memory.context.warnings and line in result.context.warnings
     assert sorted(result.context.warnings) == sorted(memory.context.warnings)
+
+
+def test_a_connect_to_a_public_proxy_is_decided_from_pieces_as_from_the_whole():
+    """Pieces keep, of the named rows to public servers, one per device; a proxy seen by
+    CONNECT at a public address needs its named rows from every piece (a second pass):
+    with the network sample's proxy moved to 203.0.113.5, the counts still agree."""
+    loaded = load_paths(PATHS, cache=None)
+    moved = pl.col(S.REMOTE_IP).replace({"10.10.0.5": "203.0.113.5"})
+    events = loaded.events.with_columns(moved)
+    settings = Config().network_settings()
+    whole = N.place(events, loaded.app, settings)
+
+    def pieces(columns):
+        for start in range(0, events.height, 997):
+            yield events.slice(start, 997).select(columns)
+
+    decided = N.decide(pieces, loaded.app, settings)
+    assert decided.endpoints == ["203.0.113.5:3128"]
+    assert_frame_equal(decided.proxies, whole.proxies)
+    targets = N.proxy_targets(loaded.app)
+    evidence = pl.concat(N.proxy_evidence(p, targets, settings) for p in pieces(N.PROXY_COLUMNS))
+    assert N.missing_evidence(evidence, targets, settings) == ["203.0.113.5:3128"]
+    # of the named rows to public servers (no uid asked a proxy), one per device is kept
+    public = pl.col(S.REMOTE_URL).is_not_null() & ~pl.col(S.REMOTE_IP).str.starts_with("10.")
+    kept = N.proxy_evidence(events, targets, settings).filter(public & pl.col(S.UID).is_null())
+    devices = events.filter(public & pl.col(S.UID).is_null()).get_column(S.DEVICE_ID)
+    assert kept.height == devices.n_unique() < events.filter(public).height
+
+
+def test_a_public_connect_proxy_counts_the_named_rows_of_every_piece():
+    """Hand-made: a sensor saw 10.1.1.9 send CONNECT evil.example:443 to 203.0.113.5:3128;
+    device d1 first named a public server, then sent three names to that proxy. One
+    named row per device for public servers would leave d1's proxy rows out; the second
+    pass brings them: 2 devices (10.1.1.9, d1) and 4 names (evil, a, b, c)."""
+    from detectors.load.common import conform_to
+    from detectors.pairs.proxy import X_DEVICES, X_NAMES
+
+    proxy = ("203.0.113.5", 3128)
+    rows = [
+        ("10.1.1.9", "10.1.1.9", *proxy, None, "u1"),
+        ("d1", "10.1.1.20", "93.184.216.34", 443, "https://www.example.org/", None),
+        *[("d1", "10.1.1.20", *proxy, f"http://{n}.example/x", None) for n in "abc"],
+    ]
+    columns = [S.DEVICE_ID, S.LOCAL_IP, S.REMOTE_IP, S.REMOTE_PORT, S.REMOTE_URL, S.UID]
+    frame = pl.DataFrame(rows, schema=columns, orient="row")
+    events = conform_to(frame, {**S.EVENT_SCHEMA})
+    app = conform_to(
+        pl.DataFrame(
+            {S.APP_UID: ["u1"], S.APP_METHOD: ["CONNECT"], S.APP_URI: ["evil.example:443"]}
+        ),
+        S.APP_SCHEMA,
+    )
+    settings = Config().network_settings()
+
+    def pieces(columns):
+        yield events.slice(0, 1).select(columns)
+        yield events.slice(1).select(columns)
+
+    decided = N.decide(pieces, app, settings)
+    whole = N.place(events, app, settings)
+    assert decided.proxies.select(N.X_ENDPOINT, X_DEVICES, X_NAMES).rows() == [
+        ("203.0.113.5:3128", 2, 4)
+    ]
+    assert_frame_equal(decided.proxies, whole.proxies)

@@ -34,7 +34,9 @@ from detectors.pairs.network import (
     decide_monitored,
     decide_proxies,
     link,
+    missing_evidence,
     monitored_evidence,
+    named_rows_to,
     proxy_evidence,
 )
 from detectors.pairs.population import INPUT_ROW
@@ -119,7 +121,11 @@ def _distinct(
 def decide_in_spark(events: DataFrame, app: pl.DataFrame, settings: NetworkSettings) -> Decisions:
     """``network.decide`` with Spark gathering the evidence: proxies, then monitored hosts."""
     targets = proxy_targets(app)
-    evidence = _distinct(events, lambda f: proxy_evidence(f, targets), PROXY_COLUMNS)
+    evidence = _distinct(events, lambda f: proxy_evidence(f, targets, settings), PROXY_COLUMNS)
+    extra = missing_evidence(evidence, targets, settings)
+    if extra:  # a CONNECT to a public address: its named rows from every batch
+        more = _distinct(events, lambda f: named_rows_to(f, extra), PROXY_COLUMNS)
+        evidence = pl.concat([evidence, more])
     proxies = decide_proxies(evidence, targets, settings)
     endpoints = proxies.get_column(X_ENDPOINT).to_list()
     sensor = _distinct(events, lambda f: monitored_evidence(f, targets, endpoints), _SENSOR_COLUMNS)

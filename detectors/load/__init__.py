@@ -219,6 +219,18 @@ def _read(plan: _Plan, mapping: Mapping[str, str] | None, store: LoadCache | Non
         return _LOADERS[plan.fmt](path, mapping)
 
 
+def check_request(paths: Sequence[object], source_format: str | None) -> None:
+    """Before anything is read, whichever engine reads: a known ``--source-format``
+    (a usage error otherwise) and at least one input."""
+    if source_format is not None and source_format not in SOURCE_FORMATS:
+        raise UsageError(
+            f"unknown source format '{source_format}'; choose one of: " + ", ".join(SOURCE_FORMATS),
+            field="source-format",
+        )
+    if not paths:
+        raise InputError("no input files given")
+
+
 def load_paths(
     paths: Sequence[str | Path],
     source_format: str | None = None,
@@ -240,13 +252,7 @@ def load_paths(
     from detectors.load.cache import default_cache
 
     store = default_cache() if cache is True else (cache or None)
-    if source_format is not None and source_format not in SOURCE_FORMATS:
-        raise UsageError(
-            f"unknown source format '{source_format}'; choose one of: " + ", ".join(SOURCE_FORMATS),
-            field="source-format",
-        )
-    if not paths:
-        raise InputError("no input files given")
+    check_request(paths, source_format)
     files = expand(paths, recursive)
     progress.report("load", 0.0, f"{len(files)} files")
     plans, skipped, first_error = _plan(files, source_format, mapping)

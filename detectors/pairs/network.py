@@ -28,6 +28,7 @@ from detectors.pairs.proxy import (
     connect_endpoints,
     describe_proxies,
     detect_proxies,
+    endpoint_expr,
     may_be_proxy,
     proxy_targets,
     rekey,
@@ -172,14 +173,8 @@ def missing_evidence(
 ) -> list[str]:
     """CONNECT-seen endpoints whose named rows ``proxy_evidence`` did not keep whole."""
     seen = connect_endpoints(evidence, targets)
-    if not seen:
-        return []
-    ends = pl.DataFrame({"_e": seen}).with_columns(
-        pl.col("_e").str.replace(r":\d+$", "").alias(S.REMOTE_IP),
-        pl.col("_e").str.extract(r":(\d+)$").cast(pl.Int32).alias(S.REMOTE_PORT),
-    )
-    kept = may_be_proxy(ends, settings.proxies, settings)
-    return ends.filter(~kept).get_column("_e").to_list()
+    kept = may_be_proxy(seen, settings.proxies, settings)
+    return seen.filter(~kept).select(endpoint_expr()).to_series().to_list()
 
 
 def decide_proxies(

@@ -132,10 +132,11 @@ def _zeek_named(events: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def connect_endpoints(events: pl.DataFrame, targets: pl.DataFrame) -> list[str]:
-    """The endpoints a CONNECT request was sent to (each a proxy, whatever its address)."""
+def connect_endpoints(events: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
+    """The (address, port) a CONNECT request was sent to (each a proxy, whatever its
+    address), once each."""
     zeek = _zeek_named(events, targets).filter(pl.col("_connect"))
-    return zeek.select(endpoint_expr().unique(maintain_order=True)).to_series().to_list()
+    return zeek.select(S.REMOTE_IP, S.REMOTE_PORT).unique(maintain_order=True)
 
 
 def may_be_proxy(rows: pl.DataFrame, known: Sequence[str], settings: NetworkSettings) -> pl.Series:

@@ -479,15 +479,9 @@ def read_inputs(
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from detectors.load.sniff import SOURCE_FORMATS
+    from detectors.load import check_request
 
-    if source_format is not None and source_format not in SOURCE_FORMATS:
-        raise InputError(
-            f"unknown source format '{source_format}'; choose one of: " + ", ".join(SOURCE_FORMATS),
-            field="source-format",
-        )
-    if not paths:
-        raise InputError("no input files given")
+    check_request(paths, source_format)
     cut_at = split_bytes if split_bytes is not None else split_bytes_for(spark)
     mapping = dict(mapping or {})
     files, tasks, listed, notes = _task_rows(spark, paths, cut_at, source_format, mapping)

@@ -35,6 +35,7 @@ import polars as pl
 from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
 from detectors.base.domains import registered_domains
+from detectors.pairs.chunks import like
 from detectors.pairs.topology import in_networks
 
 # Proxy detection output.
@@ -306,8 +307,9 @@ def rekey(events: pl.DataFrame, targets: pl.DataFrame, proxies: Sequence[str]) -
     )
     via = pl.select(pl.repeat(None, events.height, dtype=pl.String)).to_series()
     columns = {S.VIA_PROXY: via}
+    layout = events.to_series(0)  # the new columns are cut as the others (``chunks``)
     for name in changed:
         before = columns.get(name, events.get_column(name) if name in events.columns else via)
         values = new.get_column(name)
-        columns[name] = before.cast(values.dtype).scatter(rows, values)
+        columns[name] = like(before.cast(values.dtype).scatter(rows, values), layout)
     return events.with_columns(columns[name].alias(name) for name in changed)

@@ -35,7 +35,7 @@ import polars as pl
 from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
 from detectors.base.domains import registered_domains
-from detectors.pairs.chunks import like
+from detectors.pairs.chunks import scatter
 from detectors.pairs.topology import in_networks
 
 # Proxy detection output.
@@ -311,5 +311,5 @@ def rekey(events: pl.DataFrame, targets: pl.DataFrame, proxies: Sequence[str]) -
     for name in changed:
         before = columns.get(name, events.get_column(name) if name in events.columns else via)
         values = new.get_column(name)
-        columns[name] = like(before.cast(values.dtype).scatter(rows, values), layout)
+        columns[name] = scatter(before, rows, values, layout)
     return events.with_columns(columns[name].alias(name) for name in changed)

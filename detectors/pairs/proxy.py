@@ -185,9 +185,8 @@ def detect_proxies(
     # Counting names and devices per endpoint hashes each named row: only the rows to an
     # endpoint that can be a proxy are counted (declared, CONNECT seen, or internal).
     known = [*settings.proxies, *connect.get_column(X_ENDPOINT).to_list()]
-    with_url = events.filter(usable & may_be_proxy(events, known, settings)).select(
-        S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, S.REMOTE_URL
-    )
+    columns = events.select(S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, S.REMOTE_URL)
+    with_url = columns.filter(usable & may_be_proxy(events, known, settings))
     zeek_named = zeek.select(
         S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, pl.col(_T_HOST).alias("_name")
     ).filter(keyed)
@@ -219,17 +218,18 @@ def detect_proxies(
         )
     )
     if settings.infer_proxies and facts.height:
-        # every device with named traffic, to any endpoint
-        defender = events.lazy().filter(usable).select(S.DEVICE_ID).collect()
-        devices = pl.concat([zeek.filter(keyed).select(S.DEVICE_ID), defender])
-        everyone = max(1, devices.get_column(S.DEVICE_ID).n_unique())
         internal = in_networks(facts.get_column("_ip"), settings.internal)
         busy = facts.filter(
             internal
             & ~pl.col("_port").is_in(NAME_SERVICE_PORTS)
             & (pl.col(X_NAMES) >= settings.proxy_min_names)
-            & (pl.col(X_DEVICES) >= settings.proxy_min_device_share * everyone)
         )
+        everyone = 1  # counted only for an endpoint with many names (a pass over every row)
+        if busy.height:  # every device with named traffic, to any endpoint
+            defender = events.lazy().filter(usable).select(S.DEVICE_ID).collect()
+            devices = pl.concat([zeek.filter(keyed).select(S.DEVICE_ID), defender])
+            everyone = max(1, devices.get_column(S.DEVICE_ID).n_unique())
+            busy = busy.filter(pl.col(X_DEVICES) >= settings.proxy_min_device_share * everyone)
         found.append(
             busy.select(
                 X_ENDPOINT,

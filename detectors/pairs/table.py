@@ -288,10 +288,9 @@ class ConnectionTable:
             combos = combos[combos % (width + 1) > 0]
             code = combos % (width + 1) - 1
             lengths = np.bincount(combos // (width + 1), minlength=starts.size)
-        names = pa.array(self.action_names, pa.large_string())
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        values = names.take(pa.array(code))
-        lists = pa.LargeListArray.from_arrays(pa.array(offsets), values)
+        names = pl.Series(self.action_names, dtype=pl.String).to_arrow()
+        values = names.take(_arrow(code.astype(np.int64, copy=False)))
+        lists = pa.LargeListArray.from_arrays(_arrow(_offsets(lengths)), values)
         return pl.Series(P_ACTIONS, lists, dtype=pl.List(pl.String))
 
 
@@ -307,11 +306,25 @@ def _gather(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     return frame[rows[ascending]][inverse]
 
 
+def _arrow(values: np.ndarray) -> pa.Array:
+    """A numpy array as an Arrow array, handed over by polars.
+
+    Not ``pa.array``: given a numpy array, it imports pandas to ask whether the array is
+    a pandas object (a quarter of a second, on the first call of every run, when
+    pandas is installed).
+    """
+    return pl.Series(values).to_arrow()
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """Where each list starts in the flat values, and where the last one ends."""
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
 def _lists(name: str, flat: np.ndarray, lengths: np.ndarray, dtype: pl.DataType) -> pl.Series:
     """A list column from values laid end to end and each list's length."""
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     inner = pl.Series(flat).cast(dtype) if dtype != pl.Float64 else pl.Series(flat)
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets), inner.to_arrow())
+    lists = pa.LargeListArray.from_arrays(_arrow(_offsets(lengths)), inner.to_arrow())
     return pl.Series(name, lists, dtype=pl.List(dtype))
 
 

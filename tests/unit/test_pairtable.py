@@ -29,7 +29,14 @@ from detectors.pairs.index import (
     connection_events,
     deltas_from_sorted_lists,
 )
-from detectors.pairs.table import ConnectionTable, build_pair_index, pair_order
+from detectors.pairs.table import (
+    _WEIGHTS,
+    ConnectionTable,
+    _sort_by_pair,
+    build_pair_index,
+    key_hash,
+    pair_order,
+)
 
 START = datetime(2026, 11, 20, tzinfo=timezone.utc)
 
@@ -222,3 +229,51 @@ def test_building_the_table_and_its_index_never_imports_pandas(tmp_path):
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 0
     assert not marker.exists(), "building the connection table imported pandas"
+
+
+@pytest.mark.parametrize(
+    "ts_span",
+    [
+        600_000_000,  # ten minutes: hash run number and time share one integer
+        2**62,  # beyond 64 bits together: the two columns are sorted as such
+    ],
+)
+def test_sorting_by_pair_orders_rows_as_lexsort_does(ts_span):
+    rng = np.random.default_rng(5)
+    h1 = rng.integers(0, 2**64, 40, dtype=np.uint64)[rng.integers(0, 40, 5000)]
+    ts = rng.integers(-ts_span // 2, ts_span // 2, 5000)  # before 1970 too
+    order = _sort_by_pair(h1, ts)
+    want = np.lexsort((ts, h1))
+    # Rows equal in both keys may come in any order: compare the sorted keys.
+    assert sorted(order.tolist()) == list(range(5000))
+    assert h1[order].tolist() == h1[want].tolist()
+    assert ts[order].tolist() == ts[want].tolist()
+
+
+def test_sorting_no_rows_gives_an_empty_order():
+    assert _sort_by_pair(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)).size == 0
+
+
+def test_the_key_hash_is_the_weighted_sum_of_column_hashes_modulo_2_64():
+    # Pins polars' wrapping unsigned arithmetic, which the pair hash relies on.
+    from detectors.pairs.table import _SEED
+
+    frame = pl.DataFrame(
+        {
+            S.DEVICE_ID: ["d1", None],
+            S.DEVICE_NAME: ["ws-1", "ws-2"],
+            S.ACCOUNT: [None, "corp\\a"],
+            S.PROCESS: ["a.exe", "b.exe"],
+            S.REMOTE_IP: ["8.8.8.8", "1.1.1.1"],
+            S.REMOTE_PORT: pl.Series([443, None], dtype=pl.Int32),
+        }
+    )
+    got = frame.select(key_hash(_WEIGHTS[1])).to_series().to_list()
+    columns = [frame.get_column(c).hash(_SEED).to_list() for c in PAIR_KEY]
+    want = [
+        sum(int(col[row]) * weight for col, weight in zip(columns, _WEIGHTS[1], strict=True))
+        % 2**64
+        for row in range(2)
+    ]
+    assert got == want
+    assert all(w % 2 == 1 for weights in _WEIGHTS for w in weights)

@@ -272,7 +272,7 @@ class ConnectionTable:
         present = pair[starts]
         distinct_ts = ts[distinct]
         columns: dict[str, pl.Series] = {
-            P_TS: _lists(P_TS, distinct_ts, counts, UTC_US),
+            P_TS: lists_from_lengths(P_TS, distinct_ts, counts, UTC_US),
             P_EVENTS: pl.Series(P_EVENTS, ends - starts, dtype=pl.UInt32),
             P_CONNECTIONS: pl.Series(
                 P_CONNECTIONS, np.add.reduceat(self.connections[sel], starts), dtype=pl.Int64
@@ -364,8 +364,11 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
-def _lists(name: str, flat: np.ndarray, lengths: np.ndarray, dtype: pl.DataType) -> pl.Series:
-    """A list column from values laid end to end and each list's length."""
+def lists_from_lengths(
+    name: str, flat: np.ndarray, lengths: np.ndarray, dtype: pl.DataType
+) -> pl.Series:
+    """A list column from values laid end to end and each list's length (no Python per
+    list: Arrow wraps the values with offsets)."""
     inner = pl.Series(flat).cast(dtype) if dtype != pl.Float64 else pl.Series(flat)
     lists = pa.LargeListArray.from_arrays(_arrow(_offsets(lengths)), inner.to_arrow())
     return pl.Series(name, lists, dtype=pl.List(dtype))
@@ -376,7 +379,7 @@ def _deltas(distinct_ts: np.ndarray, counts: np.ndarray) -> pl.Series:
     diffs = np.diff(distinct_ts, prepend=distinct_ts[:1]).astype(np.float64) / 1e6
     keep = np.ones(distinct_ts.size, dtype=bool)
     keep[np.cumsum(counts) - counts] = False
-    return _lists(P_DELTAS, diffs[keep], np.maximum(counts - 1, 0), pl.Float64())
+    return lists_from_lengths(P_DELTAS, diffs[keep], np.maximum(counts - 1, 0), pl.Float64())
 
 
 def _byte_sums(

@@ -357,8 +357,7 @@ def context_facts(
     (
         own_rows,
         ip_stats,
-        process_devices,
-        process_port,
+        process_port_devices,
         device_ports,
         resolvers,
         served,
@@ -372,10 +371,9 @@ def context_facts(
                 pl.col(_DEV).n_unique().alias(F_IP_DEVICES),
                 pl.col(S.TIMESTAMP).min().alias(F_IP_FIRST_SEEN),
             ),
-            process_ev.group_by(S.PROCESS).agg(pl.col(_DEV).n_unique().alias(F_PROCESS_DEVICES)),
-            process_ev.group_by(S.PROCESS, S.REMOTE_PORT)
-            .agg(pl.col(_DEV).n_unique().alias("_pp"))
-            .rename({S.PROCESS: S.C_PROCESS, S.REMOTE_PORT: S.C_REMOTE_PORT}),
+            # Distinct (process, port, device): devices per process and per (process,
+            # port) both follow, from one pass over the processes' rows.
+            process_ev.select(S.PROCESS, S.REMOTE_PORT, _DEV).unique(),
             # Distinct (device, port) of public rows: both the devices per port and
             # the number of devices, from one pass (each alone hashed every row).
             ev.filter(pl.col("_public")).select(_DEV, S.REMOTE_PORT).unique(),
@@ -392,6 +390,14 @@ def context_facts(
     else:
         any_company, bounds = asked
         hosts = max(1, device_ports.get_column(_DEV).n_unique())
+    process_devices = process_port_devices.group_by(S.PROCESS).agg(
+        pl.col(_DEV).n_unique().alias(F_PROCESS_DEVICES)
+    )
+    process_port = (
+        process_port_devices.group_by(S.PROCESS, S.REMOTE_PORT)
+        .agg(pl.col(_DEV).n_unique().alias("_pp"))
+        .rename({S.PROCESS: S.C_PROCESS, S.REMOTE_PORT: S.C_REMOTE_PORT})
+    )
     port_devices = (
         device_ports.filter(pl.col(S.REMOTE_PORT).is_in(ports))
         .group_by(S.REMOTE_PORT)

@@ -8,13 +8,14 @@ once per dataset, here: each row gets its pair's number and the rows are sorted 
 few segment reductions over those sorted arrays (numpy, no Python per pair).
 
 Pairs are told apart by two 64-bit hashes of the key: each key column is hashed once
-(polars), and the six column hashes are combined twice, with two sets of odd weights
-(a sum that wraps, in numpy). Hashing the columns once costs half of hashing the row
-twice, and a third of one struct hash. Rows are sorted by the first hash and a
-collision is detected by the second disagreeing inside a run, in which case both are
-used. Two keys differing in one column never share a combination (an odd weight
-times a non-zero difference is never 0 modulo 2**64); otherwise they would have to
-collide in both, about 1e-26 for a million pairs.
+and the six column hashes are combined twice, with two sets of odd weights (a sum
+that wraps modulo 2**64; polars shares the column hashes between the two). That
+costs about a third of the two row (struct) hashes it replaced. Rows are sorted by
+the first hash and a collision is detected by the second disagreeing inside a run, in
+which case both are used. Two keys whose column hashes differ in one column only
+never share a combination (an odd weight times a non-zero difference is never 0
+modulo 2**64); otherwise they would have to collide in both, about 1e-26 for a
+million pairs.
 """
 
 from __future__ import annotations

@@ -502,6 +502,33 @@ def _compressed_times(
 _FFT_CELLS = 1 << 18
 
 
+def _lag_pairs(
+    flat: np.ndarray,
+    row: np.ndarray,
+    size: int,
+    lag_lo: np.ndarray,
+    lag_hi: np.ndarray,
+    n_rows: int,
+) -> np.ndarray:
+    """Per row, the raw (not circular) autocorrelation of its binned counts summed over
+    lags ``lag_lo .. lag_hi`` (at least 1): the number of ordered pairs of events whose
+    bins lie that many bins apart.
+
+    Counted from the events themselves (``flat`` = row x ``size`` + bin), one binary
+    search per event and lag edge, rather than by an inverse FFT of a zero-padded
+    transform: exact integers, and the periodogram's FFT needs no padding.
+    """
+    keys = np.sort(flat) if flat.size and bool(np.any(flat[1:] < flat[:-1])) else flat
+    lo_keys = flat + lag_lo[row]
+    hi_keys = flat + lag_hi[row]
+    # A row's keys stay inside [row x size, (row + 1) x size): clip the searched range
+    # there so no lag reaches the next row's events.
+    row_end = (row + 1) * size
+    after = np.searchsorted(keys, np.minimum(hi_keys + 1, row_end), side="left")
+    first = np.searchsorted(keys, np.minimum(lo_keys, row_end), side="left")
+    return np.bincount(row, weights=(after - first).astype(np.float64), minlength=n_rows)
+
+
 def _spectral_stage(
     times: np.ndarray,
     counts: np.ndarray,
@@ -550,10 +577,9 @@ def _spectral_stage(
             keep = (bins >= 0) & (bins < size)
             flat = local[keep] * size + bins[keep].astype(np.int64)
             x = np.bincount(flat, minlength=rows.size * size).reshape(rows.size, size)
-            spectrum = np.fft.rfft(x.astype(np.float64), n=2 * size, axis=1)
+            spectrum = np.fft.rfft(x.astype(np.float64), axis=1)
             power = spectrum.real**2 + spectrum.imag**2
-            # Even indices of the 2N-point transform are the N-point periodogram.
-            band = power[:, 2 * k_min : size : 2]
+            band = power[:, k_min : size // 2]  # k = k_min .. N/2 - 1: no Nyquist
             total = band.sum(axis=1)
             peak = band.argmax(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -561,16 +587,12 @@ def _spectral_stage(
             g[rows] = g_rows
             fisher_p[rows] = fisher_g_pvalue(g_rows, band.shape[1])
             fft_period[rows] = size * width[rows] / (peak + k_min)
-            # Raw autocorrelation (zero-padded, so not circular) at lags ~ one sleep.
-            acf = np.fft.irfft(power, n=2 * size, axis=1)[:, :size]
-            cumulative = np.cumsum(acf, axis=1)
             w_rows = width[rows]
             lag_lo = np.clip(np.floor(lo[rows] / w_rows) - 1, 1, size - 1).astype(np.int64)
             lag_hi = np.clip(np.ceil(hi[rows] / w_rows) + 1, 1, size - 1).astype(np.int64)
-            r = np.arange(rows.size)
-            mass = cumulative[r, lag_hi] - cumulative[r, lag_lo - 1]
-            zero_lag = acf[:, 0]
             kept_events = np.bincount(local[keep], minlength=rows.size)
+            mass = _lag_pairs(flat, local[keep], size, lag_lo, lag_hi, rows.size)
+            zero_lag = np.einsum("ij,ij->i", x, x).astype(np.float64)
             expected = (kept_events - 1) * (lag_hi - lag_lo + 1) / size
             with np.errstate(invalid="ignore", divide="ignore"):
                 acf_lift[rows] = np.where(

@@ -155,21 +155,34 @@ def fisher_g_pvalue(g: np.ndarray | float, m: np.ndarray | int) -> np.ndarray:
     result = -np.expm1(mv * np.log1p(-np.exp(-x)))
     exact = ~asymptotic
     if exact.any():
-        ge, me = gv[exact], mv[exact]
-        top = np.minimum(np.floor(1.0 / ge), me)
-        total = np.zeros(ge.shape)
-        log_choose = np.zeros(ge.shape)
-        for j in range(1, 101):  # terms shrink like 20^j / j!: negligible well before 100
-            log_choose = log_choose + np.log(np.maximum(me - j + 1, 1.0)) - math.log(j)
-            base = 1.0 - j * ge
-            use = (j <= top) & (base > 0)
-            if not use.any():
-                break
-            log_term = log_choose + (me - 1) * np.log(np.where(use, base, 1.0))
-            total += np.where(use, (-1.0) ** (j - 1) * np.exp(log_term), 0.0)
-        result[exact] = total
+        result[exact] = _fisher_alternating_sum(gv[exact], mv[exact])
     out[valid] = np.clip(result, 0.0, 1.0)
     return out
+
+
+def _fisher_alternating_sum(g: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """sum_{j=1}^{floor(1/g)} (-1)^(j-1) C(m, j) (1 - j g)^(m-1), terms in log space.
+
+    A value's sum ends at its own j = floor(1/g) (or when 1 - j g reaches 0), and never
+    resumes: each step computes only the values still summing, so a batch of many
+    pairs costs what their terms cost, the same additions in the same order.
+    """
+    top = np.minimum(np.floor(1.0 / g), m)
+    total = np.zeros(g.shape)
+    log_choose = np.zeros(g.shape)
+    live = np.arange(g.size)  # the values still summing: ge, me, lc are theirs
+    ge, me, lc = g, m, log_choose
+    for j in range(1, 101):  # terms shrink like 20^j / j!: negligible well before 100
+        lc = lc + np.log(np.maximum(me - j + 1, 1.0)) - math.log(j)
+        base = 1.0 - j * ge
+        use = (j <= top[live]) & (base > 0)
+        if not use.all():
+            live, ge, me, lc, base = live[use], ge[use], me[use], lc[use], base[use]
+            if live.size == 0:
+                break
+        log_term = lc + (me - 1) * np.log(base)
+        total[live] += (-1.0) ** (j - 1) * np.exp(log_term)
+    return total
 
 
 def fisher_g_test(power: np.ndarray) -> tuple[float, float]:
@@ -563,6 +576,7 @@ def _spectral_stage(
     k_min = max(1, math.ceil(s.min_span_periods))
     lo = np.nan_to_num(stage["lo"], nan=0.0)
     hi = np.nan_to_num(stage["hi"], nan=0.0)
+    n_ordinates = np.zeros(n)
 
     for size in np.unique(n_bins[ok]):
         rows_all = np.flatnonzero(ok & (n_bins == size))
@@ -577,27 +591,29 @@ def _spectral_stage(
             keep = (bins >= 0) & (bins < size)
             flat = local[keep] * size + bins[keep].astype(np.int64)
             x = np.bincount(flat, minlength=rows.size * size).reshape(rows.size, size)
-            spectrum = np.fft.rfft(x.astype(np.float64), axis=1)
-            power = spectrum.real**2 + spectrum.imag**2
-            band = power[:, k_min : size // 2]  # k = k_min .. N/2 - 1: no Nyquist
+            spectrum = np.fft.rfft(x.astype(np.float64), axis=1)[:, k_min : size // 2]
+            band = spectrum.real**2 + spectrum.imag**2  # k = k_min .. N/2 - 1: no Nyquist
             total = band.sum(axis=1)
             peak = band.argmax(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 g_rows = np.where(total > 0, band.max(axis=1) / total, np.nan)
             g[rows] = g_rows
-            fisher_p[rows] = fisher_g_pvalue(g_rows, band.shape[1])
+            n_ordinates[rows] = band.shape[1]
             fft_period[rows] = size * width[rows] / (peak + k_min)
             w_rows = width[rows]
             lag_lo = np.clip(np.floor(lo[rows] / w_rows) - 1, 1, size - 1).astype(np.int64)
             lag_hi = np.clip(np.ceil(hi[rows] / w_rows) + 1, 1, size - 1).astype(np.int64)
-            kept_events = np.bincount(local[keep], minlength=rows.size)
-            mass = _lag_pairs(flat, local[keep], size, lag_lo, lag_hi, rows.size)
-            zero_lag = np.einsum("ij,ij->i", x, x).astype(np.float64)
+            row = local[keep]
+            kept_events = np.bincount(row, minlength=rows.size)
+            mass = _lag_pairs(flat, row, size, lag_lo, lag_hi, rows.size)
+            # sum of squared bin counts: each event counts the events in its bin
+            zero_lag = np.bincount(row, weights=x.ravel()[flat], minlength=rows.size)
             expected = (kept_events - 1) * (lag_hi - lag_lo + 1) / size
             with np.errstate(invalid="ignore", divide="ignore"):
                 acf_lift[rows] = np.where(
                     (zero_lag > 0) & (expected > 0), mass / zero_lag / expected, np.nan
                 )
+    fisher_p[ok] = fisher_g_pvalue(g[ok], n_ordinates[ok])  # one call for every length
     return {"g": g, "fisher_p": fisher_p, "fft_period": fft_period, "acf_lift": acf_lift}
 
 

@@ -297,25 +297,40 @@ def _deltas(times: np.ndarray, ids_t: np.ndarray) -> _Deltas:
     return _Deltas(d, ids_t[1:][same], end_index)
 
 
-def _fit_multiples(
-    dl: _Deltas, n: int, start: np.ndarray, in_run: np.ndarray, tol: float
+def _near_multiples(
+    d: np.ndarray, p: np.ndarray, in_run: np.ndarray, tol: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Refine a period so deltas sit near integer multiples of it; return (period, fit)."""
+    """(k, near): the multiple of ``p`` each delta is read as (at least 1), and whether
+    it lies within ``tol`` periods of it (inside an active stretch). One division per
+    delta, the temporaries reused: this runs twelve times over every delta."""
+    ratio = d / p
+    k = np.rint(ratio)
+    np.maximum(k, 1.0, out=k)
+    np.subtract(ratio, k, out=ratio)
+    np.abs(ratio, out=ratio)
+    near = ratio <= tol
+    near &= in_run
+    return k, near
+
+
+def _fit_multiples(
+    dl: _Deltas, n: int, start: np.ndarray, in_run: np.ndarray, tol: float, runs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refine a period so deltas sit near integer multiples of it; return (period, fit).
+
+    ``runs`` is each pair's number of deltas inside active stretches (``in_run``)."""
     period = start.copy()
     d, ids = dl.d, dl.ids
     for _ in range(3):
         # The mean of the deltas near a multiple, each divided by its multiple (the
         # tolerance already trims outliers, and a mean is one pass, a median a sort).
-        p = period[ids]
-        k = np.maximum(1.0, np.rint(d / p))
-        near = in_run & (np.abs(d / p - k) <= tol)
-        total = segment_sum(np.where(near, d / k, 0.0), ids, n)
+        k, near = _near_multiples(d, period[ids], in_run, tol)
+        np.divide(d, k, out=k)
+        k *= near  # d / k where near, else 0: adding 0 leaves each sum as it was
+        total = segment_sum(k, ids, n)
         used = segment_count(near, ids, n)
         period = np.where(used > 0, total / np.maximum(used, 1), period)
-    p = period[ids]
-    k = np.maximum(1.0, np.rint(d / p))
-    near = in_run & (np.abs(d / p - k) <= tol)
-    runs = segment_count(in_run, ids, n)
+    _, near = _near_multiples(d, period[ids], in_run, tol)
     fit = segment_count(near, ids, n) / np.maximum(runs, 1)
     return period, fit
 
@@ -339,8 +354,11 @@ def _delta_stage(
     # The median delta may itself be 2 or 3 sleeps when most connections went
     # unlogged: try it and its halves and thirds, keep the largest that fits as well.
     periods, fits = [], []
+    first_runs = segment_count(in_first_run, ids, n)
     for divisor in (1.0, 2.0, 3.0):
-        period, fit = _fit_multiples(dl, n, m0 / divisor, in_first_run, s.multiple_tolerance)
+        period, fit = _fit_multiples(
+            dl, n, m0 / divisor, in_first_run, s.multiple_tolerance, first_runs
+        )
         periods.append(period)
         fits.append(fit)
     period_c = np.vstack(periods)

@@ -21,7 +21,8 @@ def segment_ids(counts: np.ndarray) -> np.ndarray:
 
 def segment_sum(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
     """Sum of ``values`` per group (0 for an empty group)."""
-    return np.bincount(ids, weights=values.astype(np.float64), minlength=n)[:n]
+    # asarray: no copy of values that are float64 already
+    return np.bincount(ids, weights=np.asarray(values, dtype=np.float64), minlength=n)[:n]
 
 
 def segment_count(mask: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:

@@ -30,6 +30,7 @@ from detectors.stats.segments import (
     segment_median,
     segment_quantiles,
     segment_sum,
+    sorted_within_groups,
 )
 
 KIND_NONE = "none"
@@ -335,6 +336,36 @@ def _fit_multiples(
     return period, fit
 
 
+def _one_sleep_quantiles(
+    sorted_d: np.ndarray,
+    ids: np.ndarray,
+    n: int,
+    period: np.ndarray,
+    n_single: np.ndarray,
+    s: PeriodSettings,
+    qs: tuple[np.ndarray | float, ...],
+) -> np.ndarray:
+    """``_delta_stage``'s quantiles of delta / sleeps, from the deltas sorted within pairs.
+
+    The same selection as there, applied to the sorted deltas: where a pair has three
+    one-sleep deltas only those count (sleeps = 1, values = deltas), and they are the
+    pair's shortest in-run deltas, a sorted prefix, so no sort. Only the few pairs read
+    as multiples of the sleep (fewer than three one-sleep deltas) are sorted here.
+    """
+    p = period[ids]
+    ratio = sorted_d / p
+    sleeps = np.maximum(1.0, np.floor(ratio + 0.4))
+    in_run = ~(sorted_d > s.gap_factor * p)
+    few = n_single < 3
+    use = (in_run & (sleeps == 1)) | (in_run & few[ids])
+    values = (sorted_d / sleeps)[use]
+    groups = ids[use]
+    unsorted = few[groups]
+    if unsorted.any():
+        values[unsorted] = sorted_within_groups(values[unsorted], groups[unsorted])
+    return segment_quantiles(values, groups, n, qs, presorted=True)
+
+
 def _delta_stage(
     times: np.ndarray,
     counts: np.ndarray,
@@ -386,7 +417,11 @@ def _delta_stage(
     # Edges of the jitter interval from order statistics near the ends (the 2nd from
     # each end once there are 20 deltas), extrapolated as for a uniform distribution.
     tail = np.clip(2.0 / np.maximum(n_use, 1), 0.002, 0.1)
-    q_lo, q50, q_hi = segment_quantiles(d / sleeps, ids, n, (tail, 0.5, 1.0 - tail), use)
+    qs = (tail, 0.5, 1.0 - tail)
+    if sorted_deltas is None:
+        q_lo, q50, q_hi = segment_quantiles(d / sleeps, ids, n, qs, use)
+    else:
+        q_lo, q50, q_hi = _one_sleep_quantiles(sorted_deltas, ids, n, period, n_single, s, qs)
     width = np.maximum(q_hi - q_lo, 0.0) / (1.0 - 2.0 * tail)
     lo = np.maximum(q_lo - tail * width, 0.0)
     hi = q_hi + tail * width

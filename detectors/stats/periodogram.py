@@ -319,20 +319,43 @@ def _fit_multiples(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refine a period so deltas sit near integer multiples of it; return (period, fit).
 
-    ``runs`` is each pair's number of deltas inside active stretches (``in_run``)."""
+    ``runs`` is each pair's number of deltas inside active stretches (``in_run``).
+    A pair whose period a pass leaves exactly as it was has converged: every later pass
+    would compute the same, and the deltas near a multiple are the ones that pass
+    found. Once few pairs are still moving, later passes read only their deltas.
+    """
     period = start.copy()
     d, ids = dl.d, dl.ids
-    for _ in range(3):
+    near_all = np.zeros(d.size, dtype=bool)
+    moving = np.ones(n, dtype=bool)
+    rows: np.ndarray | None = None  # the deltas read, when not all of them
+    for step in range(4):
+        if rows is None:
+            d_m, ids_m, run_m = d, ids, in_run
+        else:
+            d_m, ids_m, run_m = d[rows], ids[rows], in_run[rows]
+        k, near = _near_multiples(d_m, period[ids_m], run_m, tol)
+        if rows is None:
+            near_all = near
+        else:
+            near_all[rows] = near
+        if step == 3:  # the final read of the last moving pairs' periods
+            break
         # The mean of the deltas near a multiple, each divided by its multiple (the
         # tolerance already trims outliers, and a mean is one pass, a median a sort).
-        k, near = _near_multiples(d, period[ids], in_run, tol)
-        np.divide(d, k, out=k)
+        np.divide(d_m, k, out=k)
         k *= near  # d / k where near, else 0: adding 0 leaves each sum as it was
-        total = segment_sum(k, ids, n)
-        used = segment_count(near, ids, n)
-        period = np.where(used > 0, total / np.maximum(used, 1), period)
-    _, near = _near_multiples(d, period[ids], in_run, tol)
-    fit = segment_count(near, ids, n) / np.maximum(runs, 1)
+        total = segment_sum(k, ids_m, n)
+        used = segment_count(near, ids_m, n)
+        new = np.where(moving & (used > 0), total / np.maximum(used, 1), period)
+        moving &= new != period
+        period = new
+        if not moving.any():
+            break
+        moving_deltas = moving[ids]
+        if rows is not None or np.count_nonzero(moving_deltas) * 2 < d.size:
+            rows = np.flatnonzero(moving_deltas)
+    fit = segment_count(near_all, ids, n) / np.maximum(runs, 1)
     return period, fit
 
 

@@ -74,15 +74,17 @@ def burst_clusters(
     bursts = np.bincount(burst_pair, minlength=n)[:n].astype(np.int64)
     in_multi = sizes[burst_id] >= 2 if times.size else np.zeros(0, dtype=bool)
     share = segment_count(in_multi, ids_t, n) / np.maximum(counts, 1)
-    # A pair whose bursts are all single connections has median size 1: only pairs
-    # with a burst of two or more need their sizes sorted.
+    # Sorted, a pair's sizes start with its single connections (size 1). When both
+    # order statistics the median interpolates between lie among them, it is 1: only
+    # pairs with at least half their bursts of two or more need their sizes sorted.
+    singles = np.bincount(burst_pair[sizes == 1], minlength=n)[:n]
+    upper = np.ceil((bursts - 1) * 0.5)  # the higher of the two (segment_quantiles)
     size_median = np.where(bursts > 0, 1.0, np.nan)
-    multi = sizes >= 2
-    if multi.any():
-        has_multi = np.bincount(burst_pair[multi], minlength=n)[:n] > 0
-        pick = has_multi[burst_pair]
+    unsettled = (bursts > 0) & (upper >= singles)
+    if unsettled.any():
+        pick = unsettled[burst_pair]
         medians = segment_quantiles(sizes[pick].astype(np.float64), burst_pair[pick], n, (0.5,))
-        size_median[has_multi] = medians[0][has_multi]
+        size_median[unsettled] = medians[0][unsettled]
     return {
         "starts": times[starts_mask],
         "sizes": sizes.astype(np.int64),

@@ -346,7 +346,7 @@ def _fit_multiples(
         np.divide(d_m, k, out=k)
         k *= near  # d / k where near, else 0: adding 0 leaves each sum as it was
         total = segment_sum(k, ids_m, n)
-        used = segment_count(near, ids_m, n)
+        used = np.bincount(ids_m, weights=near, minlength=n)  # as floats: no gather
         new = np.where(moving & (used > 0), total / np.maximum(used, 1), period)
         moving &= new != period
         period = new
@@ -355,7 +355,7 @@ def _fit_multiples(
         moving_deltas = moving[ids]
         if rows is not None or np.count_nonzero(moving_deltas) * 2 < d.size:
             rows = np.flatnonzero(moving_deltas)
-    fit = segment_count(near_all, ids, n) / np.maximum(runs, 1)
+    fit = np.bincount(ids, weights=near_all, minlength=n) / np.maximum(runs, 1)
     return period, fit
 
 
@@ -580,7 +580,10 @@ def _compressed_times(
     cuts = pl.DataFrame({"pair": gap_pair, "cut": cut})
     cut_so_far = cuts.select(pl.col("cut").cum_sum().over("pair")).to_series().to_numpy()
     # The last pause at or before each time; it counts only when in the same pair.
-    last = np.searchsorted(gap_index, np.arange(times.size), side="right") - 1
+    # (gap_index ascends without repeats: a running count of pauses, not a search.)
+    marks = np.zeros(times.size, dtype=np.int64)
+    marks[gap_index] = 1
+    last = np.cumsum(marks) - 1
     same_pair = (last >= 0) & (gap_pair[np.maximum(last, 0)] == ids_t)
     return relative - np.where(same_pair, cut_so_far[np.maximum(last, 0)], 0.0)
 

@@ -258,6 +258,11 @@ def segment_shorth(
 # --- the test --------------------------------------------------------------------------
 
 
+# Iterative refinements read only the deltas of pairs still moving once these are
+# under this share of all deltas (below it, gathering them costs less than it saves).
+_SUBSET_SHARE = 0.5
+
+
 def _refined_period(d: np.ndarray, ids: np.ndarray, n: int, period: np.ndarray) -> np.ndarray:
     """Up to five times: the median of each pair's deltas within [0.5, 1.5) of its period.
 
@@ -270,7 +275,7 @@ def _refined_period(d: np.ndarray, ids: np.ndarray, n: int, period: np.ndarray) 
     rows: np.ndarray | None = None
     for _ in range(5):
         moving_deltas = moving[ids]
-        if rows is not None or np.count_nonzero(moving_deltas) * 2 < d.size:
+        if rows is not None or np.count_nonzero(moving_deltas) < _SUBSET_SHARE * d.size:
             rows = np.flatnonzero(moving_deltas)
         d_m, ids_m = (d, ids) if rows is None else (d[rows], ids[rows])
         ratio_d = d_m / period[ids_m]

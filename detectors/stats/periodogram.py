@@ -682,7 +682,8 @@ def _spectral_stage(
             total = band.sum(axis=1)
             peak = band.argmax(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                g_rows = np.where(total > 0, band.max(axis=1) / total, np.nan)
+                peak_power = band[np.arange(rows.size), peak]  # the maximum, read once
+                g_rows = np.where(total > 0, peak_power / total, np.nan)
             g[rows] = g_rows
             n_ordinates[rows] = band.shape[1]
             fft_period[rows] = size * width[rows] / (peak + k_min)

@@ -47,12 +47,21 @@ class Population:
         return query.collect(engine="streaming" if self.streaming else "auto")
 
     def collect_all(self, queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
-        """Run several queries: together in memory, where polars computes a part they
-        share (the same filter of the events) once and runs the rest in parallel; one
-        by one on disk, where that shared part would be every partition at once."""
+        """Run several queries: together in memory, in parallel; one by one on disk.
+
+        Without common-subplan elimination: with it, polars caches the part the queries
+        share (the outbound events) with the union of every query's columns, a copy of a
+        dozen columns of every outbound row, which cost more CPU (0.26 s against 0.21 s
+        for ``context_facts``' queries at 2M events) than each query's own pass over
+        just its columns. On disk one by one, where a shared part would be every
+        partition at once.
+        """
         if self.streaming:
             return [self.collect(query) for query in queries]
-        return pl.collect_all(queries)
+        if hasattr(pl, "QueryOptFlags"):  # polars >= 1.30
+            flags = pl.QueryOptFlags(comm_subplan_elim=False)
+            return pl.collect_all(queries, optimizations=flags)
+        return pl.collect_all(queries, comm_subplan_elim=False)  # type: ignore[call-overload]  # pragma: no cover
 
     def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()``'s answer, computed once per key (partitions ask the same things)."""

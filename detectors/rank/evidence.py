@@ -258,37 +258,38 @@ def _domain_devices(
     # no pass over the events is needed to list them.
     urls = ip_names.get_column("names").explode().drop_nulls().unique()
     urls = urls.filter(registered_domains(urls).is_in(wanted))
+    ip_domains = with_domain(ip_names.explode("names").rename({"names": _NAME})).filter(
+        pl.col(_DOMAIN).is_in(wanted)
+    )
+    # One pass over the outbound events for both the wanted URLs and the public
+    # addresses with a wanted name (each alone cost a pass over every row).
+    by_url = pl.col(S.REMOTE_URL).is_in(urls.implode()).fill_null(False)
+    by_ip = pl.col(S.REMOTE_IP).is_in(ip_domains.get_column(S.NAME_IP).implode()).fill_null(False)
+    seen = population.collect(
+        ev.filter(by_url | by_ip).select(_DEV, S.REMOTE_URL, S.REMOTE_IP, "_public")
+    ).with_columns(by_url.alias("_by_url"), (pl.col("_public") & by_ip).alias("_by_ip"))
     from_url = with_domain(
-        population.collect(
-            ev.filter(pl.col(S.REMOTE_URL).is_in(urls.implode()))
-            .select(_DEV, pl.col(S.REMOTE_URL).alias(_NAME))
-            .unique()
-        )
+        seen.filter("_by_url").select(_DEV, pl.col(S.REMOTE_URL).alias(_NAME)).unique()
+    )
+    from_ip = (
+        seen.filter("_by_ip")
+        .select(_DEV, S.REMOTE_IP)
+        .unique()
+        .join(ip_domains, left_on=S.REMOTE_IP, right_on=S.NAME_IP)
+        .select(_DEV, _NAME, _DOMAIN)
     )
     app_names = with_domain(
         app.select(S.APP_UID, pl.coalesce(S.APP_SNI, S.APP_HOST).alias(_NAME))
     ).filter(pl.col(_DOMAIN).is_in(wanted))
-    from_app = population.collect(
-        ev.filter(pl.col(S.UID).is_not_null())
-        .select(_DEV, S.UID)
-        .join(app_names.lazy(), left_on=S.UID, right_on=S.APP_UID)
-        .select(_DEV, _NAME, _DOMAIN)
-    )
-    ip_domains = with_domain(ip_names.explode("names").rename({"names": _NAME})).filter(
-        pl.col(_DOMAIN).is_in(wanted)
-    )
-    from_ip = (
-        population.collect(
-            ev.filter(
-                pl.col("_public")
-                & pl.col(S.REMOTE_IP).is_in(ip_domains.get_column(S.NAME_IP).implode())
-            )
-            .select(_DEV, S.REMOTE_IP)
-            .unique()
+    if app_names.height:
+        from_app = population.collect(
+            ev.filter(pl.col(S.UID).is_not_null())
+            .select(_DEV, S.UID)
+            .join(app_names.lazy(), left_on=S.UID, right_on=S.APP_UID)
+            .select(_DEV, _NAME, _DOMAIN)
         )
-        .join(ip_domains, left_on=S.REMOTE_IP, right_on=S.NAME_IP)
-        .select(_DEV, _NAME, _DOMAIN)
-    )
+    else:  # no Zeek names of a wanted domain: nothing to join the events to
+        from_app = from_url.clear()
     both = pl.concat([from_url, from_app, from_ip], how="vertical_relaxed")
     return (
         both.filter(pl.col(_DOMAIN).is_in(wanted))
@@ -590,19 +591,23 @@ def _app_facts(
         .join(app, left_on=S.UID, right_on=S.APP_UID, how="inner")
     )
     agents = joined.get_column(S.APP_USER_AGENT).drop_nulls().unique().to_list()
-    ua_devices = population.collect(
-        ev.filter(pl.col(S.UID).is_not_null())
-        .select(_DEV, S.UID)
-        .join(
-            app.filter(pl.col(S.APP_USER_AGENT).is_in(agents))
-            .select(S.APP_UID, S.APP_USER_AGENT)
-            .lazy(),
-            left_on=S.UID,
-            right_on=S.APP_UID,
+    ua_schema = {S.APP_USER_AGENT: pl.String(), "_ua_devices": pl.UInt32()}
+    if agents:
+        ua_devices = population.collect(
+            ev.filter(pl.col(S.UID).is_not_null())
+            .select(_DEV, S.UID)
+            .join(
+                app.filter(pl.col(S.APP_USER_AGENT).is_in(agents))
+                .select(S.APP_UID, S.APP_USER_AGENT)
+                .lazy(),
+                left_on=S.UID,
+                right_on=S.APP_UID,
+            )
+            .group_by(S.APP_USER_AGENT)
+            .agg(pl.col(_DEV).n_unique().alias("_ua_devices"))
         )
-        .group_by(S.APP_USER_AGENT)
-        .agg(pl.col(_DEV).n_unique().alias("_ua_devices"))
-    )
+    else:  # no user agent on the candidates' own rows: no pass over every event for none
+        ua_devices = pl.DataFrame(schema=ua_schema)
     joined = joined.join(ua_devices, on=S.APP_USER_AGENT, how="left")
     is_http = pl.col(S.APP_KIND) == "http"
     not_connect = pl.col(S.APP_METHOD).str.to_uppercase().ne_missing(pl.lit("CONNECT"))

@@ -67,3 +67,47 @@ def test_population_facts_count_devices_as_counted_by_hand():
     # and y.evil.example on 9.9.9.9). 1.1.1.1 has no name, so no domain.
     assert facts.get_column(E.F_DOMAIN).to_list() == ["evil.example", None]
     assert facts.get_column(E.F_DOMAIN_DEVICES).to_list() == [2, None]
+
+
+def test_domain_devices_count_every_route_to_a_name_and_only_public_addresses():
+    """Devices per domain come by three routes: the event's own RemoteUrl (any address),
+    the address's names (public addresses only) and a Zeek name on the event's uid."""
+    # (device, process, remote IP, port, RemoteUrl, uid)
+    connections = [
+        ("ws-1", "a.exe", "8.8.8.8", 443, "x.evil.example", None),  # URL: ws-1
+        ("ws-2", "a.exe", "8.8.8.8", 443, None, None),  # 8.8.8.8 is named: ws-2
+        ("ws-3", "b.exe", "10.0.0.5", 443, "y.evil.example", None),  # URL, private: ws-3
+        ("ws-4", "c.exe", "10.0.0.5", 443, None, None),  # named, but private: not counted
+        ("ws-5", "d.exe", "7.7.7.7", 443, None, "C1"),  # TLS server name z.evil.example
+        ("ws-6", "e.exe", "6.6.6.6", 443, "www.other.example", None),  # another domain
+    ]
+    rows = [
+        {
+            S.TIMESTAMP: T0 + timedelta(minutes=i),
+            S.DEVICE_NAME: device,
+            S.PROCESS: process,
+            S.ACTION: S.ACTION_SUCCESS,
+            S.REMOTE_IP: ip,
+            S.REMOTE_PORT: port,
+            S.REMOTE_URL: url,
+            S.UID: uid,
+        }
+        for i, (device, process, ip, port, url, uid) in enumerate(connections)
+    ]
+    app = pl.DataFrame(
+        [{S.APP_UID: "C1", S.APP_KIND: "ssl", S.APP_SNI: "z.evil.example"}],
+        schema=S.APP_SCHEMA,
+    )
+    context = PairContext(events=S.conform(pl.DataFrame(rows), "mde.csv").collect(), app=app)
+    keys = pl.DataFrame(
+        {
+            S.C_DEVICE: ["ws-1", "ws-6"],
+            S.C_PROCESS: ["a.exe", "e.exe"],
+            S.C_REMOTE_IP: ["8.8.8.8", "6.6.6.6"],
+            S.C_REMOTE_PORT: pl.Series([443, 443], dtype=pl.Int32),
+        }
+    )
+    facts = E.context_facts(context, keys).sort(S.C_DEVICE)
+    assert facts.get_column(E.F_DOMAIN).to_list() == ["evil.example", "other.example"]
+    # evil.example: ws-1, ws-2, ws-3, ws-5 (not ws-4: 10.0.0.5's name is not its own).
+    assert facts.get_column(E.F_DOMAIN_DEVICES).to_list() == [4, 1]

@@ -132,6 +132,23 @@ def _outbound(population: Population) -> pl.Expr:
     return pl.col(S.REMOTE_IP).is_not_null() & own
 
 
+def _outbound_rows(population: Population) -> pl.Expr:
+    """``_outbound`` as a filter: in memory, a mask computed once and remembered.
+
+    The merge's queries each select the outbound events; evaluated in each, the test
+    cost about 0.01 s of CPU per query at 2M events. A population on disk (or known in
+    advance) is asked query by query, so there it stays an expression.
+    """
+    if population.streaming:
+        return _outbound(population)
+
+    def compute() -> pl.Series:
+        return population.collect(population.events.select(_outbound(population))).to_series()
+
+    mask: pl.Series = population.remember("outbound_rows", compute)
+    return pl.lit(mask)
+
+
 def _placed_columns(population: Population) -> list[str]:
     if not population.placed:
         return []
@@ -147,7 +164,7 @@ def outbound_events(population: Population) -> pl.LazyFrame:
     from every partition on disk), where collecting the outbound rows once would copy a
     dozen columns of every event.
     """
-    return population.events.filter(_outbound(population)).select(
+    return population.events.filter(_outbound_rows(population)).select(
         pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV),
         *_EVENT_COLUMNS,
         *_placed_columns(population),
@@ -162,7 +179,7 @@ def candidate_events_query(population: Population, pairs: pl.DataFrame) -> pl.La
     # then made, and the two-column join done, for their rows only, not every event's.
     addresses = pairs.get_column(S.REMOTE_IP).unique().implode()
     return (
-        population.events.filter(_outbound(population) & pl.col(S.REMOTE_IP).is_in(addresses))
+        population.events.filter(_outbound_rows(population) & pl.col(S.REMOTE_IP).is_in(addresses))
         .with_columns(device)
         .join(pairs.unique().lazy(), on=[_DEV, S.REMOTE_IP], how="semi", nulls_equal=True)
     )

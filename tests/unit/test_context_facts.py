@@ -111,3 +111,26 @@ def test_domain_devices_count_every_route_to_a_name_and_only_public_addresses():
     assert facts.get_column(E.F_DOMAIN).to_list() == ["evil.example", "other.example"]
     # evil.example: ws-1, ws-2, ws-3, ws-5 (not ws-4: 10.0.0.5's name is not its own).
     assert facts.get_column(E.F_DOMAIN_DEVICES).to_list() == [4, 1]
+
+
+def test_facts_in_memory_equal_the_facts_asked_query_by_query():
+    """In memory the outbound rows are a mask computed once; a population on disk asks
+    each query with the test itself. Both must give the same facts."""
+    from detectors.pairs.population import Population
+
+    keys = pl.DataFrame(
+        {
+            S.C_DEVICE: ["ws-1", "ws-3", "ws-4"],
+            S.C_PROCESS: ["a.exe", "b.exe", "b.exe"],
+            S.C_REMOTE_IP: ["8.8.8.8", "1.1.1.1", "10.0.0.5"],
+            S.C_REMOTE_PORT: pl.Series([443, 443, 443], dtype=pl.Int32),
+        }
+    )
+    in_memory = E.context_facts(_context(), keys).sort(S.C_DEVICE)
+    on_disk = _context()
+    on_disk.population = Population(on_disk.events.lazy(), on_disk.names, streaming=True)
+    streamed = E.context_facts(on_disk, keys).sort(S.C_DEVICE)
+    assert in_memory.equals(streamed)
+    # ws-4's only address is private: 3 hosts, and 10.0.0.5 reached by ws-4 alone.
+    assert in_memory.get_column(E.F_HOSTS).to_list() == [3, 3, 3]
+    assert in_memory.get_column(E.F_IP_DEVICES).to_list() == [2, 2, 1]

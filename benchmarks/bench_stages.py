@@ -54,6 +54,9 @@ def main() -> None:
         outcomes: dict[str, DetectorOutcome] = {}
         for name in all_detectors():
             outcomes[name] = timed(name, lambda n=name: run_detector(context, config, n))
+        # The merge remembers the outbound rows' mask on the population: forget it, as a
+        # run computes it once.
+        context.everyone()._answers.pop("outbound_rows", None)
         timed("merge", lambda done=outcomes: merge(done, context, config))
 
     print(f"{'stage':<20} {'CPU s':>7} {'wall s':>7}   (least of {args.rounds} rounds)")

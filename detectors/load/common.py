@@ -460,16 +460,16 @@ def address_fixes(
             candidates = distinct.filter(
                 distinct.str.contains(":", literal=True) | (distinct.str.strip_chars() != distinct)
             )
-            mapping = {
-                ip: fixed for ip in candidates.to_list() if (fixed := normalize_ip(ip)) != ip
-            }
+            for ip in candidates.to_list():
+                if (new := normalize_ip(ip)) is not None and new != ip:
+                    mapping[ip] = new
         if mapping:
             fixes[column] = mapping
-        fixed = distinct.replace(mapping) if mapping else distinct
-        odd = ~fixed.str.contains(_IPV4)
+        texts = distinct.replace(mapping) if mapping else distinct
+        odd = ~texts.str.contains(_IPV4)
         # a text and its replacement are both no address or both one: normalize_ip
         # leaves junk as it is and turns an address into an address
-        pairs = zip(distinct.filter(odd).to_list(), fixed.filter(odd).to_list(), strict=True)
+        pairs = zip(distinct.filter(odd).to_list(), texts.filter(odd).to_list(), strict=True)
         bad[column] = [raw for raw, value in pairs if classify_ip(value) == INVALID]
     return fixes, bad
 

@@ -42,6 +42,7 @@ OUT_OF_RANGE = "timestamp outside the years 1-9999:"
 
 _BAD_TS = "__bad_timestamp"
 _NO_TS = "__no_timestamp"
+_HAS_TS = "__has_timestamp"
 _BLANK = "__blank_row"
 _ROW = "__row"
 SAMPLE_ROWS = 1000
@@ -60,6 +61,9 @@ class RawTable:
     locate: Callable[[int], dict[str, int]]
     convention: str
     warnings: list[str] = field(default_factory=list)
+    # a query of a few columns reads only those (Parquet): the event checks then look
+    # at the few columns they need first and build the frame already filtered
+    columnar: bool = False
 
 
 @dataclass
@@ -351,10 +355,12 @@ def finish_events(
             for e in conformed
         ]
     body = {e.meta.output_name(): e for e in conformed if e.meta.output_name() != S.TIMESTAMP}
+    if table.columnar:
+        built = _build_filtered(table, body, timestamp, file)
+        if built is not None:
+            return built
     frame, warnings = _collect_flagged(table, body, timestamp, file, drop_outside=True)
-    timestamp_type = S.EVENT_SCHEMA[S.TIMESTAMP]
-    if frame.schema[S.TIMESTAMP] != timestamp_type:
-        frame = frame.with_columns(pl.col(S.TIMESTAMP).cast(timestamp_type, strict=False))
+    frame = _timestamp_typed(frame)
     fixes, bad = address_fixes(frame)
     dropped, drop = _implausible(frame, bad, kept=~pl.col(_NO_TS))
     drop = pl.col(_NO_TS) if drop is None else drop | pl.col(_NO_TS)
@@ -364,6 +370,82 @@ def finish_events(
     if fixes:
         frame = frame.with_columns(pl.col(c).replace(m) for c, m in fixes.items())
     return frame, warnings + dropped
+
+
+def _timestamp_typed(frame: pl.DataFrame) -> pl.DataFrame:
+    timestamp_type = S.EVENT_SCHEMA[S.TIMESTAMP]
+    if frame.schema[S.TIMESTAMP] == timestamp_type:
+        return frame
+    return frame.with_columns(pl.col(S.TIMESTAMP).cast(timestamp_type, strict=False))
+
+
+def _build_filtered(
+    table: RawTable, body: Mapping[str, pl.Expr], timestamp: TimestampSpec, file: Path
+) -> tuple[pl.DataFrame, list[str]] | None:
+    """``finish_events`` for a columnar table, the kept rows built once and never copied.
+
+    Two narrow queries first: the distinct address texts (and whether any timestamp
+    needs the full parse: then None, the general path retries and reports those rows),
+    then the counts per kind of implausible row over the few columns the kinds read.
+    The frame itself is read already filtered, its addresses already normalised.
+    """
+    has_ts = present(pl.col(timestamp.source), table.schema[timestamp.source])
+    addresses = [c for c in (S.REMOTE_IP, S.LOCAL_IP) if c in body]
+    with reading(file):
+        probe = table.frame.select(
+            *[body[c].drop_nulls().unique().implode() for c in addresses],
+            (timestamp.fast.is_null() & has_ts).sum().alias(_BAD_TS),
+            (~has_ts).sum().alias(_NO_TS),
+        ).collect()
+    if probe.item(0, _BAD_TS):
+        return None
+    fixes, bad = address_fixes_of({c: probe.item(0, c) for c in addresses})
+    canonical = {**body, S.TIMESTAMP: timestamp.fast}
+    kinds = implausible_kinds(bad, canonical.__getitem__)
+    first = body[S.SOURCE_FILE]
+    checks = [
+        first.alias(S.SOURCE_FILE),
+        has_ts.alias(_HAS_TS),
+        *[mask.alias(f"m{i}") for i, (_, mask) in enumerate(kinds)],
+    ]
+    missing = 0
+    if probe.item(0, _NO_TS):
+        blank = pl.all_horizontal([pl.col(c).is_null() for c in table.schema])
+        checks.append((~has_ts & ~blank).alias(_BLANK))
+    with reading(file):
+        checked = table.frame.select(checks)
+        kept = pl.col(_HAS_TS)
+        summary = (
+            checked.select(
+                *[(pl.col(f"m{i}") & kept).sum().alias(f"n{i}") for i in range(len(kinds))],
+                *[
+                    pl.col(S.SOURCE_FILE).filter(pl.col(f"m{i}") & kept).first().alias(f"f{i}")
+                    for i in range(len(kinds))
+                ],
+                *([pl.col(_BLANK).sum()] if probe.item(0, _NO_TS) else []),
+            )
+            .collect()
+            .row(0)
+        )
+    counts, firsts = summary[: len(kinds)], summary[len(kinds) : 2 * len(kinds)]
+    if probe.item(0, _NO_TS):
+        missing = int(summary[-1])
+    warnings = list(table.warnings)
+    if missing:
+        warnings.append(f"{missing} rows without a {timestamp.source} skipped")
+    dropped, drop = implausible_warnings(kinds, counts, [str(f) for f in firsts])
+    keep = has_ts if drop is None else has_ts & ~drop
+    columns = {
+        name: expr.replace(fixes[name]).alias(name) if name in fixes else expr
+        for name, expr in body.items()
+    }
+    with reading(file):
+        frame = (
+            table.frame.filter(keep)
+            .select(timestamp.fast.alias(S.TIMESTAMP), *[e.alias(n) for n, e in columns.items()])
+            .collect(engine="auto")
+        )
+    return _timestamp_typed(frame), warnings + dropped
 
 
 # Connection times before this are a clock or parsing fault; after, a corrupt record.
@@ -442,8 +524,21 @@ def drop_implausible(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
 def address_fixes(
     events: pl.DataFrame, *, normalise: bool = True
 ) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
-    """Per address column: the text to replace (``normalize_ip``: IPv4-mapped IPv6 to
-    IPv4, canonical IPv6) and the texts that are no IP address once replaced.
+    """``address_fixes_of`` the address columns of ``events``."""
+    distinct = {
+        c: events.get_column(c).drop_nulls().unique()
+        for c in (S.REMOTE_IP, S.LOCAL_IP)
+        if c in events.columns
+    }
+    return address_fixes_of(distinct, normalise=normalise)
+
+
+def address_fixes_of(
+    distinct: Mapping[str, pl.Series], *, normalise: bool = True
+) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
+    """Per address column (its distinct non-null texts): the texts to replace
+    (``normalize_ip``: IPv4-mapped IPv6 to IPv4, canonical IPv6) and the texts that are
+    no IP address once replaced.
 
     Worked out per distinct text, so Python and the IPv4 pattern never see a row. Only
     texts with a colon (IPv6) or surrounding blanks can change, so plain IPv4 text never
@@ -451,25 +546,22 @@ def address_fixes(
     """
     fixes: dict[str, dict[str, str]] = {}
     bad: dict[str, list[str]] = {}
-    for column in (S.REMOTE_IP, S.LOCAL_IP):
-        if column not in events.columns:
-            continue
-        distinct = events.get_column(column).drop_nulls().unique()
+    for column, texts in distinct.items():
         mapping: dict[str, str] = {}
         if normalise:
-            candidates = distinct.filter(
-                distinct.str.contains(":", literal=True) | (distinct.str.strip_chars() != distinct)
+            candidates = texts.filter(
+                texts.str.contains(":", literal=True) | (texts.str.strip_chars() != texts)
             )
             for ip in candidates.to_list():
                 if (new := normalize_ip(ip)) is not None and new != ip:
                     mapping[ip] = new
         if mapping:
             fixes[column] = mapping
-        texts = distinct.replace(mapping) if mapping else distinct
-        odd = ~texts.str.contains(_IPV4)
+        fixed = texts.replace(mapping) if mapping else texts
+        odd = ~fixed.str.contains(_IPV4)
         # a text and its replacement are both no address or both one: normalize_ip
         # leaves junk as it is and turns an address into an address
-        pairs = zip(distinct.filter(odd).to_list(), texts.filter(odd).to_list(), strict=True)
+        pairs = zip(texts.filter(odd).to_list(), fixed.filter(odd).to_list(), strict=True)
         bad[column] = [raw for raw, value in pairs if classify_ip(value) == INVALID]
     return fixes, bad
 

@@ -234,8 +234,10 @@ def timestamp_spec(
     dtype = table.schema[source]
     column = pl.col(source)
     if dtype == pl.String:
-        with reading(file):
-            sample = table.frame.select(column).head(SAMPLE_ROWS).collect().to_series()
+        with reading(file):  # streaming stops reading at the sample's end
+            sample = (
+                table.frame.select(column).head(SAMPLE_ROWS).collect(engine="streaming").to_series()
+            )
         fast = choose_text_parser(sample, epoch=epoch)(column)
         return TimestampSpec(source, fast, text_timestamp(column, epoch=epoch))
     typed = timestamp_for(column, dtype, epoch=epoch, number_unit=number_unit)

@@ -43,6 +43,7 @@ OUT_OF_RANGE = "timestamp outside the years 1-9999:"
 _BAD_TS = "__bad_timestamp"
 _NO_TS = "__no_timestamp"
 _HAS_TS = "__has_timestamp"
+_KEEP = "__keep"
 _BLANK = "__blank_row"
 _ROW = "__row"
 SAMPLE_ROWS = 1000
@@ -443,8 +444,13 @@ def _build_filtered(
     }
     with reading(file):
         frame = (
-            table.frame.filter(keep)
-            .select(timestamp.fast.alias(S.TIMESTAMP), *[e.alias(n) for n, e in columns.items()])
+            table.frame.select(
+                timestamp.fast.alias(S.TIMESTAMP),
+                *[e.alias(n) for n, e in columns.items()],
+                keep.alias(_KEEP),
+            )
+            .filter(_KEEP)
+            .drop(_KEEP)
             .collect(engine="auto")
         )
     return aligned(_timestamp_typed(frame)), warnings + dropped

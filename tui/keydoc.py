@@ -42,8 +42,8 @@ def render() -> str:
     ]
     labels = {k.action: k for k in keymap.KEYS if k.where in ("main", "app")}
     for action, (visidata, htop, less) in keymap.ELSEWHERE.items():
-        key = labels[action]
-        row = [key.short, _key(key.label), md_cell(visidata), md_cell(htop), md_cell(less)]
+        ours = labels[action]
+        row = [ours.short, _key(ours.label), md_cell(visidata), md_cell(htop), md_cell(less)]
         lines.append("| " + " | ".join(row) + " |")
     for text, *keys in keymap.MOTION:
         lines.append(f"| {text} | " + " | ".join(f"`{k}`" for k in keys) + " |")

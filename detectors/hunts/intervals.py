@@ -47,11 +47,12 @@ from detectors.pairs.index import P_ACTIONS, P_CONNECTIONS, P_COUNT, P_DELTAS, P
 from detectors.pairs.table import build_pair_index, empty_index
 from detectors.stats.kusto import (
     flatten_lists,
-    percentiles_ragged,
+    nearest_rank_index,
     segment_ids,
     series_moments_ragged,
     series_outliers_ragged,
 )
+from detectors.stats.segments import sorted_within_groups
 
 NAME = "intervals"
 SUMMARY = "Regular time between connections: low jitter, few outliers, few devices (seed 001)"
@@ -295,7 +296,7 @@ def with_delta_stats(pairs: pl.DataFrame) -> pl.DataFrame:
     """
     values, offsets = flatten_lists(pairs.get_column(P_DELTAS))
     stats = series_moments_ragged(values, offsets)
-    pcts = percentiles_ragged(values, offsets, DELTA_PERCENTILES)
+    pcts = delta_percentiles(values, offsets)
     mean = stats["avg"]
     stdev = stats["stdev"]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -310,6 +311,25 @@ def with_delta_stats(pairs: pl.DataFrame) -> pl.DataFrame:
     ]
     duration = (pl.col(P_LAST) - pl.col(P_FIRST)).dt.total_microseconds() / 1e6
     return pairs.with_columns(columns).with_columns(duration.alias(E_DURATION))
+
+
+def delta_percentiles(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``DELTA_PERCENTILES`` of every pair's deltas (nearest rank): (pairs, 5), NaN if none.
+
+    What ``kusto.percentiles_ragged`` returns, for a quarter of its time: polars sorts
+    each pair's deltas in parallel where the general function lexsorts them all at
+    once. Its filter of non-finite values has nothing to drop here: deltas are
+    differences of whole microseconds.
+    """
+    counts = np.diff(offsets)
+    out = np.full((counts.size, len(DELTA_PERCENTILES)), np.nan)
+    has = counts > 0
+    if not has.any():
+        return out
+    ordered = sorted_within_groups(values, segment_ids(offsets))
+    for j, p in enumerate(DELTA_PERCENTILES):
+        out[has, j] = ordered[offsets[:-1][has] + nearest_rank_index(p, counts[has])]
+    return out
 
 
 def count_outliers(deltas: pl.Series, params: IntervalParams) -> np.ndarray:

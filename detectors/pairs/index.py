@@ -91,5 +91,8 @@ def deltas_from_sorted_lists(ts: pl.Series) -> pl.Series:
     keep[starts[lengths > 0]] = False
     values = np.diff(flat, prepend=flat[:1]).astype(np.float64)[keep] / 1e6
     offsets = np.concatenate([[0], np.cumsum(np.maximum(lengths - 1, 0))]).astype(np.int64)
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, pa.float64()))
+    # polars hands the arrays to Arrow: pa.array on numpy would import pandas
+    lists = pa.LargeListArray.from_arrays(
+        pl.Series(offsets).to_arrow(), pl.Series(values, dtype=pl.Float64).to_arrow()
+    )
     return pl.Series(P_DELTAS, lists, dtype=pl.List(pl.Float64))

@@ -7,10 +7,15 @@ once per dataset, here: each row gets its pair's number and the rows are sorted 
 (pair, time). A pair index for any action set and address scope is then a mask and a
 few segment reductions over those sorted arrays (numpy, no Python per pair).
 
-Pairs are told apart by two independent 64-bit hashes of the key (polars' row hash
-with two seeds): rows are sorted by the first and a collision is detected by the second
-disagreeing inside a run, in which case both are used. Two different keys would have
-to collide in all 128 bits to merge, about 1e-26 for a million pairs.
+Pairs are told apart by two 64-bit hashes of the key: each key column is hashed once
+and the six column hashes are combined twice, with two sets of odd weights (a sum
+that wraps modulo 2**64; polars shares the column hashes between the two). That
+costs about a third of the two row (struct) hashes it replaced. Rows are sorted by
+the first hash and a collision is detected by the second disagreeing inside a run, in
+which case both are used. Two keys whose column hashes differ in one column only
+never share a combination (an odd weight times a non-zero difference is never 0
+modulo 2**64); otherwise they would have to collide in both, about 1e-26 for a
+million pairs.
 """
 
 from __future__ import annotations
@@ -40,7 +45,15 @@ from detectors.pairs.index import (
 from detectors.pairs.topology import hunted_mask
 
 UTC_US = pl.Datetime("us", "UTC")
-_SEEDS = (0x5EED_0001, 0x5EED_0002)
+_SEED = 0x5EED_0001
+# Odd 64-bit weights for the two combinations of the key's column hashes (one per
+# column of ``PAIR_KEY``; any odd numbers will do: these are arbitrary).
+_WEIGHTS = (
+    (0x243F6A8885A308D3, 0x13198A2E03707345, 0xA4093822299F31D1,
+     0x082EFA98EC4E6C89, 0x452821E638D01377, 0xBE5466CF34E90C6D),
+    (0xB7E151628AED2A6B, 0xF324E7738926CFBF, 0xA409E6C9F1D4B9B9,
+     0xCC6B9E3B2D8C7AF1, 0x8A3F4C5D6E7F9011, 0xE2F1D0C9B8A79685),
+)  # fmt: skip
 _ROW, _H1, _H2 = "_row", "_h1", "_h2"
 
 
@@ -72,12 +85,43 @@ def _action_codes(actions: pl.Series) -> tuple[np.ndarray, list[str]]:
     return codes.fill_null(-1).to_numpy(), names
 
 
+def key_hash(weights: Sequence[int]) -> pl.Expr:
+    """One 64-bit hash of the pair key: its columns' hashes, weighted and summed.
+
+    The sum wraps modulo 2**64, as polars' unsigned arithmetic does (a test pins it).
+    """
+    terms = [
+        pl.col(column).hash(_SEED) * pl.lit(weight, pl.UInt64)
+        for column, weight in zip(PAIR_KEY, weights, strict=True)
+    ]
+    return pl.sum_horizontal(terms)
+
+
 def _sort_by_pair(h1: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """Row order by (first hash, time), as ``np.lexsort((ts, h1))`` but sorted by polars
-    on every core. Rows equal in both keys may come in any order: nothing built from
-    the table depends on the order of one pair's simultaneous rows."""
-    frame = pl.DataFrame({"h": h1, "t": ts})
-    return frame.select(pl.arg_sort_by(["h", "t"])).to_series().to_numpy()
+    """Row order by (first hash, time), as ``np.lexsort((ts, h1))``, in two cheap sorts.
+
+    Sorting on two 64-bit columns at once costs about three times sorting on one. So
+    the rows are sorted by the hash alone, each run of one hash gets its number, and a
+    second sort on one integer, that number above the time since the first row, puts
+    every run in time order (it only permutes inside runs). When number and time do
+    not fit in 64 bits together (tens of millions of pairs over months), the two
+    columns are sorted as such. Rows equal in both keys may come in any order: nothing
+    built from the table depends on the order of one pair's simultaneous rows.
+    """
+    if h1.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    by_hash = pl.Series(h1).arg_sort().to_numpy()
+    sorted_h1 = h1[by_hash]
+    run = np.zeros(h1.size, dtype=np.uint64)
+    run[1:] = np.cumsum(sorted_h1[1:] != sorted_h1[:-1])
+    since = ts[by_hash] - ts.min()
+    time_bits = int(since.max()).bit_length()
+    if int(run[-1]).bit_length() + time_bits > 64:
+        frame = pl.DataFrame({"h": h1, "t": ts})
+        return frame.select(pl.arg_sort_by(["h", "t"])).to_series().to_numpy()
+    composite = (run << np.uint64(time_bits)) | since.astype(np.uint64)
+    # Runs are in order already, so the merge sort finds long sorted stretches.
+    return by_hash[np.argsort(composite, kind="stable")]
 
 
 def pair_order(
@@ -127,24 +171,24 @@ class ConnectionTable:
     def from_events(cls, events: pl.DataFrame) -> ConnectionTable:
         """Sort the connection rows of canonical ``events`` (one pass; rows without a time
         are left out: they cannot be placed on a timeline)."""
-        key = pl.struct(PAIR_KEY)
-        placed = [S.DIRECTION] if S.DIRECTION in events.columns else []
+        placed = S.DIRECTION in events.columns
+        # Placed rows say "hunted" by their direction alone; the address is read only
+        # for events never placed (``topology.hunted_mask``).
+        where = [S.DIRECTION] if placed else [S.REMOTE_IP, S.REMOTE_IP_TYPE]
         rows = (
             events.lazy()
             .with_row_index(_ROW)
             .filter(connection_rows(events) & pl.col(S.TIMESTAMP).is_not_null())
             .select(
                 _ROW,
-                key.hash(_SEEDS[0]).alias(_H1),
-                key.hash(_SEEDS[1]).alias(_H2),
+                key_hash(_WEIGHTS[0]).alias(_H1),
+                key_hash(_WEIGHTS[1]).alias(_H2),
                 pl.col(S.TIMESTAMP).dt.epoch("us").alias(S.TIMESTAMP),
                 pl.col(S.CONNECTIONS).fill_null(1),
                 S.ACTION,
                 S.BYTES_OUT,
                 S.BYTES_IN,
-                S.REMOTE_IP,
-                S.REMOTE_IP_TYPE,
-                *placed,
+                *where,
             )
             .collect()
         )
@@ -229,7 +273,7 @@ class ConnectionTable:
         present = pair[starts]
         distinct_ts = ts[distinct]
         columns: dict[str, pl.Series] = {
-            P_TS: _lists(P_TS, distinct_ts, counts, UTC_US),
+            P_TS: lists_from_lengths(P_TS, distinct_ts, counts, UTC_US),
             P_EVENTS: pl.Series(P_EVENTS, ends - starts, dtype=pl.UInt32),
             P_CONNECTIONS: pl.Series(
                 P_CONNECTIONS, np.add.reduceat(self.connections[sel], starts), dtype=pl.Int64
@@ -288,10 +332,9 @@ class ConnectionTable:
             combos = combos[combos % (width + 1) > 0]
             code = combos % (width + 1) - 1
             lengths = np.bincount(combos // (width + 1), minlength=starts.size)
-        names = pa.array(self.action_names, pa.large_string())
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        values = names.take(pa.array(code))
-        lists = pa.LargeListArray.from_arrays(pa.array(offsets), values)
+        names = pl.Series(self.action_names, dtype=pl.String).to_arrow()
+        values = names.take(_arrow(code.astype(np.int64, copy=False)))
+        lists = pa.LargeListArray.from_arrays(_arrow(_offsets(lengths)), values)
         return pl.Series(P_ACTIONS, lists, dtype=pl.List(pl.String))
 
 
@@ -307,11 +350,28 @@ def _gather(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     return frame[rows[ascending]][inverse]
 
 
-def _lists(name: str, flat: np.ndarray, lengths: np.ndarray, dtype: pl.DataType) -> pl.Series:
-    """A list column from values laid end to end and each list's length."""
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+def _arrow(values: np.ndarray) -> pa.Array:
+    """A numpy array as an Arrow array, handed over by polars.
+
+    Not ``pa.array``: given a numpy array, it imports pandas to ask whether the array is
+    a pandas object (a quarter of a second, on the first call of every run, when
+    pandas is installed).
+    """
+    return pl.Series(values).to_arrow()
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    """Where each list starts in the flat values, and where the last one ends."""
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+def lists_from_lengths(
+    name: str, flat: np.ndarray, lengths: np.ndarray, dtype: pl.DataType
+) -> pl.Series:
+    """A list column from values laid end to end and each list's length (no Python per
+    list: Arrow wraps the values with offsets)."""
     inner = pl.Series(flat).cast(dtype) if dtype != pl.Float64 else pl.Series(flat)
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets), inner.to_arrow())
+    lists = pa.LargeListArray.from_arrays(_arrow(_offsets(lengths)), inner.to_arrow())
     return pl.Series(name, lists, dtype=pl.List(dtype))
 
 
@@ -320,7 +380,7 @@ def _deltas(distinct_ts: np.ndarray, counts: np.ndarray) -> pl.Series:
     diffs = np.diff(distinct_ts, prepend=distinct_ts[:1]).astype(np.float64) / 1e6
     keep = np.ones(distinct_ts.size, dtype=bool)
     keep[np.cumsum(counts) - counts] = False
-    return _lists(P_DELTAS, diffs[keep], np.maximum(counts - 1, 0), pl.Float64())
+    return lists_from_lengths(P_DELTAS, diffs[keep], np.maximum(counts - 1, 0), pl.Float64())
 
 
 def _byte_sums(

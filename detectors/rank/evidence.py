@@ -252,9 +252,11 @@ def _domain_devices(
         frame = frame.filter(pl.col(_NAME).is_not_null()).unique()
         return frame.with_columns(registered_domains(frame.get_column(_NAME)).alias(_DOMAIN))
 
-    # Only URLs of a wanted domain matter: find them among the distinct URLs first, so
-    # the (device, URL) pairs are collected for those rows alone.
-    urls = population.collect(ev.select(pl.col(S.REMOTE_URL).drop_nulls().unique())).to_series()
+    # Only URLs of a wanted domain matter: find them among the distinct names first, so
+    # the (device, URL) pairs are collected for those rows alone. The names by address
+    # hold every event's URL (and side-table names, which match no URL: harmless), so
+    # no pass over the events is needed to list them.
+    urls = ip_names.get_column("names").explode().drop_nulls().unique()
     urls = urls.filter(registered_domains(urls).is_in(wanted))
     from_url = with_domain(
         population.collect(
@@ -343,7 +345,6 @@ def context_facts(
     # all of them instead of once each.
     summary = population.known(OUTBOUND_SUMMARY)
     summary_queries = [
-        ev.filter(pl.col("_public")).select(pl.col(_DEV).n_unique()),
         population.events.select(pl.col(S.COMPANY).is_not_null().any()),
         ev.select(
             pl.col(S.TIMESTAMP).min().alias("start"),
@@ -356,9 +357,8 @@ def context_facts(
     (
         own_rows,
         ip_stats,
-        process_devices,
-        process_port,
-        port_devices,
+        process_port_devices,
+        device_ports,
         resolvers,
         served,
         *asked,
@@ -371,13 +371,12 @@ def context_facts(
                 pl.col(_DEV).n_unique().alias(F_IP_DEVICES),
                 pl.col(S.TIMESTAMP).min().alias(F_IP_FIRST_SEEN),
             ),
-            process_ev.group_by(S.PROCESS).agg(pl.col(_DEV).n_unique().alias(F_PROCESS_DEVICES)),
-            process_ev.group_by(S.PROCESS, S.REMOTE_PORT)
-            .agg(pl.col(_DEV).n_unique().alias("_pp"))
-            .rename({S.PROCESS: S.C_PROCESS, S.REMOTE_PORT: S.C_REMOTE_PORT}),
-            ev.filter(pl.col("_public") & pl.col(S.REMOTE_PORT).is_in(ports))
-            .group_by(S.REMOTE_PORT)
-            .agg(pl.col(_DEV).n_unique().alias(F_PORT_DEVICES)),
+            # Distinct (process, port, device): devices per process and per (process,
+            # port) both follow, from one pass over the processes' rows.
+            process_ev.select(S.PROCESS, S.REMOTE_PORT, _DEV).unique(),
+            # Distinct (device, port) of public rows: both the devices per port and
+            # the number of devices, from one pass (each alone hashed every row).
+            ev.filter(pl.col("_public")).select(_DEV, S.REMOTE_PORT).unique(),
             infrastructure.resolvers_query(
                 population.events, population.placed, infra.resolver_min_clients
             ),
@@ -385,8 +384,25 @@ def context_facts(
             *(summary_queries if summary is None else []),
         ]
     )
-    hosts_count, any_company, bounds = summary if summary is not None else asked
-    hosts = max(1, hosts_count.item())
+    if summary is not None:
+        hosts_count, any_company, bounds = summary
+        hosts = max(1, hosts_count.item())
+    else:
+        any_company, bounds = asked
+        hosts = max(1, device_ports.get_column(_DEV).n_unique())
+    process_devices = process_port_devices.group_by(S.PROCESS).agg(
+        pl.col(_DEV).n_unique().alias(F_PROCESS_DEVICES)
+    )
+    process_port = (
+        process_port_devices.group_by(S.PROCESS, S.REMOTE_PORT)
+        .agg(pl.col(_DEV).n_unique().alias("_pp"))
+        .rename({S.PROCESS: S.C_PROCESS, S.REMOTE_PORT: S.C_REMOTE_PORT})
+    )
+    port_devices = (
+        device_ports.filter(pl.col(S.REMOTE_PORT).is_in(ports))
+        .group_by(S.REMOTE_PORT)
+        .agg(pl.col(_DEV).n_unique().alias(F_PORT_DEVICES))
+    )
     rare_devices = max(float(rare_floor_devices), rare_share * hosts)
     own_ev = candidate_events(population, own_rows)
     ip_names = dataset.names_by_ip()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from detectors.base import schema as S
 from detectors.base.errors import InputError
@@ -180,3 +182,50 @@ def test_registered_with_its_params():
 def test_invalid_params_raise_input_error(change):
     with pytest.raises(InputError):
         dataclasses.replace(AggregatedParams(), **change)
+
+
+def _random_reports(n: int, seed: int, with_null_time: bool = False) -> pl.DataFrame:
+    """Reports of a few keys (null device names and processes too) over a few hours,
+    often two in one hour, in no order."""
+    rng = np.random.default_rng(seed)
+    minutes = rng.integers(0, 60 * 30, n)
+    times = [T0 + timedelta(minutes=int(m), seconds=7) for m in minutes]
+    if with_null_time:
+        times[3] = None
+    frame = pl.DataFrame(
+        {
+            S.TIMESTAMP: times,
+            S.DEVICE_NAME: [["pc1", "pc2", None][i] for i in rng.integers(0, 3, n)],
+            S.DEVICE_ID: [["d1", "d2"][i] for i in rng.integers(0, 2, n)],
+            S.PROCESS: [["a.exe", None][i] for i in rng.integers(0, 2, n)],
+            S.REMOTE_IP: [["8.8.8.8", "1.1.1.1"][i] for i in rng.integers(0, 2, n)],
+            S.CONNECTIONS: rng.integers(1, 90, n),
+        },
+        schema_overrides={S.TIMESTAMP: pl.Datetime("us", "UTC")},
+    )
+    return frame.cast({S.CONNECTIONS: S.EVENT_SCHEMA[S.CONNECTIONS]})
+
+
+@pytest.mark.parametrize("bin_every", ["1h", "20m"])
+def test_hourly_series_in_one_group_by_equals_the_two_group_bys(bin_every):
+    from detectors.hunts.aggregated import _hourly_series_grouped, hourly_series
+
+    rows = _random_reports(3000, seed=4)
+    device = pl.coalesce(pl.col(S.DEVICE_NAME), pl.col(S.DEVICE_ID)).alias(S.C_DEVICE)
+    want = _hourly_series_grouped(
+        rows.lazy().with_columns(device), [S.C_DEVICE, S.PROCESS, S.REMOTE_IP], bin_every
+    )
+    got = hourly_series(rows, bin_every)
+    # devices pc1, pc2, d1, d2 (the name, else the id) x 2 processes (one null) x 2 IPs
+    assert want.height == 16
+    assert got.get_column(E_HOURS).sum() < 3000  # reports shared bins: sums happened
+    assert_frame_equal(got, want)
+
+
+def test_hourly_series_with_a_report_without_time_keeps_its_null_bin():
+    from detectors.hunts.aggregated import hourly_series
+
+    rows = _random_reports(40, seed=2, with_null_time=True)
+    series = hourly_series(rows)
+    assert series.get_column("_bins").explode().null_count() == 1
+    assert series.get_column(S.C_CONNECTIONS).sum() == rows.get_column(S.CONNECTIONS).sum()

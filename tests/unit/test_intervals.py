@@ -306,3 +306,26 @@ def test_cancelled_run_stops():
     events = S.conform(pl.DataFrame(pair_rows(STEADY)), "t").collect()
     with pytest.raises(Cancelled):
         run(PairContext(events=events), IntervalParams(), progress)
+
+
+def test_delta_percentiles_by_hand_and_as_the_general_ragged_function():
+    import numpy as np
+
+    from detectors.hunts.intervals import delta_percentiles
+    from detectors.stats.kusto import percentiles_ragged
+
+    # Pair 0: 10 deltas 1..10 out of order; pair 1: none; pair 2: one delta, 7.5.
+    values = np.array([10.0, 3.0, 1.0, 9.0, 2.0, 8.0, 4.0, 7.0, 5.0, 6.0, 7.5])
+    offsets = np.array([0, 10, 10, 11])
+    got = delta_percentiles(values, offsets)
+    # Nearest rank ceil(p/100 * 10): 5 -> 1st, 25 -> 3rd, 50 -> 5th, 75 -> 8th, 95 -> 10th.
+    assert got[0].tolist() == [1.0, 3.0, 5.0, 8.0, 10.0]
+    assert np.isnan(got[1]).all()
+    assert got[2].tolist() == [7.5] * 5
+    # Many pairs with ties and empty ones: the same as the general function.
+    rng = np.random.default_rng(9)
+    lengths = rng.integers(0, 40, 500)
+    values = rng.integers(1, 30, int(lengths.sum())).astype(np.float64) / 4
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    want = percentiles_ragged(values, offsets, (5.0, 25.0, 50.0, 75.0, 95.0))
+    assert np.array_equal(delta_percentiles(values, offsets), want, equal_nan=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -25,7 +29,14 @@ from detectors.pairs.index import (
     connection_events,
     deltas_from_sorted_lists,
 )
-from detectors.pairs.table import ConnectionTable, build_pair_index, pair_order
+from detectors.pairs.table import (
+    _WEIGHTS,
+    ConnectionTable,
+    _sort_by_pair,
+    build_pair_index,
+    key_hash,
+    pair_order,
+)
 
 START = datetime(2026, 11, 20, tzinfo=timezone.utc)
 
@@ -189,3 +200,80 @@ def test_an_empty_selection_gives_the_empty_index_schema():
     index = ConnectionTable.from_events(events.collect()).index(None)
     assert index.height == 0
     assert index.schema == reference_index(events.collect(), None, True).schema
+
+
+def test_building_the_table_and_its_index_never_imports_pandas(tmp_path):
+    # pyarrow's pa.array imports pandas (when installed) to test its argument: a quarter
+    # of a second on every run. A stand-in pandas first on the path records any import,
+    # whether or not the real one is installed.
+    marker = tmp_path / "imported"
+    stub = tmp_path / "stub" / "pandas"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nraise ImportError('stand-in')\n"
+    )
+    script = (
+        "from tests.unit.test_pairtable import random_events\n"
+        "from detectors.pairs.table import ConnectionTable\n"
+        "from detectors.pairs.index import deltas_from_sorted_lists, P_TS\n"
+        "table = ConnectionTable.from_events(random_events(300))\n"
+        "index = table.index(None)\n"
+        "deltas_from_sorted_lists(index.get_column(P_TS))\n"
+        "print(index.height)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stub.parent), str(root)])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 0
+    assert not marker.exists(), "building the connection table imported pandas"
+
+
+@pytest.mark.parametrize(
+    "ts_span",
+    [
+        600_000_000,  # ten minutes: hash run number and time share one integer
+        2**62,  # beyond 64 bits together: the two columns are sorted as such
+    ],
+)
+def test_sorting_by_pair_orders_rows_as_lexsort_does(ts_span):
+    rng = np.random.default_rng(5)
+    h1 = rng.integers(0, 2**64, 40, dtype=np.uint64)[rng.integers(0, 40, 5000)]
+    ts = rng.integers(-ts_span // 2, ts_span // 2, 5000)  # before 1970 too
+    order = _sort_by_pair(h1, ts)
+    want = np.lexsort((ts, h1))
+    # Rows equal in both keys may come in any order: compare the sorted keys.
+    assert sorted(order.tolist()) == list(range(5000))
+    assert h1[order].tolist() == h1[want].tolist()
+    assert ts[order].tolist() == ts[want].tolist()
+
+
+def test_sorting_no_rows_gives_an_empty_order():
+    assert _sort_by_pair(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)).size == 0
+
+
+def test_the_key_hash_is_the_weighted_sum_of_column_hashes_modulo_2_64():
+    # Pins polars' wrapping unsigned arithmetic, which the pair hash relies on.
+    from detectors.pairs.table import _SEED
+
+    frame = pl.DataFrame(
+        {
+            S.DEVICE_ID: ["d1", None],
+            S.DEVICE_NAME: ["ws-1", "ws-2"],
+            S.ACCOUNT: [None, "corp\\a"],
+            S.PROCESS: ["a.exe", "b.exe"],
+            S.REMOTE_IP: ["8.8.8.8", "1.1.1.1"],
+            S.REMOTE_PORT: pl.Series([443, None], dtype=pl.Int32),
+        }
+    )
+    got = frame.select(key_hash(_WEIGHTS[1])).to_series().to_list()
+    columns = [frame.get_column(c).hash(_SEED).to_list() for c in PAIR_KEY]
+    want = [
+        sum(int(col[row]) * weight for col, weight in zip(columns, _WEIGHTS[1], strict=True))
+        % 2**64
+        for row in range(2)
+    ]
+    assert got == want
+    assert all(w % 2 == 1 for weights in _WEIGHTS for w in weights)

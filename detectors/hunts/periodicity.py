@@ -263,7 +263,7 @@ def _schedule(
     active_fraction: np.ndarray,
     span_s: np.ndarray,
     params: PeriodicityParams,
-) -> np.ndarray:
+) -> pl.Series:
     """'continuous', 'workhours' (pauses, events inside one daily window) or 'intermittent'."""
     n = counts.size
     ids = np.repeat(np.arange(n), counts)
@@ -280,11 +280,17 @@ def _schedule(
     window_h = 24 - longest
     continuous = np.nan_to_num(active_fraction, nan=1.0) >= params.continuous_fraction
     daily = (window_h <= params.workhours_window_h) & (span_s >= 1.5 * 86400)
-    return np.where(
-        continuous,
-        SCHEDULE_CONTINUOUS,
-        np.where(daily, SCHEDULE_WORKHOURS, SCHEDULE_INTERMITTENT),
-    )
+    codes = np.where(continuous, 0, np.where(daily, 1, 2))
+    return _labels(SCHEDULE, _SCHEDULES, codes)
+
+
+_SCHEDULES = (SCHEDULE_CONTINUOUS, SCHEDULE_WORKHOURS, SCHEDULE_INTERMITTENT)
+
+
+def _labels(name: str, labels: tuple[str, ...], codes: np.ndarray) -> pl.Series:
+    """A String column of ``labels[code]``: a gather from the few labels, not a numpy
+    array of strings converted row by row."""
+    return pl.Series(name, labels, dtype=pl.String).gather(codes.astype(np.int64))
 
 
 def _score(p_value: pl.Expr, jitter: pl.Expr, max_jitter: float) -> pl.Expr:
@@ -424,12 +430,12 @@ def tested_pairs(dataset: PairContext, params: PeriodicityParams, progress: Prog
     ).with_columns(
         pl.Series(PERIOD, est["period_s"]),
         pl.Series(S.C_JITTER, est["jitter_pct"]),
-        pl.Series(JITTER_KIND, np.array(KINDS)[est["jitter_kind"]]),
+        _labels(JITTER_KIND, KINDS, est["jitter_kind"]),
         pl.Series(P_VALUE, est["p_value"]),
         pl.Series(FISHER_P, est["fisher_p"]),
         pl.Series(DELTAS_P, est["deltas_p"]),
         pl.Series(MISSED, est["multiple_fraction"]),
-        pl.Series(SCHEDULE, schedule),
+        schedule,
         pl.Series(ACTIVE, est["active_fraction"]),
         pl.Series(COUNT, counts),
         pl.Series(SPAN, est["span_s"]),

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from detectors.base import schema as S
+from detectors.pairs.chunks import scatter
 from detectors.pairs.proxy import parse_target
 
 _ROW = "_row"
@@ -91,9 +92,13 @@ def _egress_names(rows: pl.DataFrame, app: pl.DataFrame) -> pl.Series:
     joined = rows.select(S.UID, S.REMOTE_URL).join(
         per_uid, left_on=S.UID, right_on=S.APP_UID, how="left", maintain_order="left"
     )
-    written = pl.coalesce(pl.col("_sni"), pl.col("_host"), pl.col(S.REMOTE_URL))
-    host, _ = parse_target(written, pl.lit(443))
-    return joined.select(host.alias(_NAME)).to_series()
+    written = joined.select(pl.coalesce("_sni", "_host", S.REMOTE_URL).alias("_written"))
+    # each distinct name parsed once (a proxy's egress repeats its clients' few names)
+    host, _ = parse_target(pl.col("_written"), pl.lit(443))
+    names = written.unique().with_columns(host.alias(_NAME))
+    return written.join(
+        names, on="_written", how="left", nulls_equal=True, maintain_order="left"
+    ).get_column(_NAME)
 
 
 def link_egress(
@@ -146,17 +151,22 @@ def link_egress(
     linked = matched.filter(pl.col(_CLIENT).is_not_null())
     # a client connection that carried several requests keeps its first server
     first = linked.sort(S.TIMESTAMP).unique(_CLIENT, keep="first")
-    servers = (
-        pl.select(pl.repeat(None, events.height, dtype=pl.String))
-        .to_series()
-        .scatter(first.get_column(_CLIENT), first.get_column(S.REMOTE_IP))
+    # both cut as the frame's columns (``chunks``): else the filter copies the frame twice
+    layout = events.to_series(0)
+    first = first.sort(_CLIENT)  # positions ascending, as ``chunks.scatter`` takes them
+    servers = scatter(
+        pl.select(pl.repeat(None, events.height, dtype=pl.String)).to_series(),
+        first.get_column(_CLIENT),
+        first.get_column(S.REMOTE_IP),
+        layout,
     )
-    drop = (
-        pl.select(pl.repeat(False, events.height))
-        .to_series()
-        .scatter(linked.get_column(_ROW), True)
-    )
-    out = events.with_columns(servers.alias(S.PROXY_SERVER)).filter(~drop)
+    out = events.with_columns(servers.alias(S.PROXY_SERVER))
+    if linked.height:
+        drop = pl.select(pl.repeat(False, events.height)).to_series()
+        drop = scatter(
+            drop, linked.get_column(_ROW).sort(), pl.repeat(True, linked.height, eager=True), layout
+        )
+        out = out.filter(~drop)
     count = EgressCount(
         linked=linked.height,
         no_name=egress.height - named.height,

@@ -35,6 +35,7 @@ import polars as pl
 from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
 from detectors.base.domains import registered_domains
+from detectors.pairs.chunks import scatter
 from detectors.pairs.topology import in_networks
 
 # Proxy detection output.
@@ -184,9 +185,8 @@ def detect_proxies(
     # Counting names and devices per endpoint hashes each named row: only the rows to an
     # endpoint that can be a proxy are counted (declared, CONNECT seen, or internal).
     known = [*settings.proxies, *connect.get_column(X_ENDPOINT).to_list()]
-    with_url = events.filter(usable & may_be_proxy(events, known, settings)).select(
-        S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, S.REMOTE_URL
-    )
+    columns = events.select(S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, S.REMOTE_URL)
+    with_url = columns.filter(usable & may_be_proxy(events, known, settings))
     zeek_named = zeek.select(
         S.DEVICE_ID, S.REMOTE_IP, S.REMOTE_PORT, pl.col(_T_HOST).alias("_name")
     ).filter(keyed)
@@ -218,17 +218,18 @@ def detect_proxies(
         )
     )
     if settings.infer_proxies and facts.height:
-        # every device with named traffic, to any endpoint
-        defender = events.lazy().filter(usable).select(S.DEVICE_ID).collect()
-        devices = pl.concat([zeek.filter(keyed).select(S.DEVICE_ID), defender])
-        everyone = max(1, devices.get_column(S.DEVICE_ID).n_unique())
         internal = in_networks(facts.get_column("_ip"), settings.internal)
         busy = facts.filter(
             internal
             & ~pl.col("_port").is_in(NAME_SERVICE_PORTS)
             & (pl.col(X_NAMES) >= settings.proxy_min_names)
-            & (pl.col(X_DEVICES) >= settings.proxy_min_device_share * everyone)
         )
+        everyone = 1  # counted only for an endpoint with many names (a pass over every row)
+        if busy.height:  # every device with named traffic, to any endpoint
+            defender = events.lazy().filter(usable).select(S.DEVICE_ID).collect()
+            devices = pl.concat([zeek.filter(keyed).select(S.DEVICE_ID), defender])
+            everyone = max(1, devices.get_column(S.DEVICE_ID).n_unique())
+            busy = busy.filter(pl.col(X_DEVICES) >= settings.proxy_min_device_share * everyone)
         found.append(
             busy.select(
                 X_ENDPOINT,
@@ -290,9 +291,15 @@ def rekey(events: pl.DataFrame, targets: pl.DataFrame, proxies: Sequence[str]) -
         how="left",
         maintain_order="left",
     )
+    # each distinct URL parsed once (a sensor's proxied rows repeat a few hundred URLs:
+    # the regex per row, evaluated for each use of the host, cost 1 s at 180k rows)
     url_host, url_port = parse_target(pl.col(S.REMOTE_URL), pl.lit(443))
-    host = pl.coalesce(pl.col(_T_HOST), url_host)
-    port = pl.coalesce(pl.col(_T_PORT), url_port)
+    urls = sub.select(pl.col(S.REMOTE_URL).unique()).with_columns(
+        url_host.alias("_url_host"), url_port.alias("_url_port")
+    )
+    sub = sub.join(urls, on=S.REMOTE_URL, how="left", nulls_equal=True, maintain_order="left")
+    host = pl.coalesce(pl.col(_T_HOST), pl.col("_url_host"))
+    port = pl.coalesce(pl.col(_T_PORT), pl.col("_url_port"))
     proxied = host.is_not_null() & (host != "")
     new = sub.select(
         pl.when(proxied).then(host).otherwise(pl.col(S.REMOTE_IP)).alias(S.REMOTE_IP),
@@ -306,8 +313,9 @@ def rekey(events: pl.DataFrame, targets: pl.DataFrame, proxies: Sequence[str]) -
     )
     via = pl.select(pl.repeat(None, events.height, dtype=pl.String)).to_series()
     columns = {S.VIA_PROXY: via}
+    layout = events.to_series(0)  # the new columns are cut as the others (``chunks``)
     for name in changed:
         before = columns.get(name, events.get_column(name) if name in events.columns else via)
         values = new.get_column(name)
-        columns[name] = before.cast(values.dtype).scatter(rows, values)
+        columns[name] = scatter(before, rows, values, layout)
     return events.with_columns(columns[name].alias(name) for name in changed)

@@ -38,6 +38,7 @@ import polars as pl
 
 from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
+from detectors.pairs.chunks import like
 from detectors.pairs.icmp import sensor_type
 
 _INBOUND_ACTIONS = (S.ACTION_INBOUND, S.ECS_INBOUND)
@@ -184,7 +185,15 @@ def infer_monitored(events: pl.DataFrame, settings: NetworkSettings) -> pl.DataF
     addresses is inferred (sensor rows only: a host row's device is ours already).
     One row per host (``MONITORED_SCHEMA``), most sources first.
     """
-    sensor = events.filter(sensor_rows() & pl.col(S.REMOTE_IP).is_not_null())
+    # only distinct (local, remote) pairs are counted: the sensor rows' two addresses,
+    # projected before filtering (filtering the frame copied every column of every row)
+    sensor = (
+        events.lazy()
+        .filter(sensor_rows() & pl.col(S.REMOTE_IP).is_not_null())
+        .select(S.LOCAL_IP, S.REMOTE_IP)
+        .unique()
+        .collect()
+    )
     declared = pl.DataFrame(
         {M_IP: list(settings.monitored)}, schema={M_IP: pl.String()}
     ).with_columns(pl.lit(True).alias(M_DECLARED))
@@ -247,15 +256,17 @@ def direction(
     end on the local segment (multicast, broadcast) is internal; see the module
     docstring for host and sensor rows.
     """
+    sensor = events.select(sensor_rows()).to_series()
+    return _direction(events, settings, monitored, sensor)
+
+
+def _direction(
+    events: pl.DataFrame, settings: NetworkSettings, monitored: Sequence[str], sensor: pl.Series
+) -> pl.Series:
+    """``direction`` given each row's ``sensor_rows()``, cut as ``events``' columns."""
     ours = (*settings.internal, *monitored)
-    local_ours = in_networks(events.get_column(S.LOCAL_IP), ours)
     remote_ours = in_networks(events.get_column(S.REMOTE_IP), (*ours, *LOCAL_SEGMENT))
-    frame = events.select(
-        sensor_rows().alias("sensor"),
-        pl.col(S.ACTION).is_in(list(_INBOUND_ACTIONS)).fill_null(False).alias("accepted"),
-        pl.col(S.REMOTE_IP).is_null().alias("no_remote"),
-    ).with_columns(local_ours.alias("lo"), remote_ours.alias("ro"))
-    lo, ro = pl.col("lo") | ~pl.col("sensor"), pl.col("ro")
+    ro = pl.col("ro")
     host_dir = (
         pl.when(ro)
         .then(pl.lit(S.DIR_INTERNAL))
@@ -263,23 +274,34 @@ def direction(
         .then(pl.lit(S.DIR_INBOUND))
         .otherwise(pl.lit(S.DIR_OUTBOUND))
     )
-    sensor_dir = (
-        pl.when(lo & ro)
-        .then(pl.lit(S.DIR_INTERNAL))
-        .when(lo)
-        .then(pl.lit(S.DIR_OUTBOUND))
-        .when(ro)
-        .then(pl.lit(S.DIR_INBOUND))
-        .otherwise(pl.lit(S.DIR_EXTERNAL_ONLY))
-    )
-    expr = (
-        pl.when(pl.col("no_remote"))
-        .then(None)
-        .when(pl.col("sensor"))
-        .then(sensor_dir)
-        .otherwise(host_dir)
-    )
-    return frame.select(expr.alias(S.DIRECTION)).to_series()
+    frame = events.select(
+        pl.col(S.ACTION).is_in(list(_INBOUND_ACTIONS)).fill_null(False).alias("accepted"),
+        pl.col(S.REMOTE_IP).is_null().alias("no_remote"),
+    ).with_columns(remote_ours.alias("ro"))
+    if not sensor.any():  # host rows only: the local end is ours, not looked at
+        expr = pl.when(pl.col("no_remote")).then(None).otherwise(host_dir)
+    else:
+        local_ours = in_networks(events.get_column(S.LOCAL_IP), ours)
+        frame = frame.with_columns(sensor.alias("sensor"), local_ours.alias("lo"))
+        lo = pl.col("lo") | ~pl.col("sensor")
+        sensor_dir = (
+            pl.when(lo & ro)
+            .then(pl.lit(S.DIR_INTERNAL))
+            .when(lo)
+            .then(pl.lit(S.DIR_OUTBOUND))
+            .when(ro)
+            .then(pl.lit(S.DIR_INBOUND))
+            .otherwise(pl.lit(S.DIR_EXTERNAL_ONLY))
+        )
+        expr = (
+            pl.when(pl.col("no_remote"))
+            .then(None)
+            .when(pl.col("sensor"))
+            .then(sensor_dir)
+            .otherwise(host_dir)
+        )
+    values = frame.select(expr.cast(pl.String).alias(S.DIRECTION)).to_series()
+    return like(values, events.to_series(0))
 
 
 def orient_inbound(events: pl.DataFrame) -> pl.DataFrame:
@@ -290,37 +312,53 @@ def orient_inbound(events: pl.DataFrame) -> pl.DataFrame:
     peer's ephemeral port is dropped), so one external source polling one service is
     one pair however many ephemeral ports it uses.
     """
-    inbound = (pl.col(S.DIRECTION) == S.DIR_INBOUND).fill_null(False)
-    sensor = inbound & sensor_rows()
-    host = inbound & ~sensor_rows()
+    return _orient(events, events.select(sensor_rows()).to_series())
+
+
+def _orient(events: pl.DataFrame, sensor_row: pl.Series) -> pl.DataFrame:
+    """``orient_inbound`` given each row's ``sensor_rows()``."""
+    inbound = events.get_column(S.DIRECTION) == S.DIR_INBOUND
+    sensor_in = (inbound & sensor_row).fill_null(False)
+    host_in = (inbound & ~sensor_row).fill_null(False)
+    any_sensor, any_host = sensor_in.any(), host_in.any()
+    if not any_sensor and not any_host:
+        return events
+    # the masks join the frame as columns cut as its own (``chunks``), then go
+    layout = events.to_series(0)
+    masks = (like(sensor_in, layout).alias("_si"), like(host_in, layout).alias("_hi"))
+    sensor, host = pl.col("_si"), pl.col("_hi")
 
     def pick(when: pl.Expr, then: str, other: str) -> pl.Expr:
         return pl.when(when).then(pl.col(then)).otherwise(pl.col(other)).alias(other)
 
     # Only the columns some row changes are rewritten: the others stay the loaded
     # events' own buffers (the run keeps those too, to place again with new settings).
-    any_sensor, any_host = events.select(sensor.any().alias("s"), host.any().alias("h")).row(0)
     if not any_sensor:
-        return events.with_columns(pick(host, S.LOCAL_PORT, S.REMOTE_PORT)) if any_host else events
-    return events.with_columns(
-        pick(sensor, S.REMOTE_IP, S.DEVICE_ID),
-        pick(sensor, S.REMOTE_IP, S.DEVICE_NAME),
-        pick(sensor, S.REMOTE_IP, S.LOCAL_IP),
-        pick(sensor, S.LOCAL_IP, S.REMOTE_IP),
-        pick(sensor, S.REMOTE_PORT, S.LOCAL_PORT),
-        pick(host, S.LOCAL_PORT, S.REMOTE_PORT),
-        pick(sensor, S.BYTES_IN, S.BYTES_OUT),
-        pick(sensor, S.BYTES_OUT, S.BYTES_IN),
-    )
+        picks = [pick(host, S.LOCAL_PORT, S.REMOTE_PORT)]
+    else:
+        picks = [
+            pick(sensor, S.REMOTE_IP, S.DEVICE_ID),
+            pick(sensor, S.REMOTE_IP, S.DEVICE_NAME),
+            pick(sensor, S.REMOTE_IP, S.LOCAL_IP),
+            pick(sensor, S.LOCAL_IP, S.REMOTE_IP),
+            pick(sensor, S.REMOTE_PORT, S.LOCAL_PORT),
+            pick(host, S.LOCAL_PORT, S.REMOTE_PORT),
+            pick(sensor, S.BYTES_IN, S.BYTES_OUT),
+            pick(sensor, S.BYTES_OUT, S.BYTES_IN),
+        ]
+    return events.with_columns(*masks).with_columns(picks).drop("_si", "_hi")
 
 
 def annotate(
     events: pl.DataFrame, settings: NetworkSettings, monitored: Sequence[str]
 ) -> pl.DataFrame:
-    """Protocol normalised, a direction on every row, inbound rows oriented to our host."""
+    """Protocol normalised, a direction on every row, inbound rows oriented to our host.
+
+    Which rows a sensor wrote is found once for both steps (they do not change it)."""
     events = normalize_protocol(events)
-    events = events.with_columns(direction(events, settings, monitored))
-    return orient_inbound(events)
+    sensor = events.select(sensor_rows()).to_series()
+    events = events.with_columns(_direction(events, settings, monitored, sensor))
+    return _orient(events, sensor)
 
 
 def hunted_mask(frame: pl.DataFrame, type_column: str | None = S.REMOTE_IP_TYPE) -> pl.Series:

@@ -74,7 +74,17 @@ def burst_clusters(
     bursts = np.bincount(burst_pair, minlength=n)[:n].astype(np.int64)
     in_multi = sizes[burst_id] >= 2 if times.size else np.zeros(0, dtype=bool)
     share = segment_count(in_multi, ids_t, n) / np.maximum(counts, 1)
-    size_median = segment_quantiles(sizes.astype(np.float64), burst_pair, n, (0.5,))[0]
+    # Sorted, a pair's sizes start with its single connections (size 1). When both
+    # order statistics the median interpolates between lie among them, it is 1: only
+    # pairs with at least half their bursts of two or more need their sizes sorted.
+    singles = np.bincount(burst_pair[sizes == 1], minlength=n)[:n]
+    upper = np.ceil((bursts - 1) * 0.5)  # the higher of the two (segment_quantiles)
+    size_median = np.where(bursts > 0, 1.0, np.nan)
+    unsettled = (bursts > 0) & (upper >= singles)
+    if unsettled.any():
+        pick = unsettled[burst_pair]
+        medians = segment_quantiles(sizes[pick].astype(np.float64), burst_pair[pick], n, (0.5,))
+        size_median[unsettled] = medians[0][unsettled]
     return {
         "starts": times[starts_mask],
         "sizes": sizes.astype(np.int64),

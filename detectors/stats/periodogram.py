@@ -30,6 +30,7 @@ from detectors.stats.segments import (
     segment_median,
     segment_quantiles,
     segment_sum,
+    sorted_within_groups,
 )
 
 KIND_NONE = "none"
@@ -155,21 +156,34 @@ def fisher_g_pvalue(g: np.ndarray | float, m: np.ndarray | int) -> np.ndarray:
     result = -np.expm1(mv * np.log1p(-np.exp(-x)))
     exact = ~asymptotic
     if exact.any():
-        ge, me = gv[exact], mv[exact]
-        top = np.minimum(np.floor(1.0 / ge), me)
-        total = np.zeros(ge.shape)
-        log_choose = np.zeros(ge.shape)
-        for j in range(1, 101):  # terms shrink like 20^j / j!: negligible well before 100
-            log_choose = log_choose + np.log(np.maximum(me - j + 1, 1.0)) - math.log(j)
-            base = 1.0 - j * ge
-            use = (j <= top) & (base > 0)
-            if not use.any():
-                break
-            log_term = log_choose + (me - 1) * np.log(np.where(use, base, 1.0))
-            total += np.where(use, (-1.0) ** (j - 1) * np.exp(log_term), 0.0)
-        result[exact] = total
+        result[exact] = _fisher_alternating_sum(gv[exact], mv[exact])
     out[valid] = np.clip(result, 0.0, 1.0)
     return out
+
+
+def _fisher_alternating_sum(g: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """sum_{j=1}^{floor(1/g)} (-1)^(j-1) C(m, j) (1 - j g)^(m-1), terms in log space.
+
+    A value's sum ends at its own j = floor(1/g) (or when 1 - j g reaches 0), and never
+    resumes: each step computes only the values still summing, so a batch of many
+    pairs costs what their terms cost, the same additions in the same order.
+    """
+    top = np.minimum(np.floor(1.0 / g), m)
+    total = np.zeros(g.shape)
+    log_choose = np.zeros(g.shape)
+    live = np.arange(g.size)  # the values still summing: ge, me, lc are theirs
+    ge, me, lc = g, m, log_choose
+    for j in range(1, 101):  # terms shrink like 20^j / j!: negligible well before 100
+        lc = lc + np.log(np.maximum(me - j + 1, 1.0)) - math.log(j)
+        base = 1.0 - j * ge
+        use = (j <= top[live]) & (base > 0)
+        if not use.all():
+            live, ge, me, lc, base = live[use], ge[use], me[use], lc[use], base[use]
+            if live.size == 0:
+                break
+        log_term = lc + (me - 1) * np.log(base)
+        total[live] += (-1.0) ** (j - 1) * np.exp(log_term)
+    return total
 
 
 def fisher_g_test(power: np.ndarray) -> tuple[float, float]:
@@ -200,7 +214,9 @@ def chernoff_binomial_pvalue(
         a_safe = np.clip(a, 1e-300, 1.0)
         first = a_safe * np.log(a_safe / p)
         rest = np.where(a < 1.0, (1.0 - a) * np.log((1.0 - a) / (1.0 - p)), 0.0)
-        kl = first + np.nan_to_num(rest)
+        # Only cells ``above`` are read, and there p < 1 and a > p: rest is finite, so
+        # no nan_to_num pass (four passes over the renewal scan's 200 cells a pair).
+        kl = first + rest
         out = np.where(above, np.exp(np.minimum(-n * kl, 0.0)), out)
     return np.clip(out, 0.0, 1.0)
 
@@ -284,27 +300,100 @@ def _deltas(times: np.ndarray, ids_t: np.ndarray) -> _Deltas:
     return _Deltas(d, ids_t[1:][same], end_index)
 
 
-def _fit_multiples(
-    dl: _Deltas, n: int, start: np.ndarray, in_run: np.ndarray, tol: float
+# Iterative refinements read only the deltas of pairs still moving once these are
+# under this share of all deltas (below it, gathering them costs less than it saves).
+_SUBSET_SHARE = 0.5
+
+
+def _near_multiples(
+    d: np.ndarray, p: np.ndarray, in_run: np.ndarray, tol: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Refine a period so deltas sit near integer multiples of it; return (period, fit)."""
+    """(k, near): the multiple of ``p`` each delta is read as (at least 1), and whether
+    it lies within ``tol`` periods of it (inside an active stretch). One division per
+    delta, the temporaries reused: this runs twelve times over every delta."""
+    ratio = d / p
+    k = np.rint(ratio)
+    np.maximum(k, 1.0, out=k)
+    np.subtract(ratio, k, out=ratio)
+    np.abs(ratio, out=ratio)
+    near = ratio <= tol
+    near &= in_run
+    return k, near
+
+
+def _fit_multiples(
+    dl: _Deltas, n: int, start: np.ndarray, in_run: np.ndarray, tol: float, runs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refine a period so deltas sit near integer multiples of it; return (period, fit).
+
+    ``runs`` is each pair's number of deltas inside active stretches (``in_run``).
+    A pair whose period a pass leaves exactly as it was has converged: every later pass
+    would compute the same, and the deltas near a multiple are the ones that pass
+    found. Once few pairs are still moving, later passes read only their deltas.
+    """
     period = start.copy()
     d, ids = dl.d, dl.ids
-    for _ in range(3):
+    near_all = np.zeros(d.size, dtype=bool)
+    moving = np.ones(n, dtype=bool)
+    rows: np.ndarray | None = None  # the deltas read, when not all of them
+    for step in range(4):
+        if rows is None:
+            d_m, ids_m, run_m = d, ids, in_run
+        else:
+            d_m, ids_m, run_m = d[rows], ids[rows], in_run[rows]
+        k, near = _near_multiples(d_m, period[ids_m], run_m, tol)
+        if rows is None:
+            near_all = near
+        else:
+            near_all[rows] = near
+        if step == 3:  # the final read of the last moving pairs' periods
+            break
         # The mean of the deltas near a multiple, each divided by its multiple (the
         # tolerance already trims outliers, and a mean is one pass, a median a sort).
-        p = period[ids]
-        k = np.maximum(1.0, np.rint(d / p))
-        near = in_run & (np.abs(d / p - k) <= tol)
-        total = segment_sum(np.where(near, d / k, 0.0), ids, n)
-        used = segment_count(near, ids, n)
-        period = np.where(used > 0, total / np.maximum(used, 1), period)
-    p = period[ids]
-    k = np.maximum(1.0, np.rint(d / p))
-    near = in_run & (np.abs(d / p - k) <= tol)
-    runs = segment_count(in_run, ids, n)
-    fit = segment_count(near, ids, n) / np.maximum(runs, 1)
+        np.divide(d_m, k, out=k)
+        k *= near  # d / k where near, else 0: adding 0 leaves each sum as it was
+        total = segment_sum(k, ids_m, n)
+        used = np.bincount(ids_m, weights=near, minlength=n)  # as floats: no gather
+        new = np.where(moving & (used > 0), total / np.maximum(used, 1), period)
+        moving &= new != period
+        period = new
+        if not moving.any():
+            break
+        moving_deltas = moving[ids]
+        if rows is not None or np.count_nonzero(moving_deltas) < _SUBSET_SHARE * d.size:
+            rows = np.flatnonzero(moving_deltas)
+    fit = np.bincount(ids, weights=near_all, minlength=n) / np.maximum(runs, 1)
     return period, fit
+
+
+def _one_sleep_quantiles(
+    sorted_d: np.ndarray,
+    ids: np.ndarray,
+    n: int,
+    period: np.ndarray,
+    n_single: np.ndarray,
+    s: PeriodSettings,
+    qs: tuple[np.ndarray | float, ...],
+) -> np.ndarray:
+    """``_delta_stage``'s quantiles of delta / sleeps, from the deltas sorted within pairs.
+
+    The same selection as there, applied to the sorted deltas: where a pair has three
+    one-sleep deltas only those count (sleeps = 1, values = deltas), and they are the
+    pair's shortest in-run deltas, a sorted prefix, so no sort. Only the few pairs read
+    as multiples of the sleep (fewer than three one-sleep deltas) are sorted here.
+    """
+    p = period[ids]
+    ratio = sorted_d / p
+    sleeps = np.maximum(1.0, np.floor(ratio + 0.4))
+    in_run = ~(sorted_d > s.gap_factor * p)
+    few = n_single < 3
+    use = (in_run & (sleeps == 1)) | (in_run & few[ids])
+    values = (sorted_d / sleeps)[use]
+    groups = ids[use]
+    unsorted = few[groups]
+    if unsorted.any():
+        values[unsorted] = sorted_within_groups(values[unsorted], groups[unsorted])
+    return segment_quantiles(values, groups, n, qs, presorted=True)
 
 
 def _delta_stage(
@@ -326,8 +415,11 @@ def _delta_stage(
     # The median delta may itself be 2 or 3 sleeps when most connections went
     # unlogged: try it and its halves and thirds, keep the largest that fits as well.
     periods, fits = [], []
+    first_runs = segment_count(in_first_run, ids, n)
     for divisor in (1.0, 2.0, 3.0):
-        period, fit = _fit_multiples(dl, n, m0 / divisor, in_first_run, s.multiple_tolerance)
+        period, fit = _fit_multiples(
+            dl, n, m0 / divisor, in_first_run, s.multiple_tolerance, first_runs
+        )
         periods.append(period)
         fits.append(fit)
     period_c = np.vstack(periods)
@@ -355,7 +447,11 @@ def _delta_stage(
     # Edges of the jitter interval from order statistics near the ends (the 2nd from
     # each end once there are 20 deltas), extrapolated as for a uniform distribution.
     tail = np.clip(2.0 / np.maximum(n_use, 1), 0.002, 0.1)
-    q_lo, q50, q_hi = segment_quantiles(d / sleeps, ids, n, (tail, 0.5, 1.0 - tail), use)
+    qs = (tail, 0.5, 1.0 - tail)
+    if sorted_deltas is None:
+        q_lo, q50, q_hi = segment_quantiles(d / sleeps, ids, n, qs, use)
+    else:
+        q_lo, q50, q_hi = _one_sleep_quantiles(sorted_deltas, ids, n, period, n_single, s, qs)
     width = np.maximum(q_hi - q_lo, 0.0) / (1.0 - 2.0 * tail)
     lo = np.maximum(q_lo - tail * width, 0.0)
     hi = q_hi + tail * width
@@ -491,7 +587,10 @@ def _compressed_times(
     cuts = pl.DataFrame({"pair": gap_pair, "cut": cut})
     cut_so_far = cuts.select(pl.col("cut").cum_sum().over("pair")).to_series().to_numpy()
     # The last pause at or before each time; it counts only when in the same pair.
-    last = np.searchsorted(gap_index, np.arange(times.size), side="right") - 1
+    # (gap_index ascends without repeats: a running count of pauses, not a search.)
+    marks = np.zeros(times.size, dtype=np.int64)
+    marks[gap_index] = 1
+    last = np.cumsum(marks) - 1
     same_pair = (last >= 0) & (gap_pair[np.maximum(last, 0)] == ids_t)
     return relative - np.where(same_pair, cut_so_far[np.maximum(last, 0)], 0.0)
 
@@ -500,6 +599,33 @@ def _compressed_times(
 # twice that live at once). Bigger batches were no faster and held ~250 MB more at
 # 2M events, beside the renewal test's thread; each row's numbers do not depend on it.
 _FFT_CELLS = 1 << 18
+
+
+def _lag_pairs(
+    flat: np.ndarray,
+    row: np.ndarray,
+    size: int,
+    lag_lo: np.ndarray,
+    lag_hi: np.ndarray,
+    n_rows: int,
+) -> np.ndarray:
+    """Per row, the raw (not circular) autocorrelation of its binned counts summed over
+    lags ``lag_lo .. lag_hi`` (at least 1): the number of ordered pairs of events whose
+    bins lie that many bins apart.
+
+    Counted from the events themselves (``flat`` = row x ``size`` + bin), one binary
+    search per event and lag edge, rather than by an inverse FFT of a zero-padded
+    transform: exact integers, and the periodogram's FFT needs no padding.
+    """
+    keys = np.sort(flat) if flat.size and bool(np.any(flat[1:] < flat[:-1])) else flat
+    lo_keys = flat + lag_lo[row]
+    hi_keys = flat + lag_hi[row]
+    # A row's keys stay inside [row x size, (row + 1) x size): clip the searched range
+    # there so no lag reaches the next row's events.
+    row_end = (row + 1) * size
+    after = np.searchsorted(keys, np.minimum(hi_keys + 1, row_end), side="left")
+    first = np.searchsorted(keys, np.minimum(lo_keys, row_end), side="left")
+    return np.bincount(row, weights=(after - first).astype(np.float64), minlength=n_rows)
 
 
 def _spectral_stage(
@@ -536,6 +662,7 @@ def _spectral_stage(
     k_min = max(1, math.ceil(s.min_span_periods))
     lo = np.nan_to_num(stage["lo"], nan=0.0)
     hi = np.nan_to_num(stage["hi"], nan=0.0)
+    n_ordinates = np.zeros(n)
 
     for size in np.unique(n_bins[ok]):
         rows_all = np.flatnonzero(ok & (n_bins == size))
@@ -550,32 +677,30 @@ def _spectral_stage(
             keep = (bins >= 0) & (bins < size)
             flat = local[keep] * size + bins[keep].astype(np.int64)
             x = np.bincount(flat, minlength=rows.size * size).reshape(rows.size, size)
-            spectrum = np.fft.rfft(x.astype(np.float64), n=2 * size, axis=1)
-            power = spectrum.real**2 + spectrum.imag**2
-            # Even indices of the 2N-point transform are the N-point periodogram.
-            band = power[:, 2 * k_min : size : 2]
+            spectrum = np.fft.rfft(x.astype(np.float64), axis=1)[:, k_min : size // 2]
+            band = spectrum.real**2 + spectrum.imag**2  # k = k_min .. N/2 - 1: no Nyquist
             total = band.sum(axis=1)
             peak = band.argmax(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                g_rows = np.where(total > 0, band.max(axis=1) / total, np.nan)
+                peak_power = band[np.arange(rows.size), peak]  # the maximum, read once
+                g_rows = np.where(total > 0, peak_power / total, np.nan)
             g[rows] = g_rows
-            fisher_p[rows] = fisher_g_pvalue(g_rows, band.shape[1])
+            n_ordinates[rows] = band.shape[1]
             fft_period[rows] = size * width[rows] / (peak + k_min)
-            # Raw autocorrelation (zero-padded, so not circular) at lags ~ one sleep.
-            acf = np.fft.irfft(power, n=2 * size, axis=1)[:, :size]
-            cumulative = np.cumsum(acf, axis=1)
             w_rows = width[rows]
             lag_lo = np.clip(np.floor(lo[rows] / w_rows) - 1, 1, size - 1).astype(np.int64)
             lag_hi = np.clip(np.ceil(hi[rows] / w_rows) + 1, 1, size - 1).astype(np.int64)
-            r = np.arange(rows.size)
-            mass = cumulative[r, lag_hi] - cumulative[r, lag_lo - 1]
-            zero_lag = acf[:, 0]
-            kept_events = np.bincount(local[keep], minlength=rows.size)
+            row = local[keep]
+            kept_events = np.bincount(row, minlength=rows.size)
+            mass = _lag_pairs(flat, row, size, lag_lo, lag_hi, rows.size)
+            # sum of squared bin counts: each event counts the events in its bin
+            zero_lag = np.bincount(row, weights=x.ravel()[flat], minlength=rows.size)
             expected = (kept_events - 1) * (lag_hi - lag_lo + 1) / size
             with np.errstate(invalid="ignore", divide="ignore"):
                 acf_lift[rows] = np.where(
                     (zero_lag > 0) & (expected > 0), mass / zero_lag / expected, np.nan
                 )
+    fisher_p[ok] = fisher_g_pvalue(g[ok], n_ordinates[ok])  # one call for every length
     return {"g": g, "fisher_p": fisher_p, "fft_period": fft_period, "acf_lift": acf_lift}
 
 

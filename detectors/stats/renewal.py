@@ -222,35 +222,71 @@ def segment_shorth(
     ``sorted_values`` are positive and sorted within each group (groups end to end,
     ``counts[g]`` values each). Returns (start index into ``sorted_values``, ratio
     hi/lo); groups with fewer than ``h`` values get index -1 and ratio inf.
+
+    A group has ``counts - h + 1`` windows, starting at its first ``counts - h + 1``
+    values: they are laid out from those counts, not found among every value.
     """
     counts = np.asarray(counts, dtype=np.int64)
     n = counts.size
     h = np.broadcast_to(np.asarray(h, dtype=np.int64), (n,))
-    ids = segment_ids(counts)
-    starts = np.cumsum(counts) - counts
-    local = np.arange(sorted_values.size) - starts[ids]
-    valid = (h[ids] >= 1) & (local + h[ids] - 1 < counts[ids])
-    where = np.flatnonzero(valid)
+    windows = np.where(h >= 1, np.maximum(counts - h + 1, 0), 0)
     best_index = np.full(n, -1, dtype=np.int64)
     best_ratio = np.full(n, np.inf)
-    if where.size == 0:
+    groups = np.flatnonzero(windows)
+    if groups.size == 0:
         return best_index, best_ratio
-    top = where + h[ids[where]] - 1
+    per_group = windows[groups]
+    run_start = np.cumsum(per_group) - per_group  # each group's first window
+    run_of = np.repeat(np.arange(groups.size), per_group)
+    where = (
+        np.arange(int(per_group.sum()))
+        - run_start[run_of]
+        + (np.cumsum(counts) - counts)[groups][run_of]
+    )
+    top = where + (h[groups] - 1)[run_of]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = sorted_values[top] / sorted_values[where]
     ratio = np.where(np.isfinite(ratio), ratio, np.inf)
-    group = ids[where]  # ascending: each group's windows are one contiguous run
-    new_run = np.r_[True, group[1:] != group[:-1]]
-    least = np.minimum.reduceat(ratio, np.flatnonzero(new_run))
-    run_of = np.cumsum(new_run) - 1
+    least = np.minimum.reduceat(ratio, run_start)
     first = np.flatnonzero(ratio == least[run_of])
     first = first[np.r_[True, run_of[first][1:] != run_of[first][:-1]]]  # earliest per group
-    best_index[group[first]] = where[first]
-    best_ratio[group[first]] = ratio[first]
+    best_index[groups[run_of[first]]] = where[first]
+    best_ratio[groups[run_of[first]]] = ratio[first]
     return best_index, best_ratio
 
 
 # --- the test --------------------------------------------------------------------------
+
+
+# Iterative refinements read only the deltas of pairs still moving once these are
+# under this share of all deltas (below it, gathering them costs less than it saves).
+_SUBSET_SHARE = 0.5
+
+
+def _refined_period(d: np.ndarray, ids: np.ndarray, n: int, period: np.ndarray) -> np.ndarray:
+    """Up to five times: the median of each pair's deltas within [0.5, 1.5) of its period.
+
+    ``d`` sorted within each pair. A pair whose period a pass leaves unchanged (or NaN)
+    has converged: later passes would compute the same. Once under half the deltas
+    belong to pairs still moving, a pass reads only theirs (a pair's deltas stay
+    sorted), so the result is what five passes over everything give.
+    """
+    moving = np.isfinite(period)
+    rows: np.ndarray | None = None
+    for _ in range(5):
+        moving_deltas = moving[ids]
+        if rows is not None or np.count_nonzero(moving_deltas) < _SUBSET_SHARE * d.size:
+            rows = np.flatnonzero(moving_deltas)
+        d_m, ids_m = (d, ids) if rows is None else (d[rows], ids[rows])
+        ratio_d = d_m / period[ids_m]
+        one = (ratio_d >= 0.5) & (ratio_d < 1.5)
+        refined = segment_median(d_m, ids_m, n, one, presorted=True)
+        new = np.where(moving & np.isfinite(refined), refined, period)
+        moving &= new != period
+        period = new
+        if not moving.any():
+            break
+    return period
 
 
 def renewal_test(
@@ -322,11 +358,7 @@ def renewal_test(
     # deltas within [0.5, 1.5) of it.
     inside = (d >= best_lo[ids]) & (d <= best_hi[ids])
     period = segment_median(d, ids, n, inside, presorted=True)
-    for _ in range(5):
-        ratio_d = d / period[ids]
-        one = (ratio_d >= 0.5) & (ratio_d < 1.5)
-        refined = segment_median(d, ids, n, one, presorted=True)
-        period = np.where(np.isfinite(refined), refined, period)
+    period = _refined_period(d, ids, n, period)
 
     # Baywatch-style verification: is a half or a third of it the real sleep?
     for divisor in (2.0, 3.0):

@@ -21,7 +21,8 @@ def segment_ids(counts: np.ndarray) -> np.ndarray:
 
 def segment_sum(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
     """Sum of ``values`` per group (0 for an empty group)."""
-    return np.bincount(ids, weights=values.astype(np.float64), minlength=n)[:n]
+    # asarray: no copy of values that are float64 already
+    return np.bincount(ids, weights=np.asarray(values, dtype=np.float64), minlength=n)[:n]
 
 
 def segment_count(mask: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
@@ -44,7 +45,11 @@ def sorted_within_groups(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
     the result on as ``presorted``."""
     frame = pl.DataFrame({"g": ids, "v": values})
     if ids.size > 1 and bool(np.all(ids[1:] >= ids[:-1])):
-        ordered = frame.select(pl.col("v").sort().over("g"))
+        # Groups already contiguous and ascending: said so, each group's sorted values
+        # come back in group order ("explode"), with no mapping back to the rows, in
+        # about half the CPU of the default window mapping.
+        frame = frame.with_columns(pl.col("g").set_sorted())
+        ordered = frame.select(pl.col("v").sort().over("g", mapping_strategy="explode"))
     else:
         ordered = frame.sort(["g", "v"]).select("v")
     return ordered.to_series().to_numpy()

@@ -11,7 +11,7 @@ dtype tables are built on first use (``__getattr__`` below).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -281,15 +281,23 @@ def conform(frame: pl.DataFrame | pl.LazyFrame, source_file: str) -> pl.LazyFram
     import polars as pl
 
     lf = frame.lazy()
-    have = set(lf.collect_schema().names())
+    have = lf.collect_schema().names()
+    return lf.select(conformed_columns({name: pl.col(name) for name in have}, source_file))
+
+
+def conformed_columns(columns: Mapping[str, pl.Expr], source_file: str) -> list[pl.Expr]:
+    """``conform`` as expressions over ``columns`` (canonical name -> expression), so a
+    loader's one query builds the canonical frame without a second pass over it."""
+    import polars as pl
+
     exprs = []
     for name, dtype in __getattr__("EVENT_SCHEMA").items():
         if name == SOURCE_FILE:
             # a name that is not UTF-8 (bad\\xff.csv) is kept with \\xNN for its bytes
             shown = os.fsencode(source_file).decode("utf-8", "backslashreplace")
             exprs.append(pl.lit(shown, dtype=pl.String()).alias(name))
-        elif name in have:
-            exprs.append(pl.col(name).cast(dtype, strict=False).alias(name))
+        elif name in columns:
+            exprs.append(columns[name].cast(dtype, strict=False).alias(name))
         else:
             exprs.append(pl.lit(None, dtype=dtype).alias(name))
-    return lf.select(exprs)
+    return exprs

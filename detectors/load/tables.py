@@ -188,7 +188,7 @@ def parquet_table(path: Path, wanted: Collection[str] | None = None) -> RawTable
             source.seek(0)
         frame = pl.scan_parquet(source).select(keep)
         schema = dict(frame.collect_schema())
-    return RawTable(frame, schema, row_locator, ROW_CONVENTION)
+    return RawTable(frame, schema, row_locator, ROW_CONVENTION, columnar=True)
 
 
 def api_json_table(path: Path, wanted: Collection[str]) -> RawTable:

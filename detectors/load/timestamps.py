@@ -81,7 +81,33 @@ def choose_text_parser(sample: pl.Series, *, epoch: bool = False) -> TextParser:
     best = max(range(len(parsers)), key=lambda i: (counts[i], -i))
     if counts[best] == 0:
         return lambda text: text_timestamp(text, epoch=epoch)
+    if best == 0 and (sample.cast(pl.String).str.strip_chars() == sample.cast(pl.String)).all():
+        return utc_z_fast  # unpadded values: the common form's own parser, twice as fast
     return parsers[best]
+
+
+# ``2026-11-20T00:00:00.6899290Z`` exactly: a four-digit year from 1000, two-digit fields
+# in range, 0-9 fractional digits. Anything else comes out null from ``utc_z_fast`` and is
+# parsed again by ``text_timestamp``.
+_UTC_Z_SHAPE = r"^[1-9]\d{3}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?Z$"
+
+
+def utc_z_fast(text: pl.Expr) -> pl.Expr:
+    """The first ``TEXT_FORMATS`` form (Defender's), parsed without its ``%.f``.
+
+    polars parses ``%Y-%m-%dT%H:%M:%S`` on its own fast path but hands any format with a
+    fraction to chrono, at twice the cost per row. So the seconds are parsed alone and the
+    fraction's first six digits added as microseconds (truncated, as ``%.f`` to ``us``
+    does); the shape check leaves null whatever the two might read differently (padding,
+    leap seconds, more than nine digits, years before 1000), for the full parse to judge.
+    """
+    seconds = text.str.slice(0, 19).str.strptime(
+        NAIVE_US, "%Y-%m-%dT%H:%M:%S", strict=False, cache=False
+    )
+    digits = text.str.slice(20, 6).str.strip_suffix("Z").str.pad_end(6, "0")
+    micros = pl.duration(microseconds=digits.cast(pl.Int64, strict=False))
+    parsed = pl.when(text.str.contains(_UTC_Z_SHAPE)).then(seconds + micros)
+    return parsed.dt.replace_time_zone("UTC")
 
 
 def epoch_text(text: pl.Expr, unit: str | None = "s") -> pl.Expr:

@@ -270,7 +270,8 @@ def _with_icmp_type(events: pl.DataFrame) -> pl.DataFrame:
 def has_icmp(events: pl.DataFrame) -> bool:
     """Whether placing gives ``events`` an ``icmp_type`` column (some row is ICMP): pieces
     keep the column only when some piece has an ICMP row, as a run in memory."""
-    return bool(events.select((protocol_expr() == S.PROTO_ICMP).fill_null(False).any()).item())
+    distinct = events.select(pl.col(S.PROTOCOL).unique())  # a handful of texts, not rows
+    return bool(distinct.select((protocol_expr() == S.PROTO_ICMP).fill_null(False).any()).item())
 
 
 # --- a proxy's egress, linked across pieces ----------------------------------------------------

@@ -145,8 +145,12 @@ def _sink(
     count: int,
     compression: Compression = "zstd",
 ) -> None:
-    rows = pl.int_range(pl.len(), dtype=pl.UInt64) + (file_number << _FILE_BITS)
-    shaped = frame.with_columns(rows.alias(INPUT_ROW), _partition_key(count).alias(PARTITION))
+    # Rows numbered by ``with_row_index``: ``int_range(pl.len())`` made the streaming sink
+    # hold the whole file to learn its length first (10M events: peak 3.0 -> 2.1 GB).
+    rows = pl.col(INPUT_ROW).cast(pl.UInt64) + (file_number << _FILE_BITS)
+    shaped = frame.with_row_index(INPUT_ROW).with_columns(
+        rows, _partition_key(count).alias(PARTITION)
+    )
     target = pl.PartitionBy(
         directory / f"file-{file_number:05d}",
         key=PARTITION,
@@ -437,16 +441,7 @@ def place_partitions(
         if not decisions.icmp:
             events = events.drop(S.ICMP_TYPE)
         if events.height:
-            key = _partition_key(parts.count).alias(PARTITION)
-            target = pl.PartitionBy(
-                directory / f"file-{number:05d}",
-                key=PARTITION,
-                include_key=False,
-                approximate_bytes_per_file=1 << 60,
-            )
-            events.lazy().with_columns(key).sink_parquet(
-                target, mkdir=True, engine="streaming", row_group_size=10_000
-            )
+            _write_placed(events, directory / f"file-{number:05d}", parts.count)
         del events
     return dataclasses.replace(
         parts,
@@ -455,6 +450,33 @@ def place_partitions(
         duplicates=duplicates,
         notes=decisions.notes(external_only, links.count),
     )
+
+
+def _write_placed(events: pl.DataFrame, folder: Path, count: int) -> None:
+    """``events`` (one source partition, placed) into ``folder``'s partition folders, by
+    their placed device, in the layout ``_sink`` writes (``__partition=K/00000000.parquet``).
+
+    Written eagerly, a frame per placed partition: nearly every row stays in its own
+    partition (only turned-round rows move), and the streaming partitioned sink cost 1.8x
+    the CPU of a plain write of the same frame. Row groups of 100k rows: the partition is
+    read whole or scanned by the population, never sought row by row, and larger groups
+    are a third cheaper to write and half the size on disk.
+    """
+    keys = events.select(_partition_key(count)).to_series()
+    if keys.min() == keys.max():  # the usual case: no row left its source partition
+        groups = {keys[0]: events}
+    else:
+        groups = {
+            key[0]: frame
+            for key, frame in events.with_columns(keys.alias(PARTITION))
+            .partition_by(PARTITION, maintain_order=True, include_key=False, as_dict=True)
+            .items()
+        }
+    del keys
+    for key, frame in groups.items():
+        target = folder / f"{PARTITION}={key}"
+        target.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(target / "00000000.parquet", row_group_size=100_000)
 
 
 # --- running the detectors ---------------------------------------------------------------------
@@ -488,8 +510,11 @@ def _in_input_order(frame: pl.DataFrame) -> pl.DataFrame:
     time: a placed partition holds every source partition's rows for its devices, each
     run in input order, and sorting the whole frame at once held two copies of it
     (10M events in 4 partitions: a reusing run's peak 3.2 GB, 2.0 GB before placement)."""
-    order = frame.get_column(INPUT_ROW).arg_sort()
-    frame.drop_in_place(INPUT_ROW)
+    rows = frame.drop_in_place(INPUT_ROW)
+    if rows.is_sorted():  # one placed file, or files whose runs follow on: nothing to move
+        return frame
+    order = rows.arg_sort()
+    del rows
     return pl.DataFrame([frame.drop_in_place(name).gather(order) for name in list(frame.columns)])
 
 

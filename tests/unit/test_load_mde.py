@@ -286,3 +286,75 @@ def test_mde_parquet_with_text_timestamps(tmp_path: Path) -> None:
     assert events_of(path).get_column(S.TIMESTAMP).to_list() == [
         datetime(2026, 11, 20, 0, 0, 0, 689929, UTC)
     ]
+
+
+def _implausible_export() -> pl.DataFrame:
+    """Rows of every kind the load drops, between rows it keeps (all text, as a CSV)."""
+    return pl.DataFrame(
+        {
+            "Timestamp": [
+                "2026-11-20T00:00:01Z",
+                "1969-12-31T23:59:59Z",  # before 1970
+                None,  # no timestamp
+                "2026-11-20T00:00:04Z",
+                "2026-11-20T00:00:05Z",
+                "2101-01-01T00:00:00Z",  # 2100 or later
+                "2026-11-20T00:00:07Z",
+                None,  # a blank row: skipped silently
+            ],
+            "DeviceName": ["ws-01", "ws-01", "ws-01", "ws-01", "ws-01", "ws-01", "ws-01", None],
+            "ActionType": ["ConnectionSuccess"] * 7 + [None],
+            "RemoteIP": [
+                "::ffff:203.0.113.5",  # IPv4-mapped: becomes IPv4
+                "203.0.113.5",
+                "203.0.113.5",
+                "10.0.2.256",  # not an address
+                "2001:DB8::1",  # IPv6: canonical text
+                "203.0.113.5",
+                "203.0.113.5",
+                None,
+            ],
+            "RemotePort": ["443", "443", "443", "443", "443", "443", "70000", None],
+            "LocalIP": ["10.0.0.5"] * 7 + [None],
+        }
+    )
+
+
+def test_mde_parquet_drops_implausible_rows_as_the_csv_does(tmp_path: Path) -> None:
+    rows = _implausible_export()
+    rows.write_parquet(tmp_path / "events.parquet")
+    rows.write_csv(tmp_path / "events.csv")
+    results = {}
+    for name in ("events.parquet", "events.csv"):
+        path = tmp_path / name
+        loaded = load_paths([path])
+        assert loaded.warnings == [
+            f"{path}: 1 rows without a Timestamp skipped",
+            f"{path}: 1 rows with a remote_port outside 0-65535 dropped (first in {path})",
+            f"{path}: 1 rows with a remote_ip that is not an IP address dropped (first in {path})",
+            f"{path}: 1 rows with a timestamp before 1970 dropped (first in {path})",
+            f"{path}: 1 rows with a timestamp in 2100 or later dropped (first in {path})",
+        ]
+        assert loaded.events.schema == pl.Schema(S.EVENT_SCHEMA)
+        results[name] = loaded.events.drop(S.SOURCE_FILE)
+        assert results[name].select(S.TIMESTAMP, S.REMOTE_IP).rows() == [
+            (datetime(2026, 11, 20, 0, 0, 1, tzinfo=UTC), "203.0.113.5"),
+            (datetime(2026, 11, 20, 0, 0, 5, tzinfo=UTC), "2001:db8::1"),
+        ]
+    assert results["events.parquet"].equals(results["events.csv"])
+
+
+def test_mde_parquet_with_a_timestamp_in_another_form_still_drops_implausible_rows(
+    tmp_path: Path,
+) -> None:
+    rows = _implausible_export().with_columns(
+        pl.col("Timestamp").str.replace("2026-11-20T00:00:05Z", "2026-11-20 00:00:05+00:00")
+    )
+    path = tmp_path / "mixed.parquet"
+    rows.write_parquet(path)
+    loaded = load_paths([path])
+    assert len(loaded.warnings) == 5
+    assert loaded.events.select(S.TIMESTAMP, S.REMOTE_IP).rows() == [
+        (datetime(2026, 11, 20, 0, 0, 1, tzinfo=UTC), "203.0.113.5"),
+        (datetime(2026, 11, 20, 0, 0, 5, tzinfo=UTC), "2001:db8::1"),
+    ]

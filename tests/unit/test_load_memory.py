@@ -112,3 +112,16 @@ def test_files_placed_again_are_read_again_and_placed_as_a_fresh_load():
     fresh = prepare(InMemory([str(path)], use_cache=False), other)
     assert context.events.equals(fresh.events)
     assert not context.events.equals(first)  # the new settings did change the placement
+
+
+def test_aligned_rechunks_only_a_frame_whose_columns_are_cut_differently():
+    from detectors.load.common import aligned
+
+    a = pl.concat([pl.Series("a", [1, 2]), pl.Series("a", [3])], rechunk=False)
+    b = pl.concat([pl.Series("b", [1]), pl.Series("b", [2, 3])], rechunk=False)
+    c = pl.concat([pl.Series("c", [4, 5]), pl.Series("c", [6])], rechunk=False)
+    mixed = aligned(pl.DataFrame([a, b]))
+    assert mixed.n_chunks("all") == [1, 1]
+    assert mixed.rows() == [(1, 1), (2, 2), (3, 3)]
+    same = aligned(pl.DataFrame([a, c, pl.Series("lit", [7, 7, 7])]))
+    assert same.n_chunks("all") == [2, 2, 1]  # one layout (and a literal): no copy

@@ -13,6 +13,7 @@ from detectors.load.timestamps import (
     epoch_text,
     text_timestamp,
     timestamp_for,
+    utc_z_fast,
 )
 
 UTC = timezone.utc
@@ -125,4 +126,45 @@ def test_chosen_parser_for_epoch_samples_when_allowed() -> None:
     frame = pl.DataFrame({"t": ["1700000002.25"]})
     assert frame.select(parse(pl.col("t"))).item() == datetime(
         2023, 11, 14, 22, 13, 22, 250000, UTC
+    )
+
+
+def test_defender_form_fast_parse_agrees_with_the_full_parse_or_leaves_null() -> None:
+    values = [
+        "2026-11-20T00:00:00.6899290Z",  # Defender's seven digits, truncated
+        "2026-11-20T23:59:59.9999999Z",
+        "2024-02-29T12:00:00.5Z",  # one digit: half a second
+        "2026-11-20T00:00:00Z",  # no fraction
+        "1000-01-01T00:00:00.000001Z",
+        "2026-02-30T00:00:00.1Z",  # no such day: null in both
+        "2026-13-01T00:00:00Z",
+        " 2026-11-20T00:00:00.1Z",  # padded: left to the full parse
+        "2026-11-20T00:00:00.1234567891Z",  # ten digits: left to the full parse
+        "2026-11-20T00:00:00.+12345Z",
+        "2026-11-20T00:00:60Z",  # a leap second: left to the full parse
+        "2026-11-20T00:00:00.1+00:00",  # another form
+    ]
+    frame = pl.DataFrame({"t": values})
+    fast = frame.select(utc_z_fast(pl.col("t"))).to_series().to_list()
+    assert fast[:5] == [
+        datetime(2026, 11, 20, 0, 0, 0, 689929, UTC),
+        datetime(2026, 11, 20, 23, 59, 59, 999999, UTC),
+        datetime(2024, 2, 29, 12, 0, 0, 500000, UTC),
+        datetime(2026, 11, 20, tzinfo=UTC),
+        datetime(1000, 1, 1, 0, 0, 0, 1, UTC),
+    ]
+    assert fast[5:] == [None] * 7
+    full = parse(values)
+    assert all(f is None or f == g for f, g in zip(fast, full, strict=True))
+
+
+def test_unpadded_defender_sample_gets_the_fast_parse_and_padded_the_full_form() -> None:
+    unpadded = pl.Series(["2026-11-20T00:00:00.1Z", "2026-11-20T00:00:01.1Z"])
+    assert choose_text_parser(unpadded) is utc_z_fast
+    padded = pl.Series([" 2026-11-20T00:00:00.1Z", "2026-11-20T00:00:01.1Z"])
+    parse_padded = choose_text_parser(padded)
+    assert parse_padded is not utc_z_fast
+    frame = pl.DataFrame({"t": [" 2026-11-20T00:00:00.1Z "]})
+    assert frame.select(parse_padded(pl.col("t"))).item() == datetime(
+        2026, 11, 20, 0, 0, 0, 100000, UTC
     )

@@ -305,3 +305,17 @@ def test_a_public_connect_proxy_counts_the_named_rows_of_every_piece():
         ("203.0.113.5:3128", 2, 4)
     ]
     assert_frame_equal(decided.proxies, whole.proxies)
+
+
+def test_a_placed_partition_is_put_in_input_order_whether_or_not_its_rows_are_already():
+    """Rows gathered from several source partitions are reordered by their input row;
+    a partition already in order (one placed file) is handed back as it is."""
+    rows = pl.Series(P.INPUT_ROW, [5, 1, 9, 2], dtype=pl.UInt64)
+    frame = pl.DataFrame([rows, pl.Series(S.DEVICE_NAME, ["e", "a", "i", "b"])])
+    assert P._in_input_order(frame).to_dict(as_series=False) == {
+        S.DEVICE_NAME: ["a", "b", "e", "i"]
+    }
+    ordered = pl.DataFrame([rows.sort(), pl.Series(S.DEVICE_NAME, ["a", "b", "e", "i"])])
+    assert P._in_input_order(ordered).to_dict(as_series=False) == {
+        S.DEVICE_NAME: ["a", "b", "e", "i"]
+    }

@@ -275,15 +275,21 @@ def _domain_devices(
     # no pass over the events is needed to list them.
     urls = ip_names.get_column("names").explode().drop_nulls().unique()
     urls = urls.filter(registered_domains(urls).is_in(wanted))
-    ip_domains = with_domain(ip_names.explode("names").rename({"names": _NAME})).filter(
-        pl.col(_DOMAIN).is_in(wanted)
-    )
+    # The (address, name) rows of those URLs alone: deduplicating and looking up every
+    # address's every name cost 0.5 s at 10M events, for rows dropped right after.
+    ip_domains = with_domain(
+        ip_names.explode("names")
+        .rename({"names": _NAME})
+        .filter(pl.col(_NAME).is_in(urls.implode()))
+    ).filter(pl.col(_DOMAIN).is_in(wanted))
     # One pass over the outbound events for both the wanted URLs and the public
     # addresses with a wanted name (each alone cost a pass over every row).
     by_url = pl.col(S.REMOTE_URL).is_in(urls.implode()).fill_null(False)
     by_ip = pl.col(S.REMOTE_IP).is_in(ip_domains.get_column(S.NAME_IP).implode()).fill_null(False)
     seen = population.collect(
-        ev.filter(by_url | by_ip).select(_DEV, S.REMOTE_URL, S.REMOTE_IP, "_public")
+        # distinct rows only: a common domain's URLs are on millions of events, and
+        # everything below keeps distinct (device, name) pairs
+        ev.filter(by_url | by_ip).select(_DEV, S.REMOTE_URL, S.REMOTE_IP, "_public").unique()
     ).with_columns(by_url.alias("_by_url"), (pl.col("_public") & by_ip).alias("_by_ip"))
     from_url = with_domain(
         seen.filter("_by_url").select(_DEV, pl.col(S.REMOTE_URL).alias(_NAME)).unique()

@@ -233,6 +233,47 @@ def prevalence(population: Population, ips: pl.Series, since: datetime) -> pl.Da
     return population.collect(query)
 
 
+def shared_prevalence(
+    population: Population,
+    ips: pl.Series,
+    since: datetime,
+    server_rows: pl.Expr,
+    new_since: datetime,
+) -> pl.DataFrame:
+    """``prevalence`` of ``ips``; on disk, answered from one remembered query.
+
+    Each partition asks about its own few new destinations, and each question scanned
+    every partition: a pass over the whole input per partition. On disk the population
+    is asked once, about the addresses of every (server, address, port) of
+    ``server_rows`` first seen after ``new_since`` (what the partitions will ask), and
+    each partition picks its rows; an address outside that set (its server's earlier
+    rows were not public, say) is asked directly. Addresses are counted one by one,
+    so the rows are those a direct question gives.
+    """
+    if not population.streaming:
+        return prevalence(population, ips, since)
+
+    def compute() -> tuple[pl.Series, pl.DataFrame]:
+        first = pl.col(S.TIMESTAMP).min()
+        query = (
+            population.events.filter(server_rows)
+            .group_by(S.DEVICE_NAME, S.REMOTE_IP, S.REMOTE_PORT)
+            .agg(first.alias("_first"))
+            .filter(pl.col("_first") > new_since)
+            .select(pl.col(S.REMOTE_IP).unique())
+        )
+        asked = population.collect(query).to_series()
+        return asked, prevalence(population, asked, since)
+
+    key = ("prevalence", since, new_since, str(server_rows))
+    asked, answers = population.remember(key, compute)
+    picked = answers.filter(pl.col(S.REMOTE_IP).is_in(ips.implode()))
+    missing = ips.filter(~ips.is_in(asked.implode()))
+    if missing.len():
+        picked = pl.concat([picked, prevalence(population, missing, since)])
+    return picked
+
+
 def _commonest_process(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """The most frequent process per key (ties: alphabetical; null if none known)."""
     return (
@@ -279,11 +320,14 @@ def run(dataset: PairContext, params: RareDestinationParams, progress: Progress)
         pl.col(S.TIMESTAMP).min().alias(S.C_FIRST_SEEN),
         pl.col(S.TIMESTAMP).max().alias(S.C_LAST_SEEN),
     )
-    new = baseline.filter(pl.col(S.C_FIRST_SEEN) > now - timedelta(days=params.new_within_days))
-    spread = prevalence(
+    new_since = now - timedelta(days=params.new_within_days)
+    new = baseline.filter(pl.col(S.C_FIRST_SEEN) > new_since)
+    spread = shared_prevalence(
         population,
         new.get_column(S.REMOTE_IP).unique(),
         now - timedelta(days=params.prevalence_days),
+        _server_rows(since, server_names, params),
+        new_since,
     )
     progress.report(NAME, 0.8, f"{new.height:,} new destinations")
 

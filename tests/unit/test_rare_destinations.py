@@ -18,11 +18,14 @@ from detectors.hunts.rare_destinations import (
     E_URLS,
     OUTPUT_SCHEMA,
     RareDestinationParams,
+    _server_rows,
     run,
     servers,
+    shared_prevalence,
 )
 from detectors.hunts.registry import get
 from detectors.pairs.context import PairContext
+from detectors.pairs.population import Population
 
 NOW = datetime(2024, 3, 15, 12, 0, tzinfo=timezone.utc)
 NEW_IP = "45.33.32.156"
@@ -252,3 +255,48 @@ def test_rare_destinations_is_registered_with_the_seeds_defaults():
 def test_invalid_parameters_are_input_errors():
     with pytest.raises(InputError):
         detect(acme_on(1), server_info(1), dataclasses.replace(PARAMS, lookback_days=0))
+
+
+# --- prevalence on disk: one remembered question for every partition ---------------------
+
+
+class CountingPopulation(Population):
+    """A population on disk that counts the queries it runs."""
+
+    def __init__(self, events: pl.LazyFrame) -> None:
+        super().__init__(events, streaming=True)
+        self.queries = 0
+
+    def collect(self, query: pl.LazyFrame) -> pl.DataFrame:
+        self.queries += 1
+        return super().collect(query)
+
+
+def test_shared_prevalence_asks_the_disk_once_and_answers_as_a_direct_question():
+    rows = [
+        event("srv0", NEW_IP, timedelta(days=1)),  # the server's new destination
+        event("pc1", NEW_IP, timedelta(days=2), url="a.example"),
+        event("pc2", NEW_IP, timedelta(days=3), url=""),
+        event("pc3", NEW_IP, timedelta(days=6)),  # before the prevalence window
+        event("srv0", OLD_IP, timedelta(days=20)),  # first seen long ago: not new
+        event("srv0", OLD_IP, timedelta(days=1)),
+        event("pc3", "1.1.1.1", timedelta(days=1)),  # not a server's row
+    ]
+    population = CountingPopulation(pl.DataFrame(rows).lazy())
+    server_rows = _server_rows(NOW - timedelta(days=30), ["srv0"], PARAMS)
+    since, new_since = NOW - timedelta(days=5), NOW - timedelta(days=7)
+
+    def ask(ips: list[str]) -> pl.DataFrame:
+        series = pl.Series(S.REMOTE_IP, ips, dtype=pl.String)
+        return shared_prevalence(population, series, since, server_rows, new_since)
+
+    first = ask([NEW_IP])
+    assert first.to_dicts() == [
+        {S.REMOTE_IP: NEW_IP, E_PREVALENCE: 3, E_URLS: ["a.example"]}  # srv0, pc1, pc2
+    ]
+    assert population.queries == 2  # the new destinations, then their prevalence
+    assert ask([NEW_IP]).equals(first)  # the next partition: no query
+    assert ask([]).is_empty() and population.queries == 2
+    # an address outside the remembered set is asked directly
+    assert ask([OLD_IP]).to_dicts() == [{S.REMOTE_IP: OLD_IP, E_PREVALENCE: 1, E_URLS: []}]
+    assert population.queries == 3

@@ -1,10 +1,10 @@
-"""CPU and wall seconds of each stage after loading: the connection table, each hunt, the merge.
+"""CPU and wall seconds of each stage: load, placement, the connection table, each hunt, the merge.
 
 Not a test: it prints a table. Run
 ``python benchmarks/bench_stages.py FILE... [--rounds R]``, e.g. on the 1M Parquet
-benchmark set. The files are loaded and placed once; then, R times, the connection
-table is rebuilt, every hunt runs alone (one after another, so each one's CPU is its
-own) and the hits are merged. The least of the R rounds is printed per stage: on a
+benchmark set. R times, the files are loaded (no cache) and placed in the network, the
+connection table is built, every hunt runs alone (one after another, so each one's CPU
+is its own) and the hits are merged. The least of the R rounds is printed per stage: on a
 shared machine the least is the figure least disturbed by other work.
 
 CPU is the process's user+system time, so threads inside a hunt (the periodogram's,
@@ -18,8 +18,9 @@ import argparse
 import resource
 import time
 
+from detectors.base.progress import NULL_PROGRESS
 from detectors.hunts.registry import all_detectors
-from detectors.run.loop import prepare
+from detectors.pairs.network import place_context
 from detectors.run.memory import InMemory
 from detectors.run.outcome import DetectorOutcome, merge, run_detector
 from detectors.run.setup import load_config
@@ -36,7 +37,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     config = load_config(None)
-    context = prepare(InMemory(args.paths, use_cache=False), config)
     best: dict[str, tuple[float, float]] = {}
 
     def timed(name: str, step):  # type: ignore[no-untyped-def]
@@ -48,16 +48,17 @@ def main() -> None:
         return result
 
     for _ in range(args.rounds):
-        context._connections = None  # rebuilt each round, as a run builds it once
-        context._pair_cache.clear()
+        context = timed(
+            "load", lambda: InMemory(args.paths, use_cache=False).context(config, NULL_PROGRESS)
+        )
+        timed("placement", lambda c=context: place_context(c, config.network_settings()))
+        if context.reload_loaded is not None:  # as ``run.loop.prepare``
+            context.release_loaded()
         timed("connection table", context.connection_table)
         outcomes: dict[str, DetectorOutcome] = {}
         for name in all_detectors():
-            outcomes[name] = timed(name, lambda n=name: run_detector(context, config, n))
-        # The merge remembers the outbound rows' mask on the population: forget it, as a
-        # run computes it once.
-        context.everyone()._answers.pop("outbound_rows", None)
-        timed("merge", lambda done=outcomes: merge(done, context, config))
+            outcomes[name] = timed(name, lambda n=name, c=context: run_detector(c, config, n))
+        timed("merge", lambda done=outcomes, c=context: merge(done, c, config))
 
     print(f"{'stage':<20} {'CPU s':>7} {'wall s':>7}   (least of {args.rounds} rounds)")
     for name, (cpu, wall) in best.items():

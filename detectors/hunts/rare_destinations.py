@@ -239,13 +239,16 @@ def shared_prevalence(
     since: datetime,
     server_rows: pl.Expr,
     new_since: datetime,
+    third_party: pl.Series,
 ) -> pl.DataFrame:
     """``prevalence`` of ``ips``; on disk, answered from one remembered query.
 
     Each partition asks about its own few new destinations, and each question scanned
     every partition: a pass over the whole input per partition. On disk the population
-    is asked once, about the addresses of every (server, address, port) of
-    ``server_rows`` first seen after ``new_since`` (what the partitions will ask), and
+    is asked once, about the addresses of every (server, address, port) of the public
+    ``server_rows`` of servers that run ``third_party`` software, first seen after
+    ``new_since`` (what the partitions will ask: a wider set held addresses that every
+    device reaches, whose URL lists cost memory), and
     each partition picks its rows; an address outside that set (its server's earlier
     rows were not public, say) is asked directly. Addresses are counted one by one,
     so the rows are those a direct question gives.
@@ -253,10 +256,15 @@ def shared_prevalence(
     if not population.streaming:
         return prevalence(population, ips, since)
 
+    public = population.is_public()  # not inside ``remember``: it may remember itself
+
     def compute() -> tuple[pl.Series, pl.DataFrame]:
         first = pl.col(S.TIMESTAMP).min()
+        rows = population.events.filter(server_rows & public)
+        company = pl.col(S.COMPANY).fill_null("")
+        in_scope = rows.filter(company.is_in(third_party.implode())).select(S.DEVICE_NAME)
         query = (
-            population.events.filter(server_rows)
+            rows.join(in_scope.unique(), on=S.DEVICE_NAME, how="semi")
             .group_by(S.DEVICE_NAME, S.REMOTE_IP, S.REMOTE_PORT)
             .agg(first.alias("_first"))
             .filter(pl.col("_first") > new_since)
@@ -265,7 +273,7 @@ def shared_prevalence(
         asked = population.collect(query).to_series()
         return asked, prevalence(population, asked, since)
 
-    key = ("prevalence", since, new_since, str(server_rows))
+    key = ("prevalence", since, new_since, str(server_rows), tuple(third_party.sort().to_list()))
     asked, answers = population.remember(key, compute)
     picked = answers.filter(pl.col(S.REMOTE_IP).is_in(ips.implode()))
     missing = ips.filter(~ips.is_in(asked.implode()))
@@ -328,6 +336,7 @@ def run(dataset: PairContext, params: RareDestinationParams, progress: Progress)
         now - timedelta(days=params.prevalence_days),
         _server_rows(since, server_names, params),
         new_since,
+        third_party,
     )
     progress.report(NAME, 0.8, f"{new.height:,} new destinations")
 

@@ -282,13 +282,17 @@ def test_shared_prevalence_asks_the_disk_once_and_answers_as_a_direct_question()
         event("srv0", OLD_IP, timedelta(days=1)),
         event("pc3", "1.1.1.1", timedelta(days=1)),  # not a server's row
     ]
-    population = CountingPopulation(pl.DataFrame(rows).lazy())
+    frame = pl.DataFrame(rows).with_columns(pl.lit(None, pl.String).alias(S.REMOTE_IP_TYPE))
+    population = CountingPopulation(frame.lazy())
+    population.public_addresses()  # asked by every query on disk already (rare_companies)
+    population.queries = 0
     server_rows = _server_rows(NOW - timedelta(days=30), ["srv0"], PARAMS)
     since, new_since = NOW - timedelta(days=5), NOW - timedelta(days=7)
+    third_party = pl.Series(S.COMPANY, ["Acme"])
 
     def ask(ips: list[str]) -> pl.DataFrame:
         series = pl.Series(S.REMOTE_IP, ips, dtype=pl.String)
-        return shared_prevalence(population, series, since, server_rows, new_since)
+        return shared_prevalence(population, series, since, server_rows, new_since, third_party)
 
     first = ask([NEW_IP])
     assert first.to_dicts() == [

@@ -24,6 +24,12 @@ def test_importing_the_entry_package_sets_the_decay_before_polars_loads() -> Non
     assert _probe(env) == ["dirty_decay_ms:200,muzzy_decay_ms:0", "False"]
 
 
+def test_the_default_a_parent_process_polars_wrote_is_replaced() -> None:
+    # polars writes its default into os.environ on import; a child inherits it
+    env = dict(os.environ, _RJEM_MALLOC_CONF="dirty_decay_ms:500,muzzy_decay_ms:1000")
+    assert _probe(env) == ["dirty_decay_ms:200,muzzy_decay_ms:0", "False"]
+
+
 def test_a_value_the_user_set_is_kept() -> None:
     env = dict(os.environ, _RJEM_MALLOC_CONF="narenas:4")
     assert _probe(env) == ["narenas:4", "False"]

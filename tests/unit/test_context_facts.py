@@ -27,7 +27,8 @@ CONNECTIONS = [
 ]
 
 
-def _context() -> PairContext:
+def _events(connections: list[tuple]) -> pl.DataFrame:
+    """One successful connection a minute per (device, process, IP, port, URL[, uid])."""
     rows = [
         {
             S.TIMESTAMP: T0 + timedelta(minutes=i),
@@ -37,10 +38,15 @@ def _context() -> PairContext:
             S.REMOTE_IP: ip,
             S.REMOTE_PORT: port,
             S.REMOTE_URL: url,
+            S.UID: uid[0] if uid else None,
         }
-        for i, (device, process, ip, port, url) in enumerate(CONNECTIONS * 3)
+        for i, (device, process, ip, port, url, *uid) in enumerate(connections)
     ]
-    return PairContext(events=S.conform(pl.DataFrame(rows), "mde.csv").collect())
+    return S.conform(pl.DataFrame(rows), "mde.csv").collect()
+
+
+def _context() -> PairContext:
+    return PairContext(events=_events(CONNECTIONS * 3))
 
 
 def test_population_facts_count_devices_as_counted_by_hand():
@@ -81,24 +87,11 @@ def test_domain_devices_count_every_route_to_a_name_and_only_public_addresses():
         ("ws-5", "d.exe", "7.7.7.7", 443, None, "C1"),  # TLS server name z.evil.example
         ("ws-6", "e.exe", "6.6.6.6", 443, "www.other.example", None),  # another domain
     ]
-    rows = [
-        {
-            S.TIMESTAMP: T0 + timedelta(minutes=i),
-            S.DEVICE_NAME: device,
-            S.PROCESS: process,
-            S.ACTION: S.ACTION_SUCCESS,
-            S.REMOTE_IP: ip,
-            S.REMOTE_PORT: port,
-            S.REMOTE_URL: url,
-            S.UID: uid,
-        }
-        for i, (device, process, ip, port, url, uid) in enumerate(connections)
-    ]
     app = pl.DataFrame(
         [{S.APP_UID: "C1", S.APP_KIND: "ssl", S.APP_SNI: "z.evil.example"}],
         schema=S.APP_SCHEMA,
     )
-    context = PairContext(events=S.conform(pl.DataFrame(rows), "mde.csv").collect(), app=app)
+    context = PairContext(events=_events(connections), app=app)
     keys = pl.DataFrame(
         {
             S.C_DEVICE: ["ws-1", "ws-6"],

@@ -52,7 +52,6 @@ from detectors.base.config import (
     cache_dir,
 )
 from detectors.base.errors import InputError
-from detectors.base.netclass import normalize_ip
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.hunts.registry import get, params_for
 from detectors.load import _without_duplicates, expand_paths, format_of, load_file
@@ -60,6 +59,7 @@ from detectors.load import mde as MDE
 from detectors.load.common import (
     EARLIEST,
     LATEST,
+    address_fixes_of,
     implausible_kinds,
     implausible_warnings,
     non_ipv4,
@@ -173,20 +173,6 @@ def _odd_addresses(column: str) -> pl.Expr:
     return value.filter(odd).unique().implode().alias(column)
 
 
-def _ip_fixes(odd: Mapping[str, list[str]]) -> dict[str, dict[str, str]]:
-    """IPv4-mapped IPv6 and padded text to canonical form, per distinct value."""
-    fixes: dict[str, dict[str, str]] = {}
-    for column, distinct in odd.items():
-        mapping = {
-            ip: fixed
-            for ip in distinct
-            if ip is not None and (fixed := normalize_ip(ip)) is not None and fixed != ip
-        }
-        if mapping:
-            fixes[column] = mapping
-    return fixes
-
-
 def _stream_defender(
     path: Path,
     container: str,
@@ -227,7 +213,7 @@ def _stream_defender(
     canonical = table.frame.filter(has_ts).select(
         fast.alias(S.TIMESTAMP), *[expr.alias(name) for name, expr in columns.items()]
     )
-    fixes = _ip_fixes({name: check.item(0, raw).to_list() for name, raw in addresses.items()})
+    fixes, _ = address_fixes_of({name: check.item(0, raw) for name, raw in addresses.items()})
     if fixes:
         canonical = canonical.with_columns(
             pl.col(column).replace(mapping) for column, mapping in fixes.items()

@@ -39,7 +39,7 @@ from detectors.base.netclass import public_mask
 from detectors.base.progress import Progress
 from detectors.hunts.spec import register, register_stages
 from detectors.pairs.context import PairContext
-from detectors.pairs.table import lists_from_lengths
+from detectors.pairs.index import lists_from_lengths
 from detectors.stats.kusto import series_decompose_anomalies
 
 NAME = "aggregated"

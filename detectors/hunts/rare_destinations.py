@@ -248,9 +248,9 @@ def shared_prevalence(
     is asked once, about the addresses of every (server, address, port) of the public
     ``server_rows`` of servers that run ``third_party`` software, first seen after
     ``new_since`` (what the partitions will ask: a wider set held addresses that every
-    device reaches, whose URL lists cost memory), and
-    each partition picks its rows; an address outside that set (its server's earlier
-    rows were not public, say) is asked directly. Addresses are counted one by one,
+    device reaches, whose URL lists cost memory), and each partition picks its rows; an
+    address outside that set (its server's earlier rows were not public, say) is asked
+    directly. Addresses are counted one by one,
     so the rows are those a direct question gives.
     """
     if not population.streaming:

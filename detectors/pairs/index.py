@@ -90,9 +90,29 @@ def deltas_from_sorted_lists(ts: pl.Series) -> pl.Series:
     keep = np.ones(flat.shape[0], dtype=bool)
     keep[starts[lengths > 0]] = False
     values = np.diff(flat, prepend=flat[:1]).astype(np.float64)[keep] / 1e6
-    offsets = np.concatenate([[0], np.cumsum(np.maximum(lengths - 1, 0))]).astype(np.int64)
-    # polars hands the arrays to Arrow: pa.array on numpy would import pandas
-    lists = pa.LargeListArray.from_arrays(
-        pl.Series(offsets).to_arrow(), pl.Series(values, dtype=pl.Float64).to_arrow()
-    )
-    return pl.Series(P_DELTAS, lists, dtype=pl.List(pl.Float64))
+    return lists_from_lengths(P_DELTAS, values, np.maximum(lengths - 1, 0), pl.Float64())
+
+
+def arrow_of(values: np.ndarray) -> pa.Array:
+    """A numpy array as an Arrow array, handed over by polars.
+
+    Not ``pa.array``: given a numpy array, it imports pandas to ask whether the array is
+    a pandas object (a quarter of a second, on the first call of every run, when
+    pandas is installed).
+    """
+    return pl.Series(values).to_arrow()
+
+
+def offsets_of(lengths: np.ndarray) -> np.ndarray:
+    """Where each list starts in the flat values, and where the last one ends."""
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+def lists_from_lengths(
+    name: str, flat: np.ndarray, lengths: np.ndarray, dtype: pl.DataType
+) -> pl.Series:
+    """A list column from values laid end to end and each list's length (no Python per
+    list: Arrow wraps the values with offsets)."""
+    inner = pl.Series(flat).cast(dtype) if dtype != pl.Float64 else pl.Series(flat)
+    lists = pa.LargeListArray.from_arrays(arrow_of(offsets_of(lengths)), inner.to_arrow())
+    return pl.Series(name, lists, dtype=pl.List(dtype))

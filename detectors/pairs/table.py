@@ -40,7 +40,10 @@ from detectors.pairs.index import (
     P_LAST,
     P_TS,
     PAIR_KEY,
+    arrow_of,
     connection_rows,
+    lists_from_lengths,
+    offsets_of,
 )
 from detectors.pairs.topology import hunted_mask
 
@@ -333,8 +336,8 @@ class ConnectionTable:
             code = combos % (width + 1) - 1
             lengths = np.bincount(combos // (width + 1), minlength=starts.size)
         names = pl.Series(self.action_names, dtype=pl.String).to_arrow()
-        values = names.take(_arrow(code.astype(np.int64, copy=False)))
-        lists = pa.LargeListArray.from_arrays(_arrow(_offsets(lengths)), values)
+        values = names.take(arrow_of(code.astype(np.int64, copy=False)))
+        lists = pa.LargeListArray.from_arrays(arrow_of(offsets_of(lengths)), values)
         return pl.Series(P_ACTIONS, lists, dtype=pl.List(pl.String))
 
 
@@ -348,31 +351,6 @@ def _gather(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     inverse = np.empty_like(ascending)
     inverse[ascending] = np.arange(ascending.size)
     return frame[rows[ascending]][inverse]
-
-
-def _arrow(values: np.ndarray) -> pa.Array:
-    """A numpy array as an Arrow array, handed over by polars.
-
-    Not ``pa.array``: given a numpy array, it imports pandas to ask whether the array is
-    a pandas object (a quarter of a second, on the first call of every run, when
-    pandas is installed).
-    """
-    return pl.Series(values).to_arrow()
-
-
-def _offsets(lengths: np.ndarray) -> np.ndarray:
-    """Where each list starts in the flat values, and where the last one ends."""
-    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-
-
-def lists_from_lengths(
-    name: str, flat: np.ndarray, lengths: np.ndarray, dtype: pl.DataType
-) -> pl.Series:
-    """A list column from values laid end to end and each list's length (no Python per
-    list: Arrow wraps the values with offsets)."""
-    inner = pl.Series(flat).cast(dtype) if dtype != pl.Float64 else pl.Series(flat)
-    lists = pa.LargeListArray.from_arrays(_arrow(_offsets(lengths)), inner.to_arrow())
-    return pl.Series(name, lists, dtype=pl.List(dtype))
 
 
 def _deltas(distinct_ts: np.ndarray, counts: np.ndarray) -> pl.Series:

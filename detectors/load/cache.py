@@ -45,7 +45,7 @@ from detectors.base.config import (
     CacheSettings,
     cache_dir,
 )
-from detectors.load.common import READ_ERRORS, LoadedFile
+from detectors.load.common import LoadedFile, read_errors
 
 LOADER_VERSION = 3  # bump when any loader's output changes: every old entry goes stale
 WRITE_NOW, WRITE_IN_BACKGROUND, WRITE_LATER = "now", "background", "later"
@@ -55,8 +55,8 @@ META = "meta.json"
 PARTS = ("events", "names", "app", "device_info", "dns")
 _TMP = ".tmp-"
 STALE_TMP_S = 3600.0  # a temporary entry this old belongs to a writer that died
-# What reading a damaged entry raises: the readers' errors, and a meta.json gone wrong.
-_DAMAGED: tuple[type[BaseException], ...] = (*READ_ERRORS, ValueError, KeyError, TypeError)
+# What reading a damaged entry raises, besides the readers' errors: a meta.json gone wrong.
+_DAMAGED: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError)
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class LoadCache:
             return None
         try:
             loaded = self._read(entry)
-        except _DAMAGED:
+        except (*read_errors(), *_DAMAGED):
             loaded = None
         if loaded is None:
             shutil.rmtree(entry, ignore_errors=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import polars as pl
-import pyarrow as pa
 
 from detectors.base import schema as S
 from detectors.base.errors import InputError
@@ -125,11 +125,11 @@ ROW_CONVENTION = "rows counted from 1"
 
 # What a broken or hostile file can make the readers raise. polars' PanicException
 # derives from BaseException (it is a Rust panic on corrupt Parquet), so a plain
-# ``except Exception`` in a caller would not stop it.
+# ``except Exception`` in a caller would not stop it. pyarrow's errors join through
+# ``read_errors()``: naming them here would import pyarrow for every input.
 READ_ERRORS: tuple[type[BaseException], ...] = (
     pl.exceptions.PolarsError,
     pl.exceptions.PanicException,
-    pa.ArrowException,
     OSError,
     EOFError,
     UnicodeError,
@@ -137,6 +137,18 @@ READ_ERRORS: tuple[type[BaseException], ...] = (
     csv.Error,
     RecursionError,
 )
+
+
+def read_errors() -> tuple[type[BaseException], ...]:
+    """``READ_ERRORS`` and, once pyarrow is loaded, its ``ArrowException``.
+
+    Only Parquet (the page check, the schema read) and the Parquet diagnosis import
+    pyarrow: a CSV, JSON or Zeek run never pays its ~0.04 s import. Before pyarrow is
+    imported nothing can raise its errors, so the tuple without them catches the same.
+    """
+    arrow = sys.modules.get("pyarrow")
+    arrow_error = getattr(arrow, "ArrowException", None)
+    return READ_ERRORS if arrow_error is None else (*READ_ERRORS, arrow_error)
 
 
 def polars_source(path: Path) -> Path | io.BytesIO:
@@ -168,7 +180,7 @@ def reading(file: Path) -> Iterator[None]:
         yield
     except InputError:
         raise
-    except READ_ERRORS as exc:
+    except read_errors() as exc:
         from detectors.load.diagnose import explain  # the error path only; avoids a cycle
 
         raise explain(file, first_line_of(exc)) from None

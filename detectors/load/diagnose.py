@@ -12,24 +12,37 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from detectors.base.errors import InputError
 from detectors.load.text import GZIP_MAGIC, open_text, sniff_delimiter, split_fields
 
 _SCAN_LIMIT = 8 << 30  # a diagnosis never reads more than this much text
+# What the diagnosis itself may meet in a broken file (it then says what polars said).
+_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,
+    UnicodeError,
+    ValueError,
+    csv.Error,
+    RecursionError,
+)
 
 
 def explain(path: Path, message: str) -> InputError:
     """The most precise InputError for ``path``, whose reader failed with ``message``."""
     try:
         found = _diagnose(path)
-    except (OSError, UnicodeError, ValueError, csv.Error, pa.ArrowException, RecursionError):
+    except (*_FAILURES, *_arrow_errors()):
         found = None
     return found or InputError(f"cannot read: {message}", file=str(path))
+
+
+def _arrow_errors() -> tuple[type[BaseException], ...]:
+    """pyarrow's error type once pyarrow is loaded (a Parquet file loads it; nothing can
+    raise it before), so a CSV's diagnosis never imports pyarrow just to name it."""
+    arrow_error = getattr(sys.modules.get("pyarrow"), "ArrowException", None)
+    return () if arrow_error is None else (arrow_error,)
 
 
 def _diagnose(path: Path) -> InputError | None:
@@ -114,6 +127,9 @@ def _csv(path: Path) -> InputError | None:
 
 def _parquet(path: Path) -> InputError | None:
     """A column of lists or structs where the reader needs single values."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     schema = pq.read_schema(path)
     for column in schema:
         if pa.types.is_nested(column.type):

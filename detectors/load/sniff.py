@@ -22,9 +22,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from detectors.base.errors import InputError
 from detectors.load import mde
 from detectors.load.common import first_line_of
@@ -183,6 +180,9 @@ def _windows_utf16(head: bytes) -> bool:
 
 
 def _sniff_parquet(path: Path) -> str:
+    import pyarrow as pa  # Parquet only: text inputs never load pyarrow
+    import pyarrow.parquet as pq
+
     try:
         columns = set(pq.read_schema(path).names)  # pyarrow: see tables.parquet_table
     except (pa.ArrowException, OSError, ValueError) as exc:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from detectors.base.errors import InputError
 from detectors.load.common import (
@@ -162,6 +161,8 @@ def _read_every_page(path: Path | io.BytesIO, columns: Collection[str]) -> None:
 
     Values are decoded but never built into arrays: this is a check, not a read.
     """
+    import pyarrow.parquet as pq  # Parquet only: text inputs never load pyarrow
+
     source = pq.ParquetFile(path)
     leaves = [
         index
@@ -179,6 +180,8 @@ def parquet_table(path: Path, wanted: Collection[str] | None = None) -> RawTable
     whole process (no exception to catch), where pyarrow raises. Invalid UTF-8 needs no
     check here: polars refuses it with an error of its own.
     """
+    import pyarrow.parquet as pq  # Parquet only: text inputs never load pyarrow
+
     with reading(path):
         source = polars_source(path)
         file_schema = pq.read_schema(source)

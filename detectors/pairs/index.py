@@ -9,12 +9,15 @@ by the TUI's charts. Timestamps are the distinct, sorted connection times (the s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from detectors.base import schema as S
+
+if TYPE_CHECKING:  # imported where a list column is built: loading files never needs it
+    import pyarrow as pa
 
 PAIR_KEY = [S.DEVICE_ID, S.DEVICE_NAME, S.ACCOUNT, S.PROCESS, S.REMOTE_IP, S.REMOTE_PORT]
 
@@ -113,6 +116,8 @@ def lists_from_lengths(
 ) -> pl.Series:
     """A list column from values laid end to end and each list's length (no Python per
     list: Arrow wraps the values with offsets)."""
+    import pyarrow as pa
+
     inner = pl.Series(flat).cast(dtype) if dtype != pl.Float64 else pl.Series(flat)
     lists = pa.LargeListArray.from_arrays(arrow_of(offsets_of(lengths)), inner.to_arrow())
     return pl.Series(name, lists, dtype=pl.List(dtype))

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from detectors.base import schema as S
 from detectors.pairs.index import (
@@ -335,6 +334,8 @@ class ConnectionTable:
             combos = combos[combos % (width + 1) > 0]
             code = combos % (width + 1) - 1
             lengths = np.bincount(combos // (width + 1), minlength=starts.size)
+        import pyarrow as pa  # here, not at the top: loading files never needs it
+
         names = pl.Series(self.action_names, dtype=pl.String).to_arrow()
         values = names.take(arrow_of(code.astype(np.int64, copy=False)))
         lists = pa.LargeListArray.from_arrays(arrow_of(offsets_of(lengths)), values)

@@ -39,9 +39,9 @@ from detectors.pairs.index import (
     P_LAST,
     P_TS,
     PAIR_KEY,
-    arrow_of,
     connection_rows,
     lists_from_lengths,
+    lists_from_offsets,
     offsets_of,
 )
 from detectors.pairs.topology import hunted_mask
@@ -334,12 +334,9 @@ class ConnectionTable:
             combos = combos[combos % (width + 1) > 0]
             code = combos % (width + 1) - 1
             lengths = np.bincount(combos // (width + 1), minlength=starts.size)
-        import pyarrow as pa  # here, not at the top: loading files never needs it
-
-        names = pl.Series(self.action_names, dtype=pl.String).to_arrow()
-        values = names.take(arrow_of(code.astype(np.int64, copy=False)))
-        lists = pa.LargeListArray.from_arrays(arrow_of(offsets_of(lengths)), values)
-        return pl.Series(P_ACTIONS, lists, dtype=pl.List(pl.String))
+        names = pl.Series(self.action_names, dtype=pl.String)
+        values = names.gather(code.astype(np.int64, copy=False))
+        return lists_from_offsets(P_ACTIONS, offsets_of(lengths), values)
 
 
 def _gather(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -80,3 +81,54 @@ def test_read_errors_name_pyarrows_error_once_it_is_loaded():
         "print(json.dumps({'before': before, 'after': after}))\n"
     )
     assert _modules_after(script) == {"before": True, "after": True}
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        ([0.5, 1.25, 3.0, -2.0, 7.5], pl.Float64()),
+        ([3, 1, 4, 1, 5], pl.Int32()),
+        ([10**15, 2 * 10**15, 0, -(10**15), 5], pl.Datetime("us", "UTC")),
+        (["Allowed", "Blocked", "Allowed", "Inbound", "x"], pl.String()),
+    ],
+    ids=["f64", "i32", "datetime-utc", "string"],
+)
+def test_list_columns_equal_pyarrows_own_constructor(values, dtype):
+    # lists_from_offsets hands polars the Arrow array through the C data interface (no
+    # pyarrow.compute import); the column must equal what pl.Series(name, arrow, dtype)
+    # built before: same lists, empty lists kept, same dtype, one chunk.
+    import pyarrow as pa
+
+    from detectors.pairs.index import arrow_of, lists_from_offsets
+
+    inner = pl.Series(values).cast(dtype)
+    offsets = np.array([0, 2, 2, 5, 5], dtype=np.int64)  # lists of 2, 0, 3, 0 values
+    built = lists_from_offsets("x", offsets, inner)
+    lists = pa.LargeListArray.from_arrays(arrow_of(offsets), inner.to_arrow())
+    reference = pl.Series("x", lists, dtype=pl.List(dtype))
+    assert built.dtype == reference.dtype == pl.List(dtype)
+    assert built.n_chunks() == 1
+    assert built.to_list() == reference.to_list()
+    assert built.list.len().to_list() == [2, 0, 3, 0]
+    assert built.to_list()[2] == inner.slice(2, 3).to_list()
+
+
+def test_building_pair_lists_never_imports_pyarrow_compute():
+    # Handed a pyarrow array, polars' Series constructor imports pyarrow.compute
+    # (~0.05 s); the hunts' list columns (deltas, hourly bins, actions) avoid it.
+    script = (
+        "import json, sys\n"
+        "import numpy as np\n"
+        "from tests.unit.test_pairtable import random_events\n"
+        "from detectors.pairs.table import ConnectionTable\n"
+        "from detectors.pairs.index import deltas_from_sorted_lists, P_ACTIONS, P_TS\n"
+        "index = ConnectionTable.from_events(random_events(300)).index(None)\n"
+        "deltas = deltas_from_sorted_lists(index.get_column(P_TS))\n"
+        "print(json.dumps({'pairs': index.height, 'deltas': deltas.len(),\n"
+        "    'actions': index.get_column(P_ACTIONS).list.len().sum(),\n"
+        "    'compute': 'pyarrow.compute' in sys.modules}))\n"
+    )
+    found = _modules_after(script)
+    assert found["pairs"] == found["deltas"] > 0
+    assert found["actions"] >= found["pairs"]
+    assert found["compute"] is False

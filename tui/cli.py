@@ -8,10 +8,12 @@ Exit codes: 0 ok, 1 bad input (one line on stderr, no traceback), 2 usage error,
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import difflib
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from tui.pipeline import Loader
 
 SUBCOMMANDS = {"detect", "detectors", "eval", "allowlist", "open"}
+# Headless runs that end the process as soon as their answer is out (see ``_end_now``).
+ENDS_NOW = {"detect", "eval"}
 
 
 class StderrProgress:
@@ -403,8 +407,37 @@ def eval_command(
 cli.add_command(allowlist)
 
 
+def _end_now(code: int) -> NoReturn:
+    """End the process without the interpreter's teardown, once the answer is out.
+
+    Tearing down polars, numpy and pyarrow module by module costs ~0.1 s of CPU after a
+    ``detect`` has printed everything (a tenth of a small run). What a normal exit does
+    that matters is done here, in its order: the output is flushed, threads that are
+    not daemons are waited for, the ``atexit`` hooks run (temporary folders, logging).
+    Output that cannot be flushed (a closed pipe) takes the normal exit, which reports it.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        sys.exit(code)
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: paths without a subcommand mean ``open``."""
+    """Entry point: paths without a subcommand mean ``open``.
+
+    Without ``argv`` (the console script, ``python -m tui.cli``) this is the whole
+    process, and a successful ``detect`` or ``eval`` ends it at once (``_end_now``);
+    a caller passing ``argv`` gets ``SystemExit`` as usual.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in args if not a.startswith("-")), None)
     wants_help = any(a in ("-h", "--help", "--version") for a in args) and first is None
@@ -430,7 +463,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         with contextlib.suppress(OSError):
             _say("error", f"{where}: {exc.strerror or exc}")
         code = 1
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if argv is None and code == 0 and first in ENDS_NOW:
+        _end_now(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

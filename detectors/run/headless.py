@@ -13,17 +13,15 @@ from detectors.base.config import Config
 from detectors.base.errors import InputError, UsageError
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.base.sanitize import visible
-from detectors.curate.allowlist import AllowList
-from detectors.curate.decorate import decorate, hide_allowed
 from detectors.hunts import registry
-from detectors.load.sample import SAMPLE_GROUND_TRUTH, scenario_dir, scenario_paths
 from detectors.rank import scoring
-from detectors.rank.enrichment import GeoLookup, with_asn
 from detectors.report import output
-from detectors.run import evaluate
 from detectors.run.loop import Strategy, choose_strategy, run
 from detectors.run.memory import InMemory
 from detectors.run.setup import load_config
+
+# The allow-list (tomlkit), the ASN lookup and the evaluation are imported where they
+# are used: a plain `detect` needs none of them, and every import is start-up time.
 
 
 def apply_allowlist(
@@ -37,6 +35,10 @@ def apply_allowlist(
     With a local ``mmdb``, candidates carry their network owner (``asn``, ``org``) first,
     so entries by owner match as they do in the TUI.
     """
+    from detectors.curate.allowlist import AllowList
+    from detectors.curate.decorate import decorate, hide_allowed
+    from detectors.rank.enrichment import GeoLookup, with_asn
+
     if mmdb is not None:
         candidates = with_asn(candidates, GeoLookup(mmdb))
     flagged = decorate(candidates, AllowList.load(Path(allowlist_path)), None).candidates
@@ -157,6 +159,9 @@ def evaluate_paths(
     internal: Sequence[str] = (),
 ) -> str:
     """``beacon-triage eval``: defaults to a bundled sample (``scenario``) and its truth."""
+    from detectors.load.sample import SAMPLE_GROUND_TRUTH, scenario_dir, scenario_paths
+    from detectors.run import evaluate
+
     config = with_internal(load_config(config_path), internal)
     chosen = list(paths) or list(map(str, scenario_paths(scenario)))
     truth_file = Path(truth_path) if truth_path else scenario_dir(scenario) / SAMPLE_GROUND_TRUTH

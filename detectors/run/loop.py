@@ -77,10 +77,12 @@ def run(
     Outcomes are kept in the order the hunts were named. The run places its context
     once: the events as loaded are let go (``PairContext.release_loaded``).
     """
-    chosen = list(names) if names else list(all_detectors())
     try:
         context = prepare(strategy, config, progress)
         context.release_loaded()  # one run, one placement: no copy kept to re-place
+        # Asked after the load: the CLI imports the hunts in a thread meanwhile
+        # (``registry.import_in_background``), and asking first waited for that import.
+        chosen = list(names) if names else list(all_detectors())
         progress.report("detect", 0.0, f"running {', '.join(chosen)}")
         done: dict[str, DetectorOutcome] = {}
         for outcome in strategy.hunts(context, config, chosen, progress):

@@ -1,0 +1,78 @@
+"""A successful ``detect`` ends its process without the interpreter's teardown.
+
+The teardown of polars, numpy and pyarrow costs ~0.1 s of CPU after the answer is out;
+``tui.cli._end_now`` skips it but keeps what a normal exit does that matters: the whole
+output, the ``atexit`` hooks, the exit code. Each case runs in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "sample_data"
+
+CHILD = """
+import atexit, sys
+from pathlib import Path
+
+marks = Path(sys.argv[1])
+
+class Finalised:
+    def __del__(self):  # a module global: runs only in the interpreter's teardown
+        (marks / "teardown").touch()
+
+kept = Finalised()
+atexit.register(lambda: (marks / "atexit").touch())
+entry = sys.argv[2]
+sys.argv = ["beacon-triage", *sys.argv[3:]]
+from tui.cli import main
+main() if entry == "process" else main(sys.argv[1:])
+"""
+
+
+def _run(tmp_path: Path, entry: str, *args: str) -> tuple[subprocess.CompletedProcess, set]:
+    marks = tmp_path / entry
+    marks.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(marks), entry, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return done, {p.name for p in marks.iterdir()}
+
+
+DETECT = (
+    "detect",
+    str(SAMPLE / "defender_network_events.csv"),
+    str(SAMPLE / "device_info.csv"),
+    "--format",
+    "json",
+    "--quiet",
+    "--no-cache",
+)
+
+
+def test_detect_as_the_process_skips_only_the_teardown(tmp_path):
+    fast, fast_marks = _run(tmp_path, "process", *DETECT)
+    usual, usual_marks = _run(tmp_path, "argv", *DETECT)
+    assert fast.returncode == usual.returncode == 0, fast.stderr + usual.stderr
+    assert fast.stdout == usual.stdout  # every byte of the answer is out
+    assert len(json.loads(fast.stdout)) > 0
+    assert fast.stderr == usual.stderr
+    assert usual_marks == {"atexit", "teardown"}  # a normal exit: both ran
+    assert fast_marks == {"atexit"}  # the hooks still run; the teardown did not
+
+
+@pytest.mark.parametrize("args", [("detect", str(ROOT / "no-such-file.csv")), ("detectors",)])
+def test_failures_and_other_commands_exit_as_usual(tmp_path, args):
+    done, marks = _run(tmp_path, "process", *args)
+    assert marks == {"atexit", "teardown"}
+    assert done.returncode == (1 if args[0] == "detect" else 0)

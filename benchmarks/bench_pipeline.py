@@ -411,8 +411,10 @@ def main() -> None:
 
     started_load = load_average()
     # Bytecode as an installed package has it: where PYTHONDONTWRITEBYTECODE is set,
-    # every child would otherwise compile the project's modules again (~50 ms each run).
-    compileall.compile_dir(REPO / "detectors", quiet=1)
+    # every child would otherwise compile the project's modules again (~50 ms each run;
+    # the CLI's own tui/cli.py and tui/cli_allowlist.py too).
+    for package in ("detectors", "tui"):
+        compileall.compile_dir(REPO / package, quiet=1)
     sizes = [parse_size(s) for s in args.sizes.split(",") if s]
     formats = [f for f in args.formats.split(",") if f]
     cache_home = args.data / "xdg-cache"

@@ -18,11 +18,39 @@ _PSL_LOCK = threading.Lock()
 
 
 def _psl() -> PublicSuffixList:
-    """The parsed list, built once (parsing the bundled file takes ~0.1 s)."""
+    """The parsed list, built once (parsing the bundled file takes ~0.02-0.03 s)."""
     with _PSL_LOCK:
         if not _PSL:
-            _PSL.append(PublicSuffixList())
+            _PSL.append(_parsed_list())
         return _PSL[0]
+
+
+def _parsed_list() -> PublicSuffixList:
+    """The bundled list as ``PublicSuffixList()`` parses it, in about half the time.
+
+    The library adds each rule's punycode form (``xn--...``), running Python's slow
+    ``idna`` codec over all ~10,000 rules, where only the ~460 non-ASCII ones change
+    (an ASCII rule encodes to itself). Here those forms are added as rules of their
+    own (with the library's own encoder) and the library parses without encoding: the
+    same set of rules, the same lookups (a test compares both).
+    """
+    try:
+        from publicsuffixlist import PSLFILE, encode_idn
+    except ImportError:  # another layout of the package: its own parse
+        return PublicSuffixList()
+    with open(PSLFILE, "rb") as handle:
+        lines = (
+            handle.read().decode("utf-8", "surrogateescape").split("\n")
+        )  # as iterating the file splits
+    encoded = []
+    for line in lines:
+        if line.isascii():
+            continue
+        rule = line.lower().split(" ")[0].rstrip()  # as the library reads a line
+        if rule and not rule.startswith("//"):
+            name = encode_idn(rule.lstrip("!"))
+            encoded.append("!" + name if rule.startswith("!") else name)
+    return PublicSuffixList(lines + encoded, accept_encoded_idn=False)
 
 
 def prepare_in_background() -> None:

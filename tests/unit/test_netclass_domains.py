@@ -57,3 +57,31 @@ def test_host_of_url_without_scheme():
 def test_registered_domains_vectorised_keeps_nulls():
     series = pl.Series(["a.example.com", None, "b.example.com"])
     assert registered_domains(series).to_list() == ["example.com", None, "example.com"]
+
+
+def test_the_quicker_parse_of_the_suffix_list_equals_the_librarys():
+    # _parsed_list adds the punycode forms of the non-ASCII rules itself and lets the
+    # library parse without encoding: the rule set, the longest rule and the answers
+    # must be the library's own parse's, for ASCII, Unicode and punycode names alike.
+    from publicsuffixlist import PublicSuffixList
+
+    from detectors.base.domains import _parsed_list
+
+    ours, theirs = _parsed_list(), PublicSuffixList()
+    assert ours._publicsuffix == theirs._publicsuffix
+    assert ours._maxlabel == theirs._maxlabel
+    names = [
+        "a.b.example.co.uk",
+        "www.example.com",
+        "co.uk",
+        "x.city.kawasaki.jp",  # an exception rule (!city.kawasaki.jp)
+        "a.b.kawasaki.jp",  # a wildcard rule (*.kawasaki.jp)
+        "shop.例え.jp",
+        "shop.xn--r8jz45g.jp",
+        "www.食狮.中国",
+        "www.xn--85x722f.xn--fiqs8s",  # the same name in punycode
+        "host.unknown-tld-zz",
+    ]
+    assert [ours.privatesuffix(n) for n in names] == [theirs.privatesuffix(n) for n in names]
+    assert [ours.privatesuffix(n) for n in names][:2] == ["example.co.uk", "example.com"]
+    assert ours.privatesuffix("www.xn--85x722f.xn--fiqs8s") == "xn--85x722f.xn--fiqs8s"

@@ -464,9 +464,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             _say("error", f"{where}: {exc.strerror or exc}")
         code = 1
     code = code if isinstance(code, int) else 0
-    if argv is None and code == 0 and first in ENDS_NOW:
+    if argv is None and code == 0 and first in ENDS_NOW and not _observed():
         _end_now(code)
     sys.exit(code)
+
+
+def _observed() -> bool:
+    """A profiler, tracer or coverage tool is watching: they report after the program
+    returns (pyinstrument, cProfile), so the process must end the usual way."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)  # Python 3.12+: cProfile, coverage
+    return monitoring is not None and any(monitoring.get_tool(i) for i in range(6))
 
 
 if __name__ == "__main__":

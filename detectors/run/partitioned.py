@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from detectors.base import schema as S
 from detectors.base.config import (
@@ -97,6 +96,8 @@ def estimate_events(paths: Sequence[str | Path]) -> int:
     total = 0
     for path in expand_paths(paths):
         if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq  # Parquet only: a text input never loads pyarrow
+
             try:
                 total += pq.ParquetFile(path).metadata.num_rows
                 continue

@@ -157,9 +157,9 @@ NAMED_BY_ID = [
 def test_device_numbers_are_equal_exactly_where_the_devices_are():
     events = _device_events([*NAMED_BY_ID, (None, None, "c.exe", "8.8.8.8", 443, None)])
     assert events.n_chunks() == len(NAMED_BY_ID) + 1
-    keys = E.device_keys(_with_population(PairContext(events=events), False).everyone())
-    assert keys is not None
-    numbers = keys.get_column(E._DEV_KEY).to_list()
+    query = E.device_keys_query(_with_population(PairContext(events=events), False).everyone())
+    assert query is not None
+    numbers = query.collect().get_column(E._DEV_KEY).to_list()
     devices = [name if name is not None else device_id for name, device_id, *_ in NAMED_BY_ID]
     devices.append(None)
     for i, (number, device) in enumerate(zip(numbers, devices, strict=True)):
@@ -167,7 +167,8 @@ def test_device_numbers_are_equal_exactly_where_the_devices_are():
         for other_number, other_device in zip(numbers[i + 1 :], devices[i + 1 :], strict=True):
             assert (number == other_number) == (device == other_device)
     # On disk there are no numbers: the devices themselves are counted.
-    assert E.device_keys(_with_population(PairContext(events=events), True).everyone()) is None
+    on_disk = _with_population(PairContext(events=events), True).everyone()
+    assert E.device_keys_query(on_disk) is None
 
 
 def test_population_facts_count_devices_named_by_id_as_counted_by_hand():

@@ -14,7 +14,7 @@ import csv
 import io
 import os
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -479,16 +479,6 @@ def aligned(frame: pl.DataFrame) -> pl.DataFrame:
 PLAUSIBLE_FROM = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PLAUSIBLE_UNTIL = datetime(2100, 1, 1, tzinfo=timezone.utc)
 _IPV4 = r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$"
-
-
-def non_ipv4(value: pl.Expr) -> pl.Expr:
-    """The distinct texts of an address column that are not dotted IPv4 (few, usually)."""
-    return value.filter(~value.str.contains(_IPV4)).unique()
-
-
-def not_addresses(distinct: Iterable[str | None]) -> list[str]:
-    """Which of ``distinct`` (texts already known not to be IPv4) are no IP address."""
-    return [value for value in distinct if value is not None and classify_ip(value) == INVALID]
 
 
 def implausible_kinds(

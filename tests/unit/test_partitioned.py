@@ -188,6 +188,33 @@ def test_streamed_events_drop_impossible_values_like_the_loader(tmp_path, monkey
     assert [w for w in loaded.warnings if "dropped (first in" in w] == expected
 
 
+def test_streamed_events_skip_untimed_rows_and_blank_lines_like_the_loader(tmp_path, monkeypatch):
+    # 40 rows; row 3 lost its timestamp (counted), row 6 is all empty fields (not
+    # counted, as the loader skips blank lines silently), row 8's address is padded
+    source = beacon_csv(tmp_path / "events.csv", [kusto(START, 60 * i) for i in range(40)])
+    lines = source.read_text(encoding="utf-8").splitlines()
+    lines[3] = lines[3][len(kusto(START, 0)) :]
+    lines[6] = "," * lines[6].count(",")
+    lines[8] = lines[8].replace(",::ffff:8.8.8.8,", ", 9.9.9.9 ,")
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(P, "load_file", None)  # streamed: the loader is never called
+    parts = P.write_partitions([source], tmp_path / "parts", 2)
+    events = pl.read_parquet(parts.all_files()).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
+    loaded = load_paths([source], cache=None)
+    assert events.height == 38
+    assert_frame_equal(events, loaded.events)
+    assert sorted(events.get_column(S.REMOTE_IP).unique().to_list()) == ["8.8.8.8", "9.9.9.9"]
+    assert parts.warnings == loaded.warnings == [f"{source}: 1 rows without a Timestamp skipped"]
+
+
+@pytest.mark.parametrize(
+    ("count", "rows"), [(1, 100_000), (34, 100_000), (68, 50_000), (1000, 10_000)]
+)
+def test_streamed_row_groups_are_as_large_as_the_sink_buffer_allows(count, rows):
+    # 3.4M rows held open in all: 100k a partition up to 34 partitions, never under 10k
+    assert P.sink_row_group(count) == rows
+
+
 def test_detail_prevalence_of_partitions_is_that_of_the_whole_input(sample_reference, tmp_path):
     # The TUI's detail pane on partitions (no events in memory) counts every partition.
     from detectors.rank.enrichment import DestinationIndex

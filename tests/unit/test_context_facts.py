@@ -91,7 +91,6 @@ def test_domain_devices_count_every_route_to_a_name_and_only_public_addresses():
         [{S.APP_UID: "C1", S.APP_KIND: "ssl", S.APP_SNI: "z.evil.example"}],
         schema=S.APP_SCHEMA,
     )
-    context = PairContext(events=_events(connections), app=app)
     keys = pl.DataFrame(
         {
             S.C_DEVICE: ["ws-1", "ws-6"],
@@ -100,10 +99,105 @@ def test_domain_devices_count_every_route_to_a_name_and_only_public_addresses():
             S.C_REMOTE_PORT: pl.Series([443, 443], dtype=pl.Int32),
         }
     )
-    facts = E.context_facts(context, keys).sort(S.C_DEVICE)
-    assert facts.get_column(E.F_DOMAIN).to_list() == ["evil.example", "other.example"]
-    # evil.example: ws-1, ws-2, ws-3, ws-5 (not ws-4: 10.0.0.5's name is not its own).
-    assert facts.get_column(E.F_DOMAIN_DEVICES).to_list() == [4, 1]
+    # In memory (devices counted by number) and on disk (by name) alike.
+    for streaming in (False, True):
+        context = _with_population(PairContext(events=_events(connections), app=app), streaming)
+        facts = E.context_facts(context, keys).sort(S.C_DEVICE)
+        assert facts.get_column(E.F_DOMAIN).to_list() == ["evil.example", "other.example"]
+        # evil.example: ws-1, ws-2, ws-3, ws-5 (not ws-4: 10.0.0.5's name is not its own).
+        assert facts.get_column(E.F_DOMAIN_DEVICES).to_list() == [4, 1]
+
+
+def _with_population(context: PairContext, streaming: bool) -> PairContext:
+    """The context with a population in memory, or one asked as a population on disk."""
+    from detectors.pairs.population import Population
+
+    context.population = Population(context.events.lazy(), context.names, streaming=streaming)
+    return context
+
+
+def _device_events(rows: list[tuple]) -> pl.DataFrame:
+    """Outbound events of (DeviceName, DeviceId, process, remote IP, port, RemoteUrl),
+    one chunk per row: the device numbers must hold across chunks."""
+    frames = [
+        S.conform(
+            pl.DataFrame(
+                [
+                    {
+                        S.TIMESTAMP: T0 + timedelta(minutes=i),
+                        S.DEVICE_NAME: name,
+                        S.DEVICE_ID: device_id,
+                        S.PROCESS: process,
+                        S.ACTION: S.ACTION_SUCCESS,
+                        S.REMOTE_IP: ip,
+                        S.REMOTE_PORT: port,
+                        S.REMOTE_URL: url,
+                    }
+                ],
+                schema_overrides={S.DEVICE_NAME: pl.String, S.DEVICE_ID: pl.String},
+            ),
+            "mde.csv",
+        ).collect()
+        for i, (name, device_id, process, ip, port, url) in enumerate(rows)
+    ]
+    return pl.concat(frames, rechunk=False)
+
+
+# A device is its DeviceName, else its DeviceId: the id-only rows of "ws-1" are ws-1's.
+NAMED_BY_ID = [
+    ("ws-1", "d1", "a.exe", "8.8.8.8", 443, "x.evil.example"),
+    (None, "d2", "a.exe", "8.8.8.8", 443, None),
+    (None, "d2", "a.exe", "8.8.8.8", 80, None),
+    (None, "ws-1", "b.exe", "9.9.9.9", 443, None),
+    ("ws-3", None, "b.exe", "8.8.8.8", 443, None),
+    ("ws-3", "d3", "b.exe", "10.0.0.5", 8080, None),
+]
+
+
+def test_device_numbers_are_equal_exactly_where_the_devices_are():
+    events = _device_events([*NAMED_BY_ID, (None, None, "c.exe", "8.8.8.8", 443, None)])
+    assert events.n_chunks() == len(NAMED_BY_ID) + 1
+    query = E.device_keys_query(_with_population(PairContext(events=events), False).everyone())
+    assert query is not None
+    numbers = query.collect().get_column(E._DEV_KEY).to_list()
+    devices = [name if name is not None else device_id for name, device_id, *_ in NAMED_BY_ID]
+    devices.append(None)
+    for i, (number, device) in enumerate(zip(numbers, devices, strict=True)):
+        assert (number is None) == (device is None)
+        for other_number, other_device in zip(numbers[i + 1 :], devices[i + 1 :], strict=True):
+            assert (number == other_number) == (device == other_device)
+    # On disk there are no numbers: the devices themselves are counted.
+    on_disk = _with_population(PairContext(events=events), True).everyone()
+    assert E.device_keys_query(on_disk) is None
+
+
+def test_population_facts_count_devices_named_by_id_as_counted_by_hand():
+    keys = pl.DataFrame(
+        {
+            S.C_DEVICE: ["ws-1", "d2"],
+            S.C_PROCESS: ["a.exe", "a.exe"],
+            S.C_REMOTE_IP: ["8.8.8.8", "8.8.8.8"],
+            S.C_REMOTE_PORT: pl.Series([443, 80], dtype=pl.Int32),
+        }
+    )
+    answers = []
+    for streaming in (False, True):
+        context = _with_population(PairContext(events=_device_events(NAMED_BY_ID)), streaming)
+        facts = E.context_facts(context, keys).sort(S.C_DEVICE)
+        answers.append(facts)
+        # Devices with public traffic: ws-1, d2, ws-3 (ws-3's 10.0.0.5 is private).
+        assert facts.get_column(E.F_HOSTS).to_list() == [3, 3]
+        # d2 then ws-1 (sorted). Port 80: d2; port 443: ws-1 (twice), d2, ws-3.
+        assert facts.get_column(E.F_PORT_DEVICES).to_list() == [1, 3]
+        # 8.8.8.8: ws-1, d2, ws-3. a.exe: ws-1, d2; to port 80 d2, to 443 both.
+        assert facts.get_column(E.F_IP_DEVICES).to_list() == [3, 3]
+        assert facts.get_column(E.F_PROCESS_DEVICES).to_list() == [2, 2]
+        assert facts.get_column(E.F_PROCESS_PORT_SHARE).to_list() == [0.5, 1.0]
+        # evil.example: x.evil.example is ws-1's URL and 8.8.8.8's name, which ws-1,
+        # d2 and ws-3 reach (public).
+        assert facts.get_column(E.F_DOMAIN).to_list() == ["evil.example", "evil.example"]
+        assert facts.get_column(E.F_DOMAIN_DEVICES).to_list() == [3, 3]
+    assert answers[0].equals(answers[1])
 
 
 def test_facts_in_memory_equal_the_facts_asked_query_by_query():

@@ -45,19 +45,24 @@ def _events(connections: list[tuple]) -> pl.DataFrame:
     return S.conform(pl.DataFrame(rows), "mde.csv").collect()
 
 
+def _keys(devices: list[str], processes: list[str], ips: list[str], ports: list[int]):
+    """Candidate keys, one per position of the four lists."""
+    return pl.DataFrame(
+        {
+            S.C_DEVICE: devices,
+            S.C_PROCESS: processes,
+            S.C_REMOTE_IP: ips,
+            S.C_REMOTE_PORT: pl.Series(ports, dtype=pl.Int32),
+        }
+    )
+
+
 def _context() -> PairContext:
     return PairContext(events=_events(CONNECTIONS * 3))
 
 
 def test_population_facts_count_devices_as_counted_by_hand():
-    keys = pl.DataFrame(
-        {
-            S.C_DEVICE: ["ws-1", "ws-3"],
-            S.C_PROCESS: ["a.exe", "b.exe"],
-            S.C_REMOTE_IP: ["8.8.8.8", "1.1.1.1"],
-            S.C_REMOTE_PORT: pl.Series([443, 443], dtype=pl.Int32),
-        }
-    )
+    keys = _keys(["ws-1", "ws-3"], ["a.exe", "b.exe"], ["8.8.8.8", "1.1.1.1"], [443, 443])
     facts = E.context_facts(_context(), keys).sort(S.C_DEVICE)
     # Devices with public traffic: ws-1, ws-2, ws-3 (not ws-4, private only).
     assert facts.get_column(E.F_HOSTS).to_list() == [3, 3]
@@ -91,14 +96,7 @@ def test_domain_devices_count_every_route_to_a_name_and_only_public_addresses():
         [{S.APP_UID: "C1", S.APP_KIND: "ssl", S.APP_SNI: "z.evil.example"}],
         schema=S.APP_SCHEMA,
     )
-    keys = pl.DataFrame(
-        {
-            S.C_DEVICE: ["ws-1", "ws-6"],
-            S.C_PROCESS: ["a.exe", "e.exe"],
-            S.C_REMOTE_IP: ["8.8.8.8", "6.6.6.6"],
-            S.C_REMOTE_PORT: pl.Series([443, 443], dtype=pl.Int32),
-        }
-    )
+    keys = _keys(["ws-1", "ws-6"], ["a.exe", "e.exe"], ["8.8.8.8", "6.6.6.6"], [443, 443])
     # In memory (devices counted by number) and on disk (by name) alike.
     for streaming in (False, True):
         context = _with_population(PairContext(events=_events(connections), app=app), streaming)
@@ -172,14 +170,7 @@ def test_device_numbers_are_equal_exactly_where_the_devices_are():
 
 
 def test_population_facts_count_devices_named_by_id_as_counted_by_hand():
-    keys = pl.DataFrame(
-        {
-            S.C_DEVICE: ["ws-1", "d2"],
-            S.C_PROCESS: ["a.exe", "a.exe"],
-            S.C_REMOTE_IP: ["8.8.8.8", "8.8.8.8"],
-            S.C_REMOTE_PORT: pl.Series([443, 80], dtype=pl.Int32),
-        }
-    )
+    keys = _keys(["ws-1", "d2"], ["a.exe", "a.exe"], ["8.8.8.8", "8.8.8.8"], [443, 80])
     answers = []
     for streaming in (False, True):
         context = _with_population(PairContext(events=_device_events(NAMED_BY_ID)), streaming)
@@ -205,13 +196,11 @@ def test_facts_in_memory_equal_the_facts_asked_query_by_query():
     each query with the test itself. Both must give the same facts."""
     from detectors.pairs.population import Population
 
-    keys = pl.DataFrame(
-        {
-            S.C_DEVICE: ["ws-1", "ws-3", "ws-4"],
-            S.C_PROCESS: ["a.exe", "b.exe", "b.exe"],
-            S.C_REMOTE_IP: ["8.8.8.8", "1.1.1.1", "10.0.0.5"],
-            S.C_REMOTE_PORT: pl.Series([443, 443, 443], dtype=pl.Int32),
-        }
+    keys = _keys(
+        ["ws-1", "ws-3", "ws-4"],
+        ["a.exe", "b.exe", "b.exe"],
+        ["8.8.8.8", "1.1.1.1", "10.0.0.5"],
+        [443, 443, 443],
     )
     in_memory = E.context_facts(_context(), keys).sort(S.C_DEVICE)
     on_disk = _context()

@@ -165,18 +165,26 @@ def test_engine_settings_reject_unknown_keys_and_non_counts(tmp_path):
     assert engine_settings_from_table({}).partition_events == DEFAULT_PARTITION_EVENTS
 
 
-def test_streamed_events_drop_impossible_values_like_the_loader(tmp_path, monkeypatch):
-    # 40 rows; row 5 has no address for LocalIP, row 7 port 70000, row 9 a time in 1969
+def streamed_and_loaded(tmp_path, monkeypatch, edit):
+    """The 40-row beacon CSV with ``edit`` applied to its lines: the source, its streamed
+    partitions (2), their events in input order, and the same file loaded in memory."""
     source = beacon_csv(tmp_path / "events.csv", [kusto(START, 60 * i) for i in range(40)])
     lines = source.read_text(encoding="utf-8").splitlines()
-    lines[5] = lines[5].replace(",10.0.0.1,", ",not-an-ip,")
-    lines[7] = lines[7].replace(",443,", ",70000,")
-    lines[9] = "1969-12-31T23:00:00.0000000Z" + lines[9][len(kusto(START, 0)) :]
+    edit(lines)
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     monkeypatch.setattr(P, "load_file", None)  # streamed: the loader is never called
     parts = P.write_partitions([source], tmp_path / "parts", 2)
     events = pl.read_parquet(parts.all_files()).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
-    loaded = load_paths([source], cache=None)
+    return source, parts, events, load_paths([source], cache=None)
+
+
+def test_streamed_events_drop_impossible_values_like_the_loader(tmp_path, monkeypatch):
+    def edit(lines):  # row 5 has no address for LocalIP, row 7 port 70000, row 9 1969
+        lines[5] = lines[5].replace(",10.0.0.1,", ",not-an-ip,")
+        lines[7] = lines[7].replace(",443,", ",70000,")
+        lines[9] = "1969-12-31T23:00:00.0000000Z" + lines[9][len(kusto(START, 0)) :]
+
+    source, parts, events, loaded = streamed_and_loaded(tmp_path, monkeypatch, edit)
     assert events.height == 37
     assert_frame_equal(events, loaded.events)
     expected = [
@@ -189,18 +197,13 @@ def test_streamed_events_drop_impossible_values_like_the_loader(tmp_path, monkey
 
 
 def test_streamed_events_skip_untimed_rows_and_blank_lines_like_the_loader(tmp_path, monkeypatch):
-    # 40 rows; row 3 lost its timestamp (counted), row 6 is all empty fields (not
-    # counted, as the loader skips blank lines silently), row 8's address is padded
-    source = beacon_csv(tmp_path / "events.csv", [kusto(START, 60 * i) for i in range(40)])
-    lines = source.read_text(encoding="utf-8").splitlines()
-    lines[3] = lines[3][len(kusto(START, 0)) :]
-    lines[6] = "," * lines[6].count(",")
-    lines[8] = lines[8].replace(",::ffff:8.8.8.8,", ", 9.9.9.9 ,")
-    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    monkeypatch.setattr(P, "load_file", None)  # streamed: the loader is never called
-    parts = P.write_partitions([source], tmp_path / "parts", 2)
-    events = pl.read_parquet(parts.all_files()).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
-    loaded = load_paths([source], cache=None)
+    def edit(lines):  # row 3 lost its timestamp (counted), row 6 is all empty fields (not
+        # counted: the loader skips blank lines silently), row 8's address is padded
+        lines[3] = lines[3][len(kusto(START, 0)) :]
+        lines[6] = "," * lines[6].count(",")
+        lines[8] = lines[8].replace(",::ffff:8.8.8.8,", ", 9.9.9.9 ,")
+
+    source, parts, events, loaded = streamed_and_loaded(tmp_path, monkeypatch, edit)
     assert events.height == 38
     assert_frame_equal(events, loaded.events)
     assert sorted(events.get_column(S.REMOTE_IP).unique().to_list()) == ["8.8.8.8", "9.9.9.9"]

@@ -421,10 +421,17 @@ def _end_now(code: int) -> NoReturn:
         sys.stderr.flush()
     except OSError:
         sys.exit(code)
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
+    try:
+        # What the interpreter's own exit does first: idle workers of a thread pool
+        # left open are told to stop (joining them alone would wait for ever), then
+        # every thread that is not a daemon is waited for.
+        threading._shutdown()  # type: ignore[attr-defined]
+        atexit._run_exitfuncs()
+    except KeyboardInterrupt:  # ctrl+c while waiting: as anywhere else in a run
+        with contextlib.suppress(OSError):
+            sys.stderr.write("beacon-triage: interrupted\n")
+            sys.stderr.flush()
+        os._exit(130)
     with contextlib.suppress(OSError):
         sys.stdout.flush()
         sys.stderr.flush()

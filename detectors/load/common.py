@@ -498,7 +498,7 @@ def implausible_kinds(
 ) -> list[tuple[str, pl.Expr]]:
     """(what, row mask) per kind of impossible value, over canonical columns.
 
-    ``bad_addresses``: per address column, its texts that are no IP (``not_addresses``),
+    ``bad_addresses``: per address column, its texts that are no IP (``address_fixes_of``),
     found per distinct value so Python never sees a row. ``col`` gives each canonical
     column (a raw file's expression for it, before the frame is built). One definition
     for a load in memory (``drop_implausible``) and a load streamed to partitions.

@@ -175,11 +175,15 @@ def _read_every_page(path: Path | io.BytesIO, columns: Collection[str]) -> None:
     def opened() -> pq.ParquetFile:  # a reader per thread: one is not safe to share
         return pq.ParquetFile(pa.BufferReader(data) if data is not None else path)
 
-    source = opened()
-    meta = source.metadata
+    def check(names: list[str]) -> None:
+        with opened() as reader:
+            reader.scan_contents(columns=names)
+
+    with opened() as source:
+        meta = source.metadata
+        top = [path[0] for path in source.reader.column_paths]  # a dotted name is one name
     size: dict[str, int] = {}
-    for leaf in range(meta.num_columns):
-        name = source.schema.column(leaf).path.split(".")[0]
+    for leaf, name in enumerate(top):
         if name in columns:
             chunks = (meta.row_group(g).column(leaf) for g in range(meta.num_row_groups))
             size[name] = size.get(name, 0) + sum(c.total_uncompressed_size for c in chunks)
@@ -192,10 +196,10 @@ def _read_every_page(path: Path | io.BytesIO, columns: Collection[str]) -> None:
     shares = [share for share in shares if share]
     if len(shares) <= 1:
         for share in shares:
-            source.scan_contents(columns=share)
+            check(share)
         return
     with ThreadPoolExecutor(len(shares), thread_name_prefix="page-check") as pool:
-        list(pool.map(lambda share: opened().scan_contents(columns=share), shares))
+        list(pool.map(check, shares))
 
 
 def parquet_table(path: Path, wanted: Collection[str] | None = None) -> RawTable:

@@ -145,4 +145,8 @@ def lists_from_offsets(name: str, offsets: np.ndarray, values: pl.Series) -> pl.
 
     lists = pa.LargeListArray.from_arrays(arrow_of(offsets), values.to_arrow())
     dtype = pl.List(values.dtype)
-    return pl.Series(values=_ArrowHandle(lists)).alias(name).cast(dtype, wrap_numerical=False)
+    try:
+        series = pl.Series(values=_ArrowHandle(lists))
+    except TypeError:  # a polars before the C data interface's import (mid-2024)
+        series = pl.Series(values=lists)
+    return series.alias(name).cast(dtype, wrap_numerical=False)

@@ -8,6 +8,7 @@ output, the ``atexit`` hooks, the exit code. Each case runs in a fresh process.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,15 +29,21 @@ sys.argv = ["beacon-triage", *sys.argv[3:]]
 from tui.cli import main
 if entry == "traced":  # as a profiler or coverage tool would be
     sys.settrace(lambda frame, event, arg: None)
+if entry == "pool":  # a thread pool some code left open: its idle worker waits for work
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(1)  # kept: a pool collected as garbage stops its worker
+    pool.submit(int).result()
 try:  # the usual exit raises SystemExit, and the interpreter's teardown follows
-    main() if entry in ("process", "traced") else main(sys.argv[1:])
+    main() if entry in ("process", "traced", "pool") else main(sys.argv[1:])
 except SystemExit:
     (marks / "teardown").touch()
     raise
 """
 
 
-def _run(tmp_path: Path, entry: str, *args: str) -> tuple[subprocess.CompletedProcess, set]:
+def _run(
+    tmp_path: Path, entry: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, set]:
     marks = tmp_path / entry
     marks.mkdir()
     done = subprocess.run(
@@ -44,7 +51,8 @@ def _run(tmp_path: Path, entry: str, *args: str) -> tuple[subprocess.CompletedPr
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=120,
+        env=env,
     )
     return done, {p.name for p in marks.iterdir()}
 
@@ -84,3 +92,25 @@ def test_a_profiled_or_traced_detect_exits_as_usual(tmp_path):
     done, marks = _run(tmp_path, "traced", *DETECT)
     assert done.returncode == 0, done.stderr
     assert marks == {"atexit", "teardown"}
+
+
+def test_a_thread_pool_left_open_does_not_hold_the_exit(tmp_path):
+    # joining its idle worker alone waited for ever: the pool must be told to stop first
+    done, marks = _run(tmp_path, "pool", *DETECT)
+    assert done.returncode == 0, done.stderr
+    assert marks == {"atexit"}
+
+
+def test_the_parsed_copy_is_written_before_the_process_ends(tmp_path):
+    # the CLI writes the load cache after the answer is out, then ends at once
+    config = tmp_path / "config.toml"
+    config.write_text("[cache]\nmin_file_mb = 0\nmin_load_s = 0\n", encoding="utf-8")
+    cache_home = tmp_path / "xdg"
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    args = [a for a in DETECT if a != "--no-cache"]
+    done, marks = _run(tmp_path, "process", *args, "--config", str(config), env=env)
+    assert done.returncode == 0, done.stderr
+    assert marks == {"atexit"}  # the fast exit was taken
+    entries = [p for p in (cache_home / "beacon-triage" / "loads").iterdir() if p.is_dir()]
+    parts = sorted(sorted(f.name for f in entry.iterdir()) for entry in entries)
+    assert parts == [["device_info.parquet", "meta.json"], ["events.parquet", "meta.json"]]

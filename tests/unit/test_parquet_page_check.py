@@ -62,3 +62,14 @@ def test_a_damaged_page_is_one_error_naming_the_file(events):
     damaged(events, "small")
     with pytest.raises(InputError, match=r"events\.parquet"):
         parquet_table(events, {"big", "port", "small"})
+
+
+def test_a_column_whose_name_holds_a_dot_is_checked_by_its_whole_name(tmp_path):
+    path = tmp_path / "dotted.parquet"
+    pl.DataFrame({"event.action": ["a", "b"] * 500, "port": list(range(1000))}).write_parquet(
+        path, compression="uncompressed", statistics=False
+    )
+    damaged(path, "event.action")
+    _read_every_page(path, ["port"])
+    with pytest.raises(OSError, match="thrift"):
+        _read_every_page(path, ["event.action"])

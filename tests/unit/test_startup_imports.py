@@ -93,13 +93,22 @@ def test_read_errors_name_pyarrows_error_once_it_is_loaded():
     ],
     ids=["f64", "i32", "datetime-utc", "string"],
 )
-def test_list_columns_equal_pyarrows_own_constructor(values, dtype):
+@pytest.mark.parametrize("polars_reads_capsules", [True, False])
+def test_list_columns_equal_pyarrows_own_constructor(
+    values, dtype, polars_reads_capsules, monkeypatch
+):
     # lists_from_offsets hands polars the Arrow array through the C data interface (no
     # pyarrow.compute import); the column must equal what pl.Series(name, arrow, dtype)
-    # built before: same lists, empty lists kept, same dtype, one chunk.
+    # built before: same lists, empty lists kept, same dtype, one chunk. A polars that
+    # cannot read the interface (before mid-2024) refuses the handle: the array is then
+    # handed over as it is.
     import pyarrow as pa
 
+    from detectors.pairs import index
     from detectors.pairs.index import arrow_of, lists_from_offsets
+
+    if not polars_reads_capsules:
+        monkeypatch.setattr(index, "_ArrowHandle", lambda array: object())
 
     inner = pl.Series(values).cast(dtype)
     offsets = np.array([0, 2, 2, 5, 5], dtype=np.int64)  # lists of 2, 0, 3, 0 values

@@ -628,6 +628,37 @@ def _lag_pairs(
     return np.bincount(row, weights=(after - first).astype(np.float64), minlength=n_rows)
 
 
+def series_grid(
+    times: np.ndarray,
+    counts: np.ndarray,
+    period: np.ndarray,
+    gap_index: np.ndarray,
+    s: PeriodSettings,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each pair's count series for the spectrum: the gap-compressed times, where each
+    pair's events start, and its bins (a power of two, at least 16), their width and
+    the time of the first bin's left edge.
+
+    Bins are ``period / bins_per_period`` wide (at least ``min_bin_s``); a pair whose
+    span needs more than ``max_bins`` keeps its most recent ``max_bins`` bins.
+    """
+    tc = _compressed_times(times, counts, np.nan_to_num(period, nan=1.0), gap_index)
+    starts = np.cumsum(counts) - counts
+    span_c = np.where(counts > 0, tc[np.maximum(starts + counts - 1, 0)], 0.0)
+    w_target = np.maximum(s.min_bin_s, np.nan_to_num(period, nan=1.0) / s.bins_per_period)
+    needed = np.floor(span_c / w_target) + 1
+    max_bins = 1 << int(math.log2(s.max_bins))
+    n_bins = np.where(
+        needed > max_bins,
+        max_bins,
+        np.maximum(16, 2.0 ** np.ceil(np.log2(np.maximum(needed, 1.0)))),
+    ).astype(np.int64)
+    fits_all = needed <= max_bins
+    width = np.where(fits_all, (span_c + w_target) / n_bins, w_target)
+    origin = np.where(fits_all, 0.0, span_c + width / 2 - n_bins * width)
+    return tc, starts, n_bins, width, origin
+
+
 def _spectral_stage(
     times: np.ndarray,
     counts: np.ndarray,
@@ -645,20 +676,7 @@ def _spectral_stage(
     ok = eligible & np.isfinite(period) & (period > 0)
     if not ok.any():
         return {"g": g, "fisher_p": fisher_p, "fft_period": fft_period, "acf_lift": acf_lift}
-    tc = _compressed_times(times, counts, np.nan_to_num(period, nan=1.0), stage["gap_index"])
-    starts = np.cumsum(counts) - counts
-    span_c = np.where(counts > 0, tc[np.maximum(starts + counts - 1, 0)], 0.0)
-    w_target = np.maximum(s.min_bin_s, np.nan_to_num(period, nan=1.0) / s.bins_per_period)
-    needed = np.floor(span_c / w_target) + 1
-    max_bins = 1 << int(math.log2(s.max_bins))
-    n_bins = np.where(
-        needed > max_bins,
-        max_bins,
-        np.maximum(16, 2.0 ** np.ceil(np.log2(np.maximum(needed, 1.0)))),
-    ).astype(np.int64)
-    fits_all = needed <= max_bins
-    width = np.where(fits_all, (span_c + w_target) / n_bins, w_target)
-    origin = np.where(fits_all, 0.0, span_c + width / 2 - n_bins * width)
+    tc, starts, n_bins, width, origin = series_grid(times, counts, period, stage["gap_index"], s)
     k_min = max(1, math.ceil(s.min_span_periods))
     lo = np.nan_to_num(stage["lo"], nan=0.0)
     hi = np.nan_to_num(stage["hi"], nan=0.0)

@@ -102,20 +102,10 @@ def _spectral_reference(times, counts, eligible, stage, s):
     acf_lift = np.full(n, np.nan)
     period = stage["period"]
     ok = eligible & np.isfinite(period) & (period > 0)
-    tc = periodogram._compressed_times(
-        times, counts, np.nan_to_num(period, nan=1.0), stage["gap_index"]
+    # the same series (bins, widths) as the fast path: only the spectrum is redone here
+    tc, starts, n_bins, width, origin = periodogram.series_grid(
+        times, counts, period, stage["gap_index"], s
     )
-    starts = np.cumsum(counts) - counts
-    span_c = np.where(counts > 0, tc[np.maximum(starts + counts - 1, 0)], 0.0)
-    w_target = np.maximum(s.min_bin_s, np.nan_to_num(period, nan=1.0) / s.bins_per_period)
-    needed = np.floor(span_c / w_target) + 1
-    max_bins = 1 << int(math.log2(s.max_bins))
-    n_bins = np.where(
-        needed > max_bins, max_bins, np.maximum(16, 2.0 ** np.ceil(np.log2(np.maximum(needed, 1))))
-    ).astype(np.int64)
-    fits_all = needed <= max_bins
-    width = np.where(fits_all, (span_c + w_target) / n_bins, w_target)
-    origin = np.where(fits_all, 0.0, span_c + width / 2 - n_bins * width)
     k_min = max(1, math.ceil(s.min_span_periods))
     lo = np.nan_to_num(stage["lo"], nan=0.0)
     hi = np.nan_to_num(stage["hi"], nan=0.0)

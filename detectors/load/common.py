@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 import polars as pl
 
@@ -419,38 +419,16 @@ def _build_filtered(
     fixes, bad = address_fixes_of({c: probe.item(0, c) for c in addresses})
     canonical = {**body, S.TIMESTAMP: timestamp.fast}
     kinds = implausible_kinds(bad, canonical.__getitem__)
-    first = body[S.SOURCE_FILE]
-    checks = [
-        first.alias(S.SOURCE_FILE),
-        has_ts.alias(_HAS_TS),
-        *[mask.alias(f"m{i}") for i, (_, mask) in enumerate(kinds)],
-    ]
-    missing = 0
-    if probe.item(0, _NO_TS):
-        blank = pl.all_horizontal([pl.col(c).is_null() for c in table.schema])
-        checks.append((~has_ts & ~blank).alias(_BLANK))
+    blank = pl.all_horizontal([pl.col(c).is_null() for c in table.schema])
+    untimed = [~has_ts & ~blank] if probe.item(0, _NO_TS) else []  # blank rows: silently
     with reading(file):
-        checked = table.frame.select(checks)
-        kept = pl.col(_HAS_TS)
-        summary = (
-            checked.select(
-                *[(pl.col(f"m{i}") & kept).sum().alias(f"n{i}") for i in range(len(kinds))],
-                *[
-                    pl.col(S.SOURCE_FILE).filter(pl.col(f"m{i}") & kept).first().alias(f"f{i}")
-                    for i in range(len(kinds))
-                ],
-                *([pl.col(_BLANK).sum()] if probe.item(0, _NO_TS) else []),
-            )
-            .collect()
-            .row(0)
+        dropped, drop, sums = implausible_found(
+            table.frame, kinds, kept=has_ts, file=body[S.SOURCE_FILE], also=untimed
         )
-    counts, firsts = summary[: len(kinds)], summary[len(kinds) : 2 * len(kinds)]
-    if probe.item(0, _NO_TS):
-        missing = int(summary[-1])
     warnings = list(table.warnings)
+    missing = sums[0] if untimed else 0
     if missing:
         warnings.append(f"{missing} rows without a {timestamp.source} skipped")
-    dropped, drop = implausible_warnings(kinds, counts, [str(f) for f in firsts])
     keep = has_ts if drop is None else has_ts & ~drop
     columns = {
         name: expr.replace(fixes[name]).alias(name) if name in fixes else expr
@@ -521,17 +499,53 @@ def implausible_kinds(
     return kinds
 
 
-def implausible_warnings(
-    kinds: Sequence[tuple[str, pl.Expr]], counts: Sequence[int], first_file: str | Sequence[str]
-) -> tuple[list[str], pl.Expr | None]:
-    """One warning per kind found, and the mask of every row to drop (None: none)."""
+def implausible_found(
+    frame: pl.LazyFrame,
+    kinds: Sequence[tuple[str, pl.Expr]],
+    *,
+    kept: pl.Expr | None = None,
+    file: pl.Expr | None = None,
+    also: Sequence[pl.Expr] = (),
+    engine: Literal["auto", "in-memory", "streaming"] = "auto",
+) -> tuple[list[str], pl.Expr | None, list[int]]:
+    """One query over ``frame``: a warning per kind found (how many rows, the file of the
+    first), the mask of every row to drop (None: none), and the number of rows each of
+    ``also`` marks. Only rows where ``kept`` is true count for the kinds.
+
+    ``file`` names each row's file (default: the ``source_file`` column; a literal for
+    one file); it is laid out per row before the counts, so a literal and a column are
+    alike. One definition for a load
+    in memory, a columnar load and a load streamed to partitions.
+    """
+    kept = pl.lit(True) if kept is None else kept
+    file = pl.col(S.SOURCE_FILE) if file is None else file
+    flagged = frame.select(
+        file.cast(pl.String).alias(S.SOURCE_FILE),
+        kept.alias(_HAS_TS),
+        *[mask.alias(f"m{i}") for i, (_, mask) in enumerate(kinds)],
+        *[mask.alias(f"a{j}") for j, mask in enumerate(also)],
+    )
+    counted = [pl.col(f"m{i}") & pl.col(_HAS_TS) for i in range(len(kinds))]
+    row = (
+        flagged.select(
+            *[mask.sum().alias(f"n{i}") for i, mask in enumerate(counted)],
+            *[
+                pl.col(S.SOURCE_FILE).filter(mask).first().alias(f"f{i}")
+                for i, mask in enumerate(counted)
+            ],
+            *[pl.col(f"a{j}").sum() for j in range(len(also))],
+        )
+        .collect(engine=engine)
+        .row(0)
+    )
+    counts, firsts = row[: len(kinds)], row[len(kinds) : 2 * len(kinds)]
     warnings, masks = [], []
-    for index, ((what, mask), count) in enumerate(zip(kinds, counts, strict=True)):
+    for (what, mask), count, first in zip(kinds, counts, firsts, strict=True):
         if count:
-            first = first_file if isinstance(first_file, str) else first_file[index]
             warnings.append(f"{count} rows with a {what} dropped (first in {first})")
             masks.append(mask)
-    return warnings, (pl.any_horizontal(masks) if masks else None)
+    drop = pl.any_horizontal(masks) if masks else None
+    return warnings, drop, [int(n) for n in row[2 * len(kinds) :]]
 
 
 def drop_implausible(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
@@ -598,16 +612,9 @@ def address_fixes_of(
 def _implausible(
     events: pl.DataFrame, bad: Mapping[str, Sequence[str]], kept: pl.Expr | None = None
 ) -> tuple[list[str], pl.Expr | None]:
-    """``implausible_warnings`` over ``events`` (only rows where ``kept`` is true count)."""
-    kinds = implausible_kinds(bad)
-    counted = [mask if kept is None else mask & kept for _, mask in kinds]
-    first = pl.col(S.SOURCE_FILE)
-    summary = events.select(
-        *[mask.sum().alias(f"n{i}") for i, mask in enumerate(counted)],
-        *[first.filter(mask).first().alias(f"f{i}") for i, mask in enumerate(counted)],
-    ).row(0)
-    counts, firsts = summary[: len(kinds)], summary[len(kinds) :]
-    return implausible_warnings(kinds, counts, [str(f) for f in firsts])
+    """``implausible_found`` over ``events`` (only rows where ``kept`` is true count)."""
+    warnings, drop, _ = implausible_found(events.lazy(), implausible_kinds(bad), kept=kept)
+    return warnings, drop
 
 
 def conform_to(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:

@@ -59,8 +59,8 @@ from detectors.load.common import (
     EARLIEST,
     LATEST,
     address_fixes_of,
+    implausible_found,
     implausible_kinds,
-    implausible_warnings,
     reading,
     require,
     timestamp_spec,
@@ -243,9 +243,7 @@ def _without_implausible(
     """The streamed events less the rows a load in memory drops as impossible
     (``load.common.drop_implausible``: same kinds, counts and words)."""
     kinds = implausible_kinds(bad_addresses)
-    sums = [mask.sum().alias(f"n{i}") for i, (_, mask) in enumerate(kinds)]
-    counts = events.select(sums).collect(engine="streaming").row(0)
-    warnings, drop = implausible_warnings(kinds, counts, file)
+    warnings, drop, _ = implausible_found(events, kinds, file=pl.lit(file), engine="streaming")
     return (events if drop is None else events.filter(~drop)), warnings
 
 

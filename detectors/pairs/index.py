@@ -116,8 +116,7 @@ def lists_from_lengths(
 ) -> pl.Series:
     """A list column from values laid end to end and each list's length (no Python per
     list: Arrow wraps the values with offsets)."""
-    inner = pl.Series(flat).cast(dtype) if dtype != pl.Float64 else pl.Series(flat)
-    return lists_from_offsets(name, offsets_of(lengths), inner)
+    return lists_from_offsets(name, offsets_of(lengths), pl.Series(flat).cast(dtype))
 
 
 class _ArrowHandle:

@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from detectors.stats.segments import (
+    moving_rows,
     segment_count,
     segment_ids,
     segment_median,
@@ -300,11 +301,6 @@ def _deltas(times: np.ndarray, ids_t: np.ndarray) -> _Deltas:
     return _Deltas(d, ids_t[1:][same], end_index)
 
 
-# Iterative refinements read only the deltas of pairs still moving once these are
-# under this share of all deltas (below it, gathering them costs less than it saves).
-_SUBSET_SHARE = 0.5
-
-
 def _near_multiples(
     d: np.ndarray, p: np.ndarray, in_run: np.ndarray, tol: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -359,9 +355,7 @@ def _fit_multiples(
         period = new
         if not moving.any():
             break
-        moving_deltas = moving[ids]
-        if rows is not None or np.count_nonzero(moving_deltas) < _SUBSET_SHARE * d.size:
-            rows = np.flatnonzero(moving_deltas)
+        rows = moving_rows(moving, ids, rows)
     fit = np.bincount(ids, weights=near_all, minlength=n) / np.maximum(runs, 1)
     return period, fit
 

@@ -71,6 +71,7 @@ import numpy as np
 
 from detectors.stats.periodogram import chernoff_binomial_pvalue
 from detectors.stats.segments import (
+    moving_rows,
     segment_count,
     segment_ids,
     segment_median,
@@ -258,11 +259,6 @@ def segment_shorth(
 # --- the test --------------------------------------------------------------------------
 
 
-# Iterative refinements read only the deltas of pairs still moving once these are
-# under this share of all deltas (below it, gathering them costs less than it saves).
-_SUBSET_SHARE = 0.5
-
-
 def _refined_period(d: np.ndarray, ids: np.ndarray, n: int, period: np.ndarray) -> np.ndarray:
     """Up to five times: the median of each pair's deltas within [0.5, 1.5) of its period.
 
@@ -274,9 +270,7 @@ def _refined_period(d: np.ndarray, ids: np.ndarray, n: int, period: np.ndarray) 
     moving = np.isfinite(period)
     rows: np.ndarray | None = None
     for _ in range(5):
-        moving_deltas = moving[ids]
-        if rows is not None or np.count_nonzero(moving_deltas) < _SUBSET_SHARE * d.size:
-            rows = np.flatnonzero(moving_deltas)
+        rows = moving_rows(moving, ids, rows)
         d_m, ids_m = (d, ids) if rows is None else (d[rows], ids[rows])
         ratio_d = d_m / period[ids_m]
         one = (ratio_d >= 0.5) & (ratio_d < 1.5)

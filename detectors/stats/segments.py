@@ -13,6 +13,21 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+# Iterative refinements read only the values of groups still moving once these are
+# under this share of all values (below it, gathering them costs less than it saves).
+SUBSET_SHARE = 0.5
+
+
+def moving_rows(moving: np.ndarray, ids: np.ndarray, rows: np.ndarray | None) -> np.ndarray | None:
+    """The values a refinement's next pass reads: all (None) while the groups still
+    ``moving`` hold at least ``SUBSET_SHARE`` of them, else the positions of theirs.
+    Once a subset, always a subset (``rows`` given): a converged group stays converged.
+    """
+    moving_values = moving[ids]
+    if rows is not None or np.count_nonzero(moving_values) < SUBSET_SHARE * ids.size:
+        return np.flatnonzero(moving_values)
+    return None
+
 
 def segment_ids(counts: np.ndarray) -> np.ndarray:
     """The group index of each element when group ``i`` holds ``counts[i]`` elements."""

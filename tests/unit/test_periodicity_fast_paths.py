@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import detectors.stats.periodogram as periodogram
-import detectors.stats.renewal as renewal
+import detectors.stats.segments as segments
 from detectors.stats.bursts import burst_clusters
 from detectors.stats.periodogram import (
     PeriodSettings,
@@ -213,7 +213,7 @@ def _fit_one_pass(dl, n, period, in_run):
 
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.01])  # never, sometimes, always a subset
 def test_fit_multiples_equals_three_full_passes(share, monkeypatch):
-    monkeypatch.setattr(periodogram, "_SUBSET_SHARE", share)
+    monkeypatch.setattr(segments, "SUBSET_SHARE", share)
     times, counts = _pairs(seed=4)
     n = counts.size
     dl = _deltas(times, segment_ids(counts))
@@ -235,7 +235,7 @@ def test_fit_multiples_equals_three_full_passes(share, monkeypatch):
 
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.01])
 def test_refined_period_equals_five_full_passes(share, monkeypatch):
-    monkeypatch.setattr(renewal, "_SUBSET_SHARE", share)
+    monkeypatch.setattr(segments, "SUBSET_SHARE", share)
     times, counts = _pairs(seed=6)
     d = sorted_deltas(times, counts)
     ids = segment_ids(counts - 1)

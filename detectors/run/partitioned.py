@@ -451,7 +451,9 @@ def _write_placed(events: pl.DataFrame, folder: Path, count: int) -> None:
     the CPU of a plain write of the same frame. Row groups of 100k rows: the partition is
     read whole or scanned by the population, never sought row by row, and larger groups
     are a third cheaper to write and half the size on disk. No statistics: they serve to
-    skip row groups by range, and no query here could skip one.
+    skip row groups by range, and no query here could skip one. zstd at level 1: a tenth
+    less CPU than its default level for 2 % more disk, and read back as fast (20M events
+    in 7 partitions: 11.3 -> 10.3 s of CPU, 303 -> 309 MB).
     """
     keys = events.select(_partition_key(count)).to_series()
     if keys.min() == keys.max():  # the usual case: no row left its source partition
@@ -467,7 +469,12 @@ def _write_placed(events: pl.DataFrame, folder: Path, count: int) -> None:
     for key, frame in groups.items():
         target = folder / f"{PARTITION}={key}"
         target.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(target / "00000000.parquet", row_group_size=100_000, statistics=False)
+        frame.write_parquet(
+            target / "00000000.parquet",
+            row_group_size=100_000,
+            statistics=False,
+            compression_level=1,
+        )
 
 
 # --- running the detectors ---------------------------------------------------------------------

@@ -18,7 +18,7 @@ from detectors.hunts.registry import all_detectors
 from detectors.load.cache import WRITE_LATER
 from detectors.pairs.context import PairContext
 from detectors.pairs.network import place_context
-from detectors.run import partitioned
+from detectors.run import partition_write, partitioned
 from detectors.run.memory import InMemory
 from detectors.run.outcome import DetectorOutcome, RunResult, merge
 
@@ -46,7 +46,7 @@ def choose_strategy(
     """Partitions on disk when the input holds more than ``[engine] max_events_in_memory``
     events; in memory otherwise (``cache_write``: see ``InMemory``). ``use_cache`` also
     lets a partitioned run reuse the partitions of the last run on the same files."""
-    count = partitioned.wanted(paths, config)
+    count = partition_write.wanted(paths, config)
     if count is not None:
         reuse = use_cache and config.cache_settings().enabled
         return partitioned.Partitioned(paths, source_format, count=count, reuse=reuse)

@@ -10,7 +10,7 @@ written by the first run is kept in the cache folder and found again by its key:
 * the partition count, ``--source-format``, the ``[mapping]`` section, and the
   loaders' and this layout's versions (``LOADER_VERSION``, ``LAYOUT_VERSION``);
 * the ``[network]`` settings: partitions hold placed events, keyed by the placed
-  device (``partitioned.place_partitions``), so other settings are another set.
+  device (``partition_place.place_partitions``), so other settings are another set.
 
 The key is taken before the files are read and again after: a file that changed while
 it was partitioned is never kept, so no run is served rows its file no longer holds.

@@ -15,6 +15,7 @@ from detectors.base.config import DEFAULT_PARTITION_EVENTS, engine_settings_from
 from detectors.base.errors import InputError
 from detectors.load import load_paths
 from detectors.pairs.context import PairContext
+from detectors.run import partition_write as W
 from detectors.run import partitioned as P
 from detectors.run.headless import detect
 from detectors.run.loop import run, run_all
@@ -91,7 +92,7 @@ START = datetime(2026, 11, 20, tzinfo=timezone.utc)
 
 def test_streamed_events_normalise_mapped_addresses_like_the_loader(tmp_path, monkeypatch):
     source = beacon_csv(tmp_path / "events.csv", [kusto(START, 60 * i) for i in range(40)])
-    monkeypatch.setattr(P, "load_file", None)  # streamed: the loader is never called
+    monkeypatch.setattr(W, "load_file", None)  # streamed: the loader is never called
     parts = P.write_partitions([source], tmp_path / "parts", 2)
     events = pl.read_parquet(parts.all_files()).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
     assert_frame_equal(events, load_paths([source], cache=None).events)
@@ -104,8 +105,8 @@ def test_a_file_with_a_second_timestamp_form_goes_through_the_loader(tmp_path, m
     stamps += [(START + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S") for i in range(30, 40)]
     source = beacon_csv(tmp_path / "events.csv", stamps)
     loaded = []
-    real_load_file = P.load_file
-    monkeypatch.setattr(P, "load_file", lambda *a: loaded.append(a[0]) or real_load_file(*a))
+    real_load_file = W.load_file
+    monkeypatch.setattr(W, "load_file", lambda *a: loaded.append(a[0]) or real_load_file(*a))
     parts = P.write_partitions([source], tmp_path / "parts", 2)
     assert loaded == [source]
     events = pl.read_parquet(parts.all_files()).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
@@ -133,8 +134,8 @@ def test_an_export_named_twice_counts_once_with_a_warning(tmp_path):
 def test_estimate_reads_parquet_row_counts_exactly(tmp_path):
     path = tmp_path / "events.parquet"
     pl.DataFrame({"a": range(1234)}).write_parquet(path)
-    assert P.estimate_events([path]) == 1234
-    assert P.partition_count(1234, 500) == 3  # ceil(1234 / 500)
+    assert W.estimate_events([path]) == 1234
+    assert W.partition_count(1234, 500) == 3  # ceil(1234 / 500)
 
 
 def test_detect_switches_to_partitions_above_the_configured_size(tmp_path, monkeypatch):
@@ -144,8 +145,8 @@ def test_detect_switches_to_partitions_above_the_configured_size(tmp_path, monke
     small.write_text("[engine]\nmax_events_in_memory = 10\npartition_events = 20\n")
     memory = tmp_path / "memory.toml"
     memory.write_text("")
-    assert P.wanted([source], load_config(small))  # ~41 lines estimated > 10
-    assert not P.wanted([source], load_config(memory))
+    assert W.wanted([source], load_config(small))  # ~41 lines estimated > 10
+    assert not W.wanted([source], load_config(memory))
     called = []
     real = P.Partitioned.context
     monkeypatch.setattr(P.Partitioned, "context", lambda *a: called.append(1) or real(*a))
@@ -172,7 +173,7 @@ def streamed_and_loaded(tmp_path, monkeypatch, edit):
     lines = source.read_text(encoding="utf-8").splitlines()
     edit(lines)
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    monkeypatch.setattr(P, "load_file", None)  # streamed: the loader is never called
+    monkeypatch.setattr(W, "load_file", None)  # streamed: the loader is never called
     parts = P.write_partitions([source], tmp_path / "parts", 2)
     events = pl.read_parquet(parts.all_files()).sort(P.INPUT_ROW).drop(P.INPUT_ROW)
     return source, parts, events, load_paths([source], cache=None)
@@ -215,7 +216,7 @@ def test_streamed_events_skip_untimed_rows_and_blank_lines_like_the_loader(tmp_p
 )
 def test_streamed_row_groups_are_as_large_as_the_sink_buffer_allows(count, rows):
     # 3.4M rows held open in all: 100k a partition up to 34 partitions, never under 10k
-    assert P.sink_row_group(count) == rows
+    assert W.sink_row_group(count) == rows
 
 
 def test_detail_prevalence_of_partitions_is_that_of_the_whole_input(sample_reference, tmp_path):

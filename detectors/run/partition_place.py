@@ -1,11 +1,6 @@
 """Input bigger than memory, second step: the partitions placed in the network
-(``pairs.network``) and written again, keyed by each event's *placed* device.
-
-The decisions (proxies, monitored hosts) need every event: they are taken from small
-evidence gathered over a few columns of each partition (``pairs.network.decide``), then
-applied to one partition at a time. An inbound row turned round belongs with our host,
-so it moves to that host's partition: every pair and every fact about one device stays
-in one partition, as the hunts need.
+(``pairs.network``) and written again, keyed by each event's *placed* device
+(``place_partitions`` says how and why).
 """
 
 from __future__ import annotations
@@ -56,9 +51,8 @@ def place_partitions(
     before placing) and its rows placed: once more first when some row comes from a
     proxy's address, to gather the rows its egress is linked by (client and proxy are
     two devices: linked once over all of them); then written, linked, to the partition
-    of their *placed* device: an inbound row
-    turned round belongs with our host, so every pair and every fact about one device
-    stays in one partition.
+    of their *placed* device: an inbound row turned round belongs with our host, so every
+    pair and every fact about one device stays in one partition.
     """
 
     def pieces(columns: Sequence[str]) -> Iterator[pl.DataFrame]:

@@ -4,6 +4,7 @@ keeps a user's values."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -22,15 +23,34 @@ def _probe(env: dict[str, str]) -> list[str]:
     return done.stdout.split()
 
 
-def test_importing_the_entry_package_sets_the_decay_before_polars_loads() -> None:
+def _expected() -> str:
+    """One arena per core this test may run on (counted here independently of ``tui``)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"narenas:{cores},dirty_decay_ms:200,muzzy_decay_ms:0"
+
+
+def test_importing_the_entry_package_sets_the_allocator_before_polars_loads() -> None:
     env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
-    assert _probe(env) == ["dirty_decay_ms:200,muzzy_decay_ms:0", "False"]
+    assert _probe(env) == [_expected(), "False"]
+
+
+@pytest.mark.skipif(not shutil.which("taskset"), reason="pins the child to one core")
+def test_one_arena_per_core_the_process_may_use() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    done = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split()[0] == "narenas:1,dirty_decay_ms:200,muzzy_decay_ms:0"
 
 
 def test_the_default_a_parent_process_polars_wrote_is_replaced() -> None:
     # polars writes its default into os.environ on import; a child inherits it
     env = dict(os.environ, _RJEM_MALLOC_CONF="dirty_decay_ms:500,muzzy_decay_ms:1000")
-    assert _probe(env) == ["dirty_decay_ms:200,muzzy_decay_ms:0", "False"]
+    assert _probe(env) == [_expected(), "False"]
 
 
 def test_a_value_the_user_set_is_kept() -> None:

@@ -15,8 +15,8 @@ hunts device partition by device partition (every detector in one pass). It prin
 first paint (wall, and the CPU time spent until then: on a busy machine the wall time
 mostly measures waiting for a core), time to the first candidate on screen, time to
 *ready* (every detector merged) and the child's peak resident memory (its own
-``VmHWM``: ``ru_maxrss`` from ``wait4`` starts at this process's high-water mark). ``--skip-latency`` runs only that; ``--partitioned 30K`` checks the path in
-seconds.
+``VmHWM``: ``ru_maxrss`` from ``wait4`` starts at this process's high-water mark).
+``--skip-latency`` runs only that; ``--partitioned 30K`` checks the path in seconds.
 """
 
 from __future__ import annotations

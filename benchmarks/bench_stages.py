@@ -18,6 +18,7 @@ import argparse
 import resource
 import time
 
+import tui  # noqa: F401  (before polars loads: the CLI's allocator setting)
 from detectors.base.progress import NULL_PROGRESS
 from detectors.hunts.registry import all_detectors
 from detectors.pairs.network import place_context

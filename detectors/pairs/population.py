@@ -40,7 +40,8 @@ class Population:
         self.names = names if names is not None else pl.DataFrame(schema=S.NAMES_SCHEMA)
         self.streaming = streaming
         self._answers: dict[Any, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts, never held while computing
+        self._computing: dict[Any, threading.Lock] = {}
 
     def collect(self, query: pl.LazyFrame) -> pl.DataFrame:
         """Run a query over the population (streaming when it lives on disk)."""
@@ -64,11 +65,26 @@ class Population:
         return pl.collect_all(queries, comm_subplan_elim=False)  # type: ignore[call-overload]  # pragma: no cover
 
     def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
-        """``compute()``'s answer, computed once per key (partitions ask the same things)."""
+        """``compute()``'s answer, computed once per key (partitions ask the same things).
+
+        A key is computed under a lock of its own: a thread asking another question is
+        not kept waiting behind it (on disk one answer is a scan of every partition, and
+        the TUI's two hunt threads ask different things); a thread asking the same one
+        waits for that answer rather than computing it again.
+        """
         with self._lock:
-            if key not in self._answers:
-                self._answers[key] = compute()
-            return self._answers[key]
+            if key in self._answers:
+                return self._answers[key]
+            computing = self._computing.setdefault(key, threading.Lock())
+        with computing:
+            with self._lock:
+                if key in self._answers:  # computed while this thread waited
+                    return self._answers[key]
+            answer = compute()
+            with self._lock:
+                self._answers[key] = answer
+                self._computing.pop(key, None)
+            return answer
 
     def known(self, key: Any) -> Any:
         """The answer remembered under ``key``, or None (nothing is computed)."""

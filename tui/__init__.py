@@ -8,9 +8,10 @@ counted in the peak: 1M Parquet events peaked at 0.81-0.91 GB, now 0.64-0.67 GB,
 the same CPU. It also gives jemalloc one arena per core, where its default is four:
 polars' threads (one per core) and the engine's own then reuse the pages each other
 freed, where with an arena apiece each took fresh pages from the kernel (1M events:
-a fifth fewer page faults, 0.8 -> 0.6 s of system time, ~5 % less wall time; neutral
-at 10M and 100M). A value the user set is kept; the one a parent process's polars
-wrote into the environment (its default, not a choice) is not.
+a fifth fewer page faults, 0.8 -> 0.6 s of system time, ~5 % less wall time; the 100M
+run that writes its partitions 225 -> 216 s; 10M unchanged). A value the user set is
+kept; the one a parent process's polars wrote into the environment (its default, not a
+choice) is not.
 
 It also gives numpy's OpenBLAS one thread. Loading numpy otherwise starts a thread per
 core that spins and is torn down again: ~0.04 s of CPU per run, for an engine whose only

@@ -12,9 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from detectors.base import schema as S
-from detectors.base.config import (
-    NetworkSettings,
-)
+from detectors.base.config import NetworkSettings
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.load import _without_duplicates
 from detectors.pairs.network import apply, apply_links, decide, link, link_rows, no_links

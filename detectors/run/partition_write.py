@@ -20,13 +20,10 @@ from typing import Literal
 import polars as pl
 
 from detectors.base import schema as S
-from detectors.base.config import (
-    DEFAULT_PARTITION_EVENTS,
-    Config,
-)
+from detectors.base.config import DEFAULT_PARTITION_EVENTS, Config
 from detectors.base.errors import InputError
 from detectors.base.progress import NULL_PROGRESS, Progress
-from detectors.load import expand_paths, format_of, load_file
+from detectors.load import _expand, expand_paths, format_of, load_file
 from detectors.load import mde as MDE
 from detectors.load.common import (
     EARLIEST,
@@ -274,8 +271,6 @@ def write_partitions(
     """Every input file's canonical events into ``count`` device partitions under
     ``directory`` (see the module docstring); side tables are kept in memory.
     ``compression``: lz4 for partitions read once and removed (placed, then dropped)."""
-    from detectors.load import _expand
-
     files = _expand(paths)
     names: list[pl.DataFrame] = []
     apps: list[pl.DataFrame] = []

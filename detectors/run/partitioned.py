@@ -41,10 +41,7 @@ from typing import Any
 import polars as pl
 
 from detectors.base import schema as S
-from detectors.base.config import (
-    Config,
-    cache_dir,
-)
+from detectors.base.config import Config, cache_dir
 from detectors.base.progress import Progress
 from detectors.hunts.registry import get, params_for
 from detectors.load import _without_duplicates

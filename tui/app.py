@@ -42,7 +42,7 @@ from tui.messages import (
     Note,
     StageChanged,
 )
-from tui.pipeline import LOAD, Loader, Pipeline, default_loader, detector_key
+from tui.pipeline import LOAD, Loader, Pipeline, default_loader, detector_key, event_count
 from tui.screens.help import HelpScreen
 from tui.screens.log import LogEntry, LogScreen
 from tui.screens.main import DetailContext, MainScreen
@@ -194,7 +194,7 @@ class BeaconTriageApp(CurationApp):
         self.main_screen.header = HeaderInfo(
             source=self._source_text(),
             sample=self.sample,
-            events=self.dataset.events.height if self.dataset is not None else None,
+            events=event_count(self.dataset) if self.dataset is not None else None,
             candidates=self.candidates.height if self.dataset is not None else None,
             status=self._status,
             marks=self.header_marks(),

@@ -67,6 +67,14 @@ DEFAULT_CHART_ACTIONS = (S.ACTION_SUCCESS, S.ACTION_REQUEST, S.ACTION_FAILED)
 _REPORT_EVERY = 0.1  # seconds between progress messages from one step
 
 
+def event_count(dataset: PairContext) -> int:
+    """The input's events: the rows in memory, or for input opened as partitions (no
+    rows in memory) the population's count from the Parquet footers, asked once."""
+    if dataset.events.height == 0 and dataset.population is not None:
+        return dataset.population.event_count()
+    return dataset.events.height
+
+
 def detector_key(name: str) -> str:
     return f"detector:{name}"
 
@@ -300,7 +308,7 @@ class Pipeline:
         self.close()
         self.strategy = strategy
         seconds = self.clock() - started
-        self._stage(LOAD, 1.0, f"{dataset.events.height:,} events in {seconds:.1f}s", ST.DONE)
+        self._stage(LOAD, 1.0, f"{event_count(dataset):,} events in {seconds:.1f}s", ST.DONE)
         self._post(DatasetLoaded(dataset))
 
     def close(self) -> None:
@@ -400,26 +408,36 @@ class Pipeline:
         progress: Progress,
     ) -> None:
         """Every detector over the partitions, one partition in memory at a time; each
-        outcome is reported as its detector's, in the order the strategy yields them."""
+        outcome is reported as its detector's, in the order the strategy yields them.
+
+        Each row shows the run's progress over the partitions (the strategy's own
+        reports) and its detector's latest message; a detector's message goes to its
+        row alone (its fraction is within one partition, so the row keeps the run's).
+        """
         left = list(names)
         last = [0.0]
+        overall = [0.0]
 
         def report(stage: str, fraction: float, message: str) -> None:
+            own = stage in left
+            if not own:
+                overall[0] = fraction
             now = self.clock()
             if now - last[0] < _REPORT_EVERY and fraction < 1.0:
                 return
             last[0] = now
-            for name in list(left):
-                self._stage(
-                    detector_key(name), fraction, f"{stage}: {message}" if message else stage
-                )
+            text = f"{stage}: {message}" if message else stage
+            for name in [stage] if own else list(left):
+                self._stage(detector_key(name), overall[0], text)
 
         fan_out = Progress(report, progress.cancel_event)
         assert self.strategy is not None
         try:
             for outcome in self.strategy.hunts(dataset, config, names, fan_out):
                 left.remove(outcome.name)
-                self._finished(run_id, outcome, detector_key(outcome.name), progress)
+                # posted under the key whose progress this is: the detector's own key
+                # has none in this mode, and a check against it dropped every "done"
+                self._finished(run_id, outcome, detector_key(""), progress)
         except Cancelled:
             for name in left:
                 self._stage(detector_key(name), 0.0, "cancelled", ST.CANCELLED)

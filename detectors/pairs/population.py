@@ -104,6 +104,15 @@ class Population:
         result: tuple[datetime | None, datetime | None] = self.remember("bounds", compute)
         return result
 
+    def event_count(self) -> int:
+        """How many events there are (on disk: from the Parquet footers, no rows read)."""
+
+        def compute() -> int:
+            return int(self.collect(self.events.select(pl.len())).item())
+
+        result: int = self.remember("events", compute)
+        return result
+
     def span_seconds(self) -> float:
         """Seconds from the first to the last event (0 without events)."""
         first, last = self.time_bounds()

@@ -11,6 +11,7 @@ import tui_fixtures as syn
 from detectors.base import schema as S
 from detectors.base.config import read_config
 from detectors.run.partitioned import Partitioned
+from tui import stages as ST
 from tui.pipeline import default_loader
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,14 @@ async def test_tui_hunts_partitions_when_the_input_exceeds_memory_setting(tmp_pa
         assert app.pipeline.strategy.parts is not None
         assert app.pipeline.strategy.parts.count == 3  # ceil(14,340 events / 5,000)
         assert app.main_screen.view.height > 0  # candidates, hunted partition by partition
+        # No rows in memory, yet the header counts the input: the CSV's 14,340 rows.
+        assert app.main_screen.header.events == pl.read_csv(SAMPLE_EVENTS).height == 14_340
+        assert app.stages["load"].message.startswith("14,340 events in ")
+        # The detector's row ends done, with its hits, as a run in memory ends.
+        stage = app.stages["detector:intervals"]
+        hits = app.outcomes["intervals"].hits
+        assert stage.status == ST.DONE and stage.fraction == 1.0
+        assert hits is not None and stage.message.startswith(f"{hits.height:,} hits in ")
         # One worker hunts every detector over the partitions (one partition held at once).
         assert not [
             w for w in app.workers if w.group.startswith("detector:") and w.name != "detector:"

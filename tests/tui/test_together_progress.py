@@ -1,0 +1,77 @@
+"""The detector rows of input opened as partitions, where one job hunts every detector.
+
+The job runs off the app here (a recording stand-in for it, a scripted strategy), so the
+rows it reports can be read message by message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import polars as pl
+
+from detectors.base.progress import Progress
+from detectors.run.outcome import DetectorOutcome
+from tui import stages as ST
+from tui.messages import StageChanged
+from tui.pipeline import Pipeline, detector_key
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    def post_message(self, message: Any) -> bool:
+        self.messages.append(message)
+        return True
+
+
+class _TwoPartitions:
+    """Reports as ``Partitioned.hunts`` does: the partition loop, then each detector's
+    own messages, then the outcomes at the end."""
+
+    def hunts(
+        self, context: Any, config: Any, names: Sequence[str], progress: Progress
+    ) -> Iterator[DetectorOutcome]:
+        for partition in range(2):
+            progress.report("detect", partition / 2, f"partition {partition + 1}")
+            progress.report("periodicity", 0.8, "scoring")
+        progress.report("intervals", 1.0, "7 candidates")
+        for name in names:
+            yield DetectorOutcome(name, hits=pl.DataFrame({"x": [1, 2, 3]}), seconds=1.25)
+
+
+def _rows(recorder: _Recorder) -> list[tuple[str, float, str, str]]:
+    return [
+        (m.key, m.fraction, m.text, m.status)
+        for m in recorder.messages
+        if isinstance(m, StageChanged)
+    ]
+
+
+def test_each_detector_row_ends_done_and_shows_only_its_own_messages():
+    recorder = _Recorder()
+    ticks = iter(range(10, 1000, 10))  # every report 10 s after the last: none is throttled
+    pipeline = Pipeline(recorder, clock=lambda: float(next(ticks)))  # type: ignore[arg-type]
+    pipeline.strategy = _TwoPartitions()  # type: ignore[assignment]
+    progress = pipeline._new_progress(detector_key(""))
+    pipeline._together_job(1, ["intervals", "periodicity"], None, None, progress)  # type: ignore[arg-type]
+    rows = _rows(recorder)
+    intervals = [r for r in rows if r[0] == "detector:intervals"]
+    periodicity = [r for r in rows if r[0] == "detector:periodicity"]
+    # The partition loop reaches every row; a detector's message only its own, at the
+    # run's fraction (partition 2 of 2 started: 0.5), not its fraction within a partition.
+    assert intervals == [
+        ("detector:intervals", 0.0, "detect: partition 1", ST.RUNNING),
+        ("detector:intervals", 0.5, "detect: partition 2", ST.RUNNING),
+        ("detector:intervals", 0.5, "intervals: 7 candidates", ST.RUNNING),
+        ("detector:intervals", 1.0, "3 hits in 1.2s", ST.DONE),
+    ]
+    assert periodicity == [
+        ("detector:periodicity", 0.0, "detect: partition 1", ST.RUNNING),
+        ("detector:periodicity", 0.0, "periodicity: scoring", ST.RUNNING),
+        ("detector:periodicity", 0.5, "detect: partition 2", ST.RUNNING),
+        ("detector:periodicity", 0.5, "periodicity: scoring", ST.RUNNING),
+        ("detector:periodicity", 1.0, "3 hits in 1.2s", ST.DONE),
+    ]

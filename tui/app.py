@@ -270,7 +270,8 @@ class BeaconTriageApp(CurationApp):
         outcome = message.outcome
         self.outcomes[outcome.name] = outcome
         self._pending.discard(outcome.name)
-        self._request_merge()
+        if message.merge:
+            self._request_merge()
         self._set_status(self._running_status())
 
     def _request_merge(self) -> None:

@@ -62,10 +62,14 @@ class IndexReady(Message):
 
 
 class DetectorFinished(Message):
-    def __init__(self, run_id: int, outcome: DetectorOutcome) -> None:
+    """A detector's outcome; ``merge`` is False when more outcomes of the same job follow
+    at once, so the app merges once, after the last of them."""
+
+    def __init__(self, run_id: int, outcome: DetectorOutcome, merge: bool = True) -> None:
         super().__init__()
         self.run_id = run_id
         self.outcome = outcome
+        self.merge = merge
 
 
 class DetectorFailed(Message):

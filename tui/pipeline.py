@@ -432,19 +432,27 @@ class Pipeline:
 
         fan_out = Progress(report, progress.cancel_event)
         assert self.strategy is not None
+        finished: list[DetectorOutcome] = []
         try:
             for outcome in self.strategy.hunts(dataset, config, names, fan_out):
                 left.remove(outcome.name)
-                # posted under the key whose progress this is: the detector's own key
-                # has none in this mode, and a check against it dropped every "done"
-                self._finished(run_id, outcome, detector_key(""), progress)
+                finished.append(outcome)
         except Cancelled:
-            for name in left:
+            for name in [*(o.name for o in finished), *left]:
                 self._stage(detector_key(name), 0.0, "cancelled", ST.CANCELLED)
+            return
         except InputError as exc:
             for name in left:
                 self._stage(detector_key(name), 0.0, str(exc), ST.FAILED)
                 self._post(DetectorFailed(run_id, name, str(exc)))
+        # The outcomes go out together: they come within a second of each other (each
+        # hunt's last step, after the last partition), and the app merges once, after
+        # the last, instead of for the first alone and again for all (a merge at 100M
+        # events is 10-20 s). Posted under the key whose progress this is: the
+        # detectors' own keys have none in this mode.
+        for number, outcome in enumerate(finished, start=1):
+            merge = number == len(finished)
+            self._finished(run_id, outcome, detector_key(""), progress, merge=merge)
 
     def _detector_job(
         self, run_id: int, name: str, dataset: PairContext, config: Config, progress: Progress
@@ -469,7 +477,12 @@ class Pipeline:
         self._finished(run_id, outcome, key, progress)
 
     def _finished(
-        self, run_id: int, outcome: DetectorOutcome, key: str, progress: Progress
+        self,
+        run_id: int,
+        outcome: DetectorOutcome,
+        key: str,
+        progress: Progress,
+        merge: bool = True,
     ) -> None:
         if outcome.skipped:
             status, text = ST.SKIPPED, f"skipped: {outcome.skipped}"
@@ -480,7 +493,7 @@ class Pipeline:
             status, text = ST.DONE, f"{hits:,} hits in {outcome.seconds:.1f}s"
         if self._is_current(key, progress):
             self._stage(detector_key(outcome.name), 1.0, text, status)
-        self._post(DetectorFinished(run_id, outcome))
+        self._post(DetectorFinished(run_id, outcome, merge))
 
     # --- merge ---------------------------------------------------------------------------
 

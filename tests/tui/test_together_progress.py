@@ -11,10 +11,11 @@ from typing import Any
 
 import polars as pl
 
+from detectors.base.errors import Cancelled
 from detectors.base.progress import Progress
 from detectors.run.outcome import DetectorOutcome
 from tui import stages as ST
-from tui.messages import StageChanged
+from tui.messages import DetectorFinished, StageChanged
 from tui.pipeline import Pipeline, detector_key
 
 
@@ -74,4 +75,35 @@ def test_each_detector_row_ends_done_and_shows_only_its_own_messages():
         ("detector:periodicity", 0.5, "detect: partition 2", ST.RUNNING),
         ("detector:periodicity", 0.5, "periodicity: scoring", ST.RUNNING),
         ("detector:periodicity", 1.0, "3 hits in 1.2s", ST.DONE),
+    ]
+    # Both outcomes go out at the end, and only the last asks the app for a merge: one
+    # merge for the pair, not one for the first alone and another for both.
+    finished = [m for m in recorder.messages if isinstance(m, DetectorFinished)]
+    assert [(m.outcome.name, m.merge) for m in finished] == [
+        ("intervals", False),
+        ("periodicity", True),
+    ]
+    assert recorder.messages.index(finished[0]) > recorder.messages.index(
+        next(m for m in recorder.messages if getattr(m, "text", "") == "intervals: 7 candidates")
+    )
+
+
+class _CancelledAfterOne(_TwoPartitions):
+    def hunts(
+        self, context: Any, config: Any, names: Sequence[str], progress: Progress
+    ) -> Iterator[DetectorOutcome]:
+        yield DetectorOutcome(names[0], hits=pl.DataFrame({"x": [1]}))
+        raise Cancelled()
+
+
+def test_a_cancelled_job_reports_every_detector_cancelled_and_no_outcome():
+    recorder = _Recorder()
+    pipeline = Pipeline(recorder)  # type: ignore[arg-type]
+    pipeline.strategy = _CancelledAfterOne()  # type: ignore[assignment]
+    progress = pipeline._new_progress(detector_key(""))
+    pipeline._together_job(1, ["intervals", "periodicity"], None, None, progress)  # type: ignore[arg-type]
+    assert not [m for m in recorder.messages if isinstance(m, DetectorFinished)]
+    assert [(key, status) for key, _, _, status in _rows(recorder)] == [
+        ("detector:intervals", ST.CANCELLED),
+        ("detector:periodicity", ST.CANCELLED),
     ]

@@ -16,7 +16,7 @@ and memory stays bounded by one partition.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,17 +28,26 @@ from detectors.base.netclass import DEFENDER_NON_PUBLIC, public_addresses
 # Partitions on disk carry each event's position in the input, so that a query which
 # takes "the first" of something answers as it would over the input in memory.
 INPUT_ROW = "__input_row"
+# Who a device is, wherever devices are counted: its name, else its id (Zeek: the
+# originating address). Partitions are keyed by the name, so one device is in one.
+DEVICE_KEY = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID)
 
 
 class Population:
     """Every canonical event (lazily) and the names seen for addresses."""
 
     def __init__(
-        self, events: pl.LazyFrame, names: pl.DataFrame | None = None, streaming: bool = False
+        self,
+        events: pl.LazyFrame,
+        names: pl.DataFrame | None = None,
+        streaming: bool = False,
+        pieces: Sequence[pl.LazyFrame] | None = None,
     ) -> None:
         self.events = events
         self.names = names if names is not None else pl.DataFrame(schema=S.NAMES_SCHEMA)
         self.streaming = streaming
+        # On disk: the events again, one frame per partition (``per_device``).
+        self.pieces = pieces
         self._answers: dict[Any, Any] = {}
         self._lock = threading.Lock()  # guards the two dicts, never held while computing
         self._computing: dict[Any, threading.Lock] = {}
@@ -63,6 +72,24 @@ class Population:
             flags = pl.QueryOptFlags(comm_subplan_elim=False)
             return pl.collect_all(queries, optimizations=flags)
         return pl.collect_all(queries, comm_subplan_elim=False)  # type: ignore[call-overload]  # pragma: no cover
+
+    def per_device(self, query: Callable[[pl.LazyFrame], pl.LazyFrame]) -> Iterator[pl.DataFrame]:
+        """``query``'s answer over each piece of the events whose devices no other piece
+        has: on disk each partition (every event of a device name is in one, and every
+        event without a name in the first), in memory all the events at once.
+
+        For counts of devices (``DEVICE_KEY``): a partition's distinct devices are its
+        own, so per-partition counts add up and distinct rows that include the device
+        concatenate to the whole input's. Each partition is read alone and its query
+        run in memory: polars' streaming engine counts distinct values per group on
+        one core and holds every group's set at once (the detail pane's prevalence at
+        100M events: 82 s and 5.4 GB).
+        """
+        if self.pieces is None:
+            yield self.collect(query(self.events))
+            return
+        for piece in self.pieces:
+            yield query(piece).collect()
 
     def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()``'s answer, computed once per key (partitions ask the same things).

@@ -27,6 +27,7 @@ from detectors.base.domains import registered_domain, registered_domains
 from detectors.base.netclass import classify_ip
 from detectors.pairs.context import PairContext
 from detectors.pairs.index import P_TS
+from detectors.pairs.population import DEVICE_KEY
 
 # --- interval statistics ------------------------------------------------------------
 
@@ -199,35 +200,112 @@ def _talking_events(events: pl.LazyFrame) -> pl.LazyFrame:
         pl.col(S.REMOTE_IP).is_not_null() & pl.col(S.ACTION).ne_missing(pl.lit(S.ACTION_LISTENING))
     ).select(
         pl.col(S.REMOTE_IP),
-        pl.coalesce(S.DEVICE_ID, S.DEVICE_NAME).alias(_DEVICE),
+        DEVICE_KEY.alias(_DEVICE),
         pl.col(S.PROCESS),
         pl.col(S.TIMESTAMP),
     )
 
 
+def _talking_triples(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Each distinct (address, device, process) that talked, and its first and last time:
+    every figure of the index follows from these, whatever the number of events."""
+    return (
+        _talking_events(events)
+        .group_by(S.REMOTE_IP, _DEVICE, S.PROCESS)
+        .agg(pl.col(S.TIMESTAMP).min().alias(D_FIRST), pl.col(S.TIMESTAMP).max().alias(D_LAST))
+    )
+
+
+def _distinct(frame: pl.DataFrame, by: str, column: str) -> pl.DataFrame:
+    return frame.select(by, column).drop_nulls(column).unique()
+
+
+def _devices_per(frame: pl.DataFrame, by: str, *more: pl.Expr) -> pl.DataFrame:
+    return frame.group_by(by).agg(pl.col(_DEVICE).drop_nulls().n_unique().alias(D_DEVICES), *more)
+
+
+def _counted(pieces: list[pl.DataFrame], by: str, name: str) -> pl.DataFrame:
+    """Distinct (``by``, value) rows of every piece, counted per ``by`` (processes and
+    addresses are shared between pieces, so their rows are made distinct again)."""
+    rows = pl.concat(pieces).unique()
+    return rows.group_by(by).agg(pl.len().cast(pl.UInt32).alias(name))
+
+
+@dataclass
+class _Tally:
+    """The index's counts, gathered piece by piece: devices add up (a piece's devices
+    are its own), processes and addresses are distinct rows counted at the end."""
+
+    address_devices: list[pl.DataFrame] = field(default_factory=list)
+    address_processes: list[pl.DataFrame] = field(default_factory=list)
+    domain_devices: list[pl.DataFrame] = field(default_factory=list)
+    domain_processes: list[pl.DataFrame] = field(default_factory=list)
+    domain_addresses: list[pl.DataFrame] = field(default_factory=list)
+
+    def add(self, triples: pl.DataFrame, ip_domains: pl.DataFrame) -> None:
+        first, last = pl.col(D_FIRST).min(), pl.col(D_LAST).max()
+        self.address_devices.append(_devices_per(triples, S.REMOTE_IP, first, last))
+        self.address_processes.append(_distinct(triples, S.REMOTE_IP, S.PROCESS))
+        named = triples.select(S.REMOTE_IP, _DEVICE, S.PROCESS).join(ip_domains, on=S.REMOTE_IP)
+        self.domain_devices.append(_devices_per(named, D_DOMAIN))
+        self.domain_processes.append(_distinct(named, D_DOMAIN, S.PROCESS))
+        self.domain_addresses.append(_distinct(named, D_DOMAIN, S.REMOTE_IP))
+
+    def by_address(self) -> pl.DataFrame:
+        devices = (
+            pl.concat(self.address_devices)
+            .group_by(S.REMOTE_IP)
+            .agg(pl.col(D_DEVICES).sum(), pl.col(D_FIRST).min(), pl.col(D_LAST).max())
+        )
+        processes = _counted(self.address_processes, S.REMOTE_IP, D_PROCESSES)
+        return (
+            devices.join(processes, on=S.REMOTE_IP, how="left")
+            .select(
+                S.REMOTE_IP,
+                pl.col(D_DEVICES).cast(pl.UInt32),
+                pl.col(D_PROCESSES).fill_null(0),
+                D_FIRST,
+                D_LAST,
+            )
+            .sort(S.REMOTE_IP)
+        )
+
+    def by_domain(self) -> pl.DataFrame:
+        devices = (
+            pl.concat(self.domain_devices)
+            .group_by(D_DOMAIN)
+            .agg(pl.col(D_DEVICES).sum().cast(pl.UInt32))
+        )
+        processes = _counted(self.domain_processes, D_DOMAIN, D_PROCESSES)
+        addresses = _counted(self.domain_addresses, D_DOMAIN, D_ADDRESSES)
+        return (
+            devices.join(processes, on=D_DOMAIN, how="left")
+            .join(addresses, on=D_DOMAIN, how="left")
+            .select(
+                D_DOMAIN,
+                D_DEVICES,
+                pl.col(D_PROCESSES).fill_null(0),
+                pl.col(D_ADDRESSES).fill_null(0),
+            )
+            .sort(D_DOMAIN)
+        )
+
+
 class DestinationIndex:
     """Per-address and per-domain prevalence, built once per dataset.
 
-    "Devices" counts distinct device ids (device names when a source has no id);
-    a domain's figures cover every address any name of that registered domain was
-    seen for (RemoteUrl, DNS answers, HTTP Host, TLS SNI).
+    "Devices" counts distinct device names (ids, such as Zeek's originating address,
+    when a source has no name), as the scoring counts them; a domain's figures cover
+    every address any name of that registered domain was seen for (RemoteUrl, DNS
+    answers, HTTP Host, TLS SNI).
     """
 
     def __init__(self, dataset: PairContext, mmdb_path: Path | None = None) -> None:
         # Asked of everyone: a dataset opened as partitions holds no events in memory,
-        # and its figures are those of every partition (streamed), as the scoring's.
+        # and its figures are those of every partition, as the scoring's. Each
+        # partition is reduced to its (address, device, process) triples alone, and
+        # those to small counts: never every partition's triples at once.
         population = dataset.everyone()
-        talking = _talking_events(population.events)
-        self.by_ip = population.collect(
-            talking.group_by(S.REMOTE_IP)
-            .agg(
-                pl.col(_DEVICE).drop_nulls().n_unique().alias(D_DEVICES),
-                pl.col(S.PROCESS).drop_nulls().n_unique().alias(D_PROCESSES),
-                pl.col(S.TIMESTAMP).min().alias(D_FIRST),
-                pl.col(S.TIMESTAMP).max().alias(D_LAST),
-            )
-            .sort(S.REMOTE_IP)
-        )
         names = dataset.names_by_ip()
         exploded = names.explode("names").rename({"names": S.NAME})
         exploded = exploded.with_columns(registered_domains(exploded[S.NAME]).alias(D_DOMAIN))
@@ -235,18 +313,13 @@ class DestinationIndex:
             pl.col(S.NAME).drop_nulls().unique().sort().alias(D_NAMES),
             pl.col(D_DOMAIN).drop_nulls().unique().sort().alias(D_DOMAINS),
         )
-        ip_domains = exploded.select(pl.col(S.NAME_IP).alias(S.REMOTE_IP), D_DOMAIN).drop_nulls()
-        triples = talking.select(S.REMOTE_IP, _DEVICE, S.PROCESS).unique()
-        self.by_domain = population.collect(
-            triples.join(ip_domains.unique().lazy(), on=S.REMOTE_IP, how="inner")
-            .group_by(D_DOMAIN)
-            .agg(
-                pl.col(_DEVICE).drop_nulls().n_unique().alias(D_DEVICES),
-                pl.col(S.PROCESS).drop_nulls().n_unique().alias(D_PROCESSES),
-                pl.col(S.REMOTE_IP).n_unique().alias(D_ADDRESSES),
-            )
-            .sort(D_DOMAIN)
-        )
+        ip_domains = exploded.select(pl.col(S.NAME_IP).alias(S.REMOTE_IP), D_DOMAIN)
+        ip_domains = ip_domains.drop_nulls().unique()
+        tally = _Tally()
+        for triples in population.per_device(_talking_triples):
+            tally.add(triples, ip_domains)
+        self.by_ip = tally.by_address()
+        self.by_domain = tally.by_domain()
         self.window: tuple[datetime | None, datetime | None] = population.time_bounds()
         self._geo = GeoLookup(mmdb_path) if mmdb_path else None
 

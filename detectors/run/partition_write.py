@@ -236,6 +236,11 @@ class Partitions:
     def all_files(self) -> list[Path]:
         return sorted(self.directory.glob(f"file-*/{PARTITION}=*/*.parquet"))
 
+    def pieces(self) -> list[pl.LazyFrame]:
+        """Each partition's events, lazily (the partitions that hold any)."""
+        files = [self.part_files(number) for number in range(self.count)]
+        return [pl.scan_parquet(found) for found in files if found]
+
     def scan(self) -> pl.LazyFrame:
         files = self.all_files()
         if not files:

@@ -175,7 +175,7 @@ class Partitioned:
             dns=parts.dns,
             files=parts.files,
             warnings=[*parts.warnings, *parts.notes],
-            population=Population(parts.scan(), parts.names, streaming=True),
+            population=Population(parts.scan(), parts.names, streaming=True, pieces=parts.pieces()),
         )
 
     def hunts(

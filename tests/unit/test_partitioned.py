@@ -235,3 +235,38 @@ def test_detail_prevalence_of_partitions_is_that_of_the_whole_input(sample_refer
     assert_frame_equal(parts.by_ip, whole.by_ip)
     assert_frame_equal(parts.by_domain, whole.by_domain)
     assert parts.window == whole.window
+
+
+def test_detail_prevalence_counts_a_renamed_device_by_name_in_memory_and_on_partitions(
+    tmp_path,
+):
+    # One device id under two names (a renamed host) whose names hash to two partitions,
+    # and a second device: by name, as the scoring counts devices, that is three devices
+    # to the address (a.exe and b.exe: two processes), in memory and over partitions.
+    from detectors.rank.enrichment import DestinationIndex
+    from detectors.run.loop import prepare
+    from detectors.run.memory import InMemory
+
+    names = pl.DataFrame({S.DEVICE_NAME: ["ws-a", "ws-d", "ws-c"]})
+    homes = names.select(W.partition_key(2)).to_series().to_list()
+    assert homes[0] != homes[1]  # the two names of id-1 live in different partitions
+    rows = [HEADER]
+    for i in range(6):
+        name, device_id = [("ws-a", "id-1"), ("ws-d", "id-1"), ("ws-c", "id-3")][i % 3]
+        process = "b.exe" if name == "ws-c" else "a.exe"
+        stamp = kusto(START, 60 * i)
+        rows.append(
+            f"{stamp},{device_id},{name},ConnectionSuccess,8.8.8.8,443,,10.0.0.1,,{process}"
+        )
+    export = tmp_path / "renamed.csv"
+    export.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    whole = DestinationIndex(prepare(InMemory([str(export)], use_cache=False), placed()))
+    strategy = P.Partitioned(parts=P.write_partitions([export], tmp_path / "parts", 2))
+    try:
+        parts = DestinationIndex(prepare(strategy, placed()))
+    finally:
+        strategy.close()
+    for index in (whole, parts):
+        dest = index.describe("8.8.8.8")
+        assert (dest.devices_to_ip, dest.processes_to_ip) == (3, 2)
+    assert_frame_equal(parts.by_ip, whole.by_ip)

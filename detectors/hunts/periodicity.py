@@ -39,6 +39,7 @@ from detectors.base.progress import Progress
 from detectors.hunts.spec import register, register_stages
 from detectors.pairs.context import PairContext
 from detectors.pairs.index import P_CONNECTIONS, P_COUNT, P_FIRST, P_LAST, P_TS
+from detectors.pairs.population import DEVICE_KEY
 from detectors.pairs.table import build_pair_index
 from detectors.stats.periodogram import (
     KIND_UNIFORM,
@@ -418,7 +419,7 @@ def tested_pairs(dataset: PairContext, params: PeriodicityParams, progress: Prog
 
     found = pairs.select(
         pl.lit(NAME).alias(S.C_DETECTOR),
-        pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(S.C_DEVICE),
+        DEVICE_KEY.alias(S.C_DEVICE),
         pl.col(S.PROCESS).alias(S.C_PROCESS),
         pl.col(S.REMOTE_IP).alias(S.C_REMOTE_IP),
         pl.col(S.REMOTE_PORT).alias(S.C_REMOTE_PORT),

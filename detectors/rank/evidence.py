@@ -29,7 +29,7 @@ from detectors.base.domains import host_of, registered_domain, registered_domain
 from detectors.base.netclass import PUBLIC, ip_class_expr
 from detectors.pairs import icmp
 from detectors.pairs.context import PairContext
-from detectors.pairs.population import INPUT_ROW, Population
+from detectors.pairs.population import DEVICE_KEY, INPUT_ROW, Population
 from detectors.rank import infrastructure
 
 if sys.version_info >= (3, 11):
@@ -168,8 +168,7 @@ def device_keys_query(population: Population) -> pl.LazyFrame | None:
     """
     if population.streaming:
         return None
-    device = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID)
-    return population.events.select(device.cast(pl.Categorical).to_physical().alias(_DEV_KEY))
+    return population.events.select(DEVICE_KEY.cast(pl.Categorical).to_physical().alias(_DEV_KEY))
 
 
 def _placed_columns(population: Population) -> list[str]:
@@ -195,7 +194,7 @@ def outbound_events(population: Population, keys: pl.DataFrame | None = None) ->
     if keys is not None:
         events = pl.concat([events, keys.lazy()], how="horizontal")
     ev = events.filter(_outbound_rows(population)).select(
-        pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV),
+        DEVICE_KEY.alias(_DEV),
         *([] if keys is None else [_DEV_KEY]),
         *_EVENT_COLUMNS,
         *_placed_columns(population),
@@ -206,7 +205,7 @@ def outbound_events(population: Population, keys: pl.DataFrame | None = None) ->
 
 def candidate_events_query(population: Population, pairs: pl.DataFrame) -> pl.LazyFrame:
     """The outbound events of the given (device, address) pairs (``candidate_events``)."""
-    device = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV)
+    device = DEVICE_KEY.alias(_DEV)
     # The candidates' addresses first (a set test on one column): the device name is
     # then made, and the two-column join done, for their rows only, not every event's.
     addresses = pairs.get_column(S.REMOTE_IP).unique().implode()

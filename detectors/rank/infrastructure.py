@@ -21,6 +21,7 @@ import polars as pl
 
 from detectors.base import schema as S
 from detectors.base.errors import InputError
+from detectors.pairs.population import DEVICE_KEY
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -113,11 +114,10 @@ def resolvers_query(events: pl.LazyFrame, placed: bool, min_clients: int) -> pl.
     """Our DNS resolvers: internal addresses that ``min_clients`` of our hosts send DNS to."""
     if not placed:
         return pl.LazyFrame(schema={S.REMOTE_IP: pl.String()})
-    device = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID)
     return (
         events.filter((pl.col(S.DIRECTION) == S.DIR_INTERNAL) & (pl.col(S.REMOTE_PORT) == 53))
         .group_by(S.REMOTE_IP)
-        .agg(device.n_unique().alias("_clients"))
+        .agg(DEVICE_KEY.n_unique().alias("_clients"))
         .filter(pl.col("_clients") >= min_clients)
         .select(S.REMOTE_IP)
     )

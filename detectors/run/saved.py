@@ -23,6 +23,7 @@ import polars as pl
 from detectors.base import schema as S
 from detectors.base.errors import InputError
 from detectors.pairs.context import PairContext
+from detectors.pairs.population import DEVICE_KEY
 
 MARKER = "run.json"
 FORMAT = "beacon-triage-run"
@@ -46,7 +47,7 @@ def is_saved_run(path: str | Path) -> bool:
 
 def candidate_events(events: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
     """Events of the candidates' (device, remote address) pairs, in input order."""
-    device = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID).alias(_DEV)
+    device = DEVICE_KEY.alias(_DEV)
     pairs = candidates.select(
         pl.col(S.C_DEVICE).alias(_DEV), pl.col(S.C_REMOTE_IP).alias(S.REMOTE_IP)
     ).unique()

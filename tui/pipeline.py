@@ -384,10 +384,7 @@ class Pipeline:
         open's peak memory grew with the number of detectors)."""
         from detectors.run.partitioned import Partitioned
 
-        if not isinstance(self.strategy, Partitioned):
-            return False
-        self.strategy.threads = 2  # the detectors share each partition, two at a time
-        return True
+        return isinstance(self.strategy, Partitioned)
 
     def _start_together(
         self, run_id: int, dataset: PairContext, config: Config, names: Sequence[str]

@@ -96,8 +96,8 @@ class Population:
 
         A key is computed under a lock of its own: a thread asking another question is
         not kept waiting behind it (on disk one answer is a scan of every partition, and
-        the TUI's two hunt threads ask different things); a thread asking the same one
-        waits for that answer rather than computing it again.
+        the TUI's hunts and its detail pane's index ask different things); a thread
+        asking the same one waits for that answer rather than computing it again.
         """
         with self._lock:
             if key in self._answers:

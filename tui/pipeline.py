@@ -410,9 +410,11 @@ class Pipeline:
         Each row shows the run's progress over the partitions (the strategy's own
         reports) and its detector's latest message; a detector's message goes to its
         row alone (its fraction is within one partition, so the row keeps the run's).
+        Each stage is throttled on its own: the detectors' many messages must not
+        crowd out the pass's one per partition, which every row shows.
         """
         left = list(names)
-        last = [0.0]
+        last: dict[str, float] = {}
         overall = [0.0]
 
         def report(stage: str, fraction: float, message: str) -> None:
@@ -420,9 +422,9 @@ class Pipeline:
             if not own:
                 overall[0] = fraction
             now = self.clock()
-            if now - last[0] < _REPORT_EVERY and fraction < 1.0:
+            if now - last.get(stage, -_REPORT_EVERY) < _REPORT_EVERY and fraction < 1.0:
                 return
-            last[0] = now
+            last[stage] = now
             text = f"{stage}: {message}" if message else stage
             for name in [stage] if own else list(left):
                 self._stage(detector_key(name), overall[0], text)

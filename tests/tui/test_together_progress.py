@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import polars as pl
+import pytest
 
 from detectors.base.errors import Cancelled
 from detectors.base.progress import Progress
@@ -106,4 +107,34 @@ def test_a_cancelled_job_reports_every_detector_cancelled_and_no_outcome():
     assert [(key, status) for key, _, _, status in _rows(recorder)] == [
         ("detector:intervals", ST.CANCELLED),
         ("detector:periodicity", ST.CANCELLED),
+    ]
+
+
+class _Chatty(_TwoPartitions):
+    """A detector reporting many times a second between the pass's reports."""
+
+    def hunts(
+        self, context: Any, config: Any, names: Sequence[str], progress: Progress
+    ) -> Iterator[DetectorOutcome]:
+        for partition in range(3):
+            progress.report("detect", partition / 3, f"partition {partition + 1}")
+            for _ in range(15):  # 0.15 s of messages: more than the throttle
+                progress.report("periodicity", 0.5, "scoring")
+        yield from super().hunts(context, config, [], progress)
+
+
+def test_a_detectors_messages_do_not_hold_back_the_pass_progress_of_the_others():
+    recorder = _Recorder()
+    ticks = iter(range(1000))  # 0.01 s between reports: the detector's are throttled
+    pipeline = Pipeline(recorder, clock=lambda: next(ticks) / 100)  # type: ignore[arg-type]
+    pipeline.strategy = _Chatty()  # type: ignore[assignment]
+    progress = pipeline._new_progress(detector_key(""))
+    pipeline._together_job(1, ["dns_beacons", "periodicity"], None, None, progress)  # type: ignore[arg-type]
+    quiet = [(f, t) for key, f, t, _ in _rows(recorder) if key == "detector:dns_beacons"]
+    # Every partition reaches the row of a detector with nothing to say, however often
+    # another detector speaks in between.
+    assert quiet[:3] == [
+        (0.0, "detect: partition 1"),
+        (pytest.approx(1 / 3), "detect: partition 2"),
+        (pytest.approx(2 / 3), "detect: partition 3"),
     ]

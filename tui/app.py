@@ -194,7 +194,7 @@ class BeaconTriageApp(CurationApp):
         self.main_screen.header = HeaderInfo(
             source=self._source_text(),
             sample=self.sample,
-            events=event_count(self.dataset) if self.dataset is not None else None,
+            events=event_count(self.dataset, ask=False) if self.dataset is not None else None,
             candidates=self.candidates.height if self.dataset is not None else None,
             status=self._status,
             marks=self.header_marks(),

@@ -67,11 +67,16 @@ DEFAULT_CHART_ACTIONS = (S.ACTION_SUCCESS, S.ACTION_REQUEST, S.ACTION_FAILED)
 _REPORT_EVERY = 0.1  # seconds between progress messages from one step
 
 
-def event_count(dataset: PairContext) -> int:
+def event_count(dataset: PairContext, ask: bool = True) -> int | None:
     """The input's events: the rows in memory, or for input opened as partitions (no
-    rows in memory) the population's count from the Parquet footers, asked once."""
+    rows in memory) the population's count from the Parquet footers, asked once.
+    ``ask=False`` (the UI thread, which must not wait for a disk): only a count already
+    known, else None."""
     if dataset.events.height == 0 and dataset.population is not None:
-        return dataset.population.event_count()
+        if ask:
+            return dataset.population.event_count()
+        known: int | None = dataset.population.known("events")
+        return known
     return dataset.events.height
 
 
@@ -444,6 +449,7 @@ class Pipeline:
             for name in left:
                 self._stage(detector_key(name), 0.0, str(exc), ST.FAILED)
                 self._post(DetectorFailed(run_id, name, str(exc)))
+        event_count(dataset)  # counted here if placing again replaced the population
         # The outcomes go out together: they come within a second of each other (each
         # hunt's last step, after the last partition), and the app merges once, after
         # the last, instead of for the first alone and again for all (a merge at 100M

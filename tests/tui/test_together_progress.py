@@ -12,12 +12,16 @@ from typing import Any
 import polars as pl
 import pytest
 
+from detectors.base import schema as S
 from detectors.base.errors import Cancelled
 from detectors.base.progress import Progress
+from detectors.pairs.context import PairContext
 from detectors.run.outcome import DetectorOutcome
 from tui import stages as ST
 from tui.messages import DetectorFinished, StageChanged
 from tui.pipeline import Pipeline, detector_key
+
+_NO_EVENTS = PairContext(events=S.empty_events())
 
 
 class _Recorder:
@@ -58,7 +62,7 @@ def test_each_detector_row_ends_done_and_shows_only_its_own_messages():
     pipeline = Pipeline(recorder, clock=lambda: float(next(ticks)))  # type: ignore[arg-type]
     pipeline.strategy = _TwoPartitions()  # type: ignore[assignment]
     progress = pipeline._new_progress(detector_key(""))
-    pipeline._together_job(1, ["intervals", "periodicity"], None, None, progress)  # type: ignore[arg-type]
+    pipeline._together_job(1, ["intervals", "periodicity"], _NO_EVENTS, None, progress)  # type: ignore[arg-type]
     rows = _rows(recorder)
     intervals = [r for r in rows if r[0] == "detector:intervals"]
     periodicity = [r for r in rows if r[0] == "detector:periodicity"]
@@ -102,7 +106,7 @@ def test_a_cancelled_job_reports_every_detector_cancelled_and_no_outcome():
     pipeline = Pipeline(recorder)  # type: ignore[arg-type]
     pipeline.strategy = _CancelledAfterOne()  # type: ignore[assignment]
     progress = pipeline._new_progress(detector_key(""))
-    pipeline._together_job(1, ["intervals", "periodicity"], None, None, progress)  # type: ignore[arg-type]
+    pipeline._together_job(1, ["intervals", "periodicity"], _NO_EVENTS, None, progress)  # type: ignore[arg-type]
     assert not [m for m in recorder.messages if isinstance(m, DetectorFinished)]
     assert [(key, status) for key, _, _, status in _rows(recorder)] == [
         ("detector:intervals", ST.CANCELLED),
@@ -129,7 +133,7 @@ def test_a_detectors_messages_do_not_hold_back_the_pass_progress_of_the_others()
     pipeline = Pipeline(recorder, clock=lambda: next(ticks) / 100)  # type: ignore[arg-type]
     pipeline.strategy = _Chatty()  # type: ignore[assignment]
     progress = pipeline._new_progress(detector_key(""))
-    pipeline._together_job(1, ["dns_beacons", "periodicity"], None, None, progress)  # type: ignore[arg-type]
+    pipeline._together_job(1, ["dns_beacons", "periodicity"], _NO_EVENTS, None, progress)  # type: ignore[arg-type]
     quiet = [(f, t) for key, f, t, _ in _rows(recorder) if key == "detector:dns_beacons"]
     # Every partition reaches the row of a detector with nothing to say, however often
     # another detector speaks in between.

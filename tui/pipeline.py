@@ -72,10 +72,11 @@ def event_count(dataset: PairContext, ask: bool = True) -> int | None:
     rows in memory) the population's count from the Parquet footers, asked once.
     ``ask=False`` (the UI thread, which must not wait for a disk): only a count already
     known, else None."""
-    if dataset.events.height == 0 and dataset.population is not None:
+    population = dataset.population
+    if population is not None and population.pieces is not None:  # on disk
         if ask:
-            return dataset.population.event_count()
-        known: int | None = dataset.population.known("events")
+            return population.event_count()
+        known: int | None = population.known("events")
         return known
     return dataset.events.height
 

@@ -194,24 +194,16 @@ class Destination:
     geo: dict[str, str] = field(default_factory=dict)
 
 
-def _talking_events(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Every event with a remote address (a listening socket has none worth counting)."""
-    return events.filter(
-        pl.col(S.REMOTE_IP).is_not_null() & pl.col(S.ACTION).ne_missing(pl.lit(S.ACTION_LISTENING))
-    ).select(
-        pl.col(S.REMOTE_IP),
-        DEVICE_KEY.alias(_DEVICE),
-        pl.col(S.PROCESS),
-        pl.col(S.TIMESTAMP),
-    )
-
-
 def _talking_triples(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Each distinct (address, device, process) that talked, and its first and last time:
-    every figure of the index follows from these, whatever the number of events."""
+    """Each distinct (address, device, process) of the events with a remote address (a
+    listening socket has none worth counting), and its first and last time: every figure
+    of the index follows from these, whatever the number of events."""
+    talking = pl.col(S.REMOTE_IP).is_not_null() & pl.col(S.ACTION).ne_missing(
+        pl.lit(S.ACTION_LISTENING)
+    )
     return (
-        _talking_events(events)
-        .group_by(S.REMOTE_IP, _DEVICE, S.PROCESS)
+        events.filter(talking)
+        .group_by(S.REMOTE_IP, DEVICE_KEY.alias(_DEVICE), S.PROCESS)
         .agg(pl.col(S.TIMESTAMP).min().alias(D_FIRST), pl.col(S.TIMESTAMP).max().alias(D_LAST))
     )
 

@@ -119,6 +119,18 @@ def test_destination_counts_devices_processes_and_the_domain_across_addresses():
     assert index.window == (T0, T0 + timedelta(seconds=120))
 
 
+def test_partitions_without_an_event_give_empty_prevalence_tables():
+    # Input opened as partitions where no partition holds an event (every row was
+    # dropped): the index is asked of the (empty) events, not of no partition at all.
+    from detectors.pairs.population import Population
+
+    empty = S.empty_events()
+    population = Population(empty.lazy(), streaming=True, pieces=[])
+    index = DestinationIndex(PairContext(events=empty, population=population))
+    assert (index.by_ip.height, index.by_domain.height) == (0, 0)
+    assert index.describe("8.8.4.4").devices_to_ip == 0
+
+
 def test_an_unknown_address_is_described_without_failing():
     dest = DestinationIndex(_prevalence_data()).describe("10.1.2.3")
     assert dest.ip_class == "Private"

@@ -74,10 +74,7 @@ def event_count(dataset: PairContext, ask: bool = True) -> int | None:
     known, else None."""
     population = dataset.population
     if population is not None and population.pieces is not None:  # on disk
-        if ask:
-            return population.event_count()
-        known: int | None = population.known("events")
-        return known
+        return population.event_count() if ask else population.known_event_count()
     return dataset.events.height
 
 

@@ -40,6 +40,7 @@ from detectors.base.progress import Progress
 from detectors.hunts.spec import register, register_stages
 from detectors.pairs.context import PairContext
 from detectors.pairs.index import lists_from_lengths
+from detectors.pairs.population import DEVICE_KEY
 from detectors.stats.kusto import series_decompose_anomalies
 
 NAME = "aggregated"
@@ -201,7 +202,7 @@ def hourly_series(rows: pl.DataFrame, bin_every: str = "1h") -> pl.DataFrame:
     all groups (numpy). Grouping by (key, bin) first and by key again hashed every
     report's strings twice, for bins that are almost all distinct already.
     """
-    device = pl.coalesce(pl.col(S.DEVICE_NAME), pl.col(S.DEVICE_ID)).alias(S.C_DEVICE)
+    device = DEVICE_KEY.alias(S.C_DEVICE)
     key = [S.C_DEVICE, S.PROCESS, S.REMOTE_IP]
     if rows.height == 0 or rows.get_column(S.TIMESTAMP).null_count():  # null: a bin of its own
         return _hourly_series_grouped(rows.lazy().with_columns(device), key, bin_every)

@@ -44,6 +44,7 @@ from detectors.base.progress import Progress
 from detectors.hunts.spec import register, register_stages
 from detectors.pairs.context import PairContext
 from detectors.pairs.index import P_ACTIONS, P_CONNECTIONS, P_COUNT, P_DELTAS, P_FIRST, P_LAST, P_TS
+from detectors.pairs.population import DEVICE_KEY
 from detectors.pairs.table import build_pair_index, empty_index
 from detectors.stats.kusto import (
     flatten_lists,
@@ -397,7 +398,7 @@ def _to_output(pairs: pl.DataFrame, params: IntervalParams) -> pl.DataFrame:
     order = [S.C_JITTER, E_MEAN, S.DEVICE_NAME, S.DEVICE_ID, S.ACCOUNT, S.PROCESS]
     out = pairs.sort([*order, S.REMOTE_IP, S.REMOTE_PORT], nulls_last=True).select(
         pl.lit(NAME).alias(S.C_DETECTOR),
-        pl.coalesce(pl.col(S.DEVICE_NAME), pl.col(S.DEVICE_ID)).alias(S.C_DEVICE),
+        DEVICE_KEY.alias(S.C_DEVICE),
         pl.col(S.PROCESS).alias(S.C_PROCESS),
         pl.col(S.REMOTE_IP).alias(S.C_REMOTE_IP),
         pl.col(S.REMOTE_PORT).alias(S.C_REMOTE_PORT),

@@ -31,6 +31,7 @@ INPUT_ROW = "__input_row"
 # Who a device is, wherever devices are counted: its name, else its id (Zeek: the
 # originating address). Partitions are keyed by the name, so one device is in one.
 DEVICE_KEY = pl.coalesce(S.DEVICE_NAME, S.DEVICE_ID)
+_EVENT_COUNT = "events"  # ``remember`` key of ``event_count``
 
 
 class Population:
@@ -137,8 +138,13 @@ class Population:
         def compute() -> int:
             return int(self.collect(self.events.select(pl.len())).item())
 
-        result: int = self.remember("events", compute)
+        result: int = self.remember(_EVENT_COUNT, compute)
         return result
+
+    def known_event_count(self) -> int | None:
+        """The event count if it was already counted, else None (never reads a disk)."""
+        known: int | None = self.known(_EVENT_COUNT)
+        return known
 
     def span_seconds(self) -> float:
         """Seconds from the first to the last event (0 without events)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +17,15 @@ from detectors.base import schema as S
 from detectors.base.config import NetworkSettings
 from detectors.base.progress import NULL_PROGRESS, Progress
 from detectors.load import _without_duplicates
-from detectors.pairs.network import apply, apply_links, decide, link, link_rows, no_links
+from detectors.pairs.network import (
+    Links,
+    apply,
+    apply_links,
+    decide,
+    link,
+    link_rows,
+    no_links,
+)
 from detectors.pairs.population import INPUT_ROW
 from detectors.run.partition_write import PARTITION, Partitions, partition_key
 
@@ -80,9 +89,7 @@ def place_partitions(
     def rows_to_link(number: int) -> pl.DataFrame:
         return link_rows(placed(number)[0], decisions, INPUT_ROW)
 
-    links = no_links(decisions)
-
-    def write(number: int) -> tuple[int, int]:
+    def write(number: int, links: Links) -> tuple[int, int]:
         """Partition ``number`` placed, linked and written; its repeats and outside rows."""
         events, dropped, outside = placed(number)
         events = apply_links(events, links, INPUT_ROW)
@@ -93,12 +100,14 @@ def place_partitions(
         return dropped, outside
 
     external_only = duplicates = 0
+    links = no_links(decisions)
     with ThreadPoolExecutor(PLACING_THREADS, thread_name_prefix="placing") as pool:
         if decisions.from_proxy:  # the rows a proxy's egress is linked by, from every partition
             rows = pl.concat(pool.map(rows_to_link, range(parts.count))).sort(INPUT_ROW)
             links = link(rows, parts.app, decisions, INPUT_ROW)
             del rows
-        for done, (dropped, outside) in enumerate(pool.map(write, range(parts.count)), 1):
+        written = pool.map(partial(write, links=links), range(parts.count))
+        for done, (dropped, outside) in enumerate(written, 1):
             progress.report("load", done / parts.count, f"placed partition {done}")
             duplicates, external_only = duplicates + dropped, external_only + outside
     return dataclasses.replace(
